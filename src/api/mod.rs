@@ -1,0 +1,27 @@
+//! The custom resources of `sipoperator.io/v1alpha1`: one file per kind, plus the small types
+//! they share. Everything the API server can check (patterns, bounds, immutability, "exactly one
+//! of") lives in the schema here, so bad input is refused at `kubectl apply` time.
+
+mod patterns;
+mod secret_key_ref;
+mod sip_domain;
+mod sip_profile;
+mod sip_user;
+
+pub use patterns::{DNS_SUBDOMAIN_PATTERN, FEATURE_NAME_PATTERN, FQDN_PATTERN, SIP_USER_PATTERN};
+pub use secret_key_ref::SecretKeyRef;
+pub use sip_domain::{
+    CharacterSet, DigestAlgorithm, KamailioRegistrar, PasswordPolicy, RegistrarEndpointStatus,
+    RegistrarSpec, ServiceRef, SipDomain, SipDomainSpec, SipDomainStatus,
+};
+pub use sip_profile::{SipProfile, SipProfileSpec, SipProfileStatus};
+pub use sip_user::{
+    CredentialsSpec, GeneratedPassword, RegistrationStatus, SipUser, SipUserSpec, SipUserStatus,
+};
+
+/// The API group of every kind this operator serves.
+pub const GROUP: &str = "sipoperator.io";
+/// The one served and stored version.
+pub const VERSION: &str = "v1alpha1";
+/// `kubectl get sip` lists all three kinds.
+pub const CATEGORY: &str = "sip";

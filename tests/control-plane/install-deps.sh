@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what the control-plane scripts need beyond Go and kubectl, idempotently.
+set -euo pipefail
+need=()
+command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl)
+command -v python3 >/dev/null || need+=(python3)
+command -v flock >/dev/null || need+=(util-linux)
+[ ${#need[@]} -eq 0 ] && exit 0
+echo "install-deps.sh: installing ${need[*]}" >&2
+sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd=sudo
+$sudo_cmd apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null

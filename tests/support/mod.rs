@@ -1,0 +1,40 @@
+//! Test harness shared by the integration tests: one real control plane per test run, the
+//! CRDs installed once, and a namespace of its own for every test so tests run in parallel.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod control_plane;
+pub mod kubectl;
+pub mod namespace;
+
+pub use control_plane::ControlPlane;
+pub use kubectl::Kubectl;
+pub use namespace::TestNamespace;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The repository root (where Cargo.toml is).
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `repo_root()/rel`.
+pub fn repo_path(rel: &str) -> PathBuf {
+    repo_root().join(rel)
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
