@@ -8,13 +8,16 @@ mod sip_domain;
 mod sip_profile;
 mod sip_user;
 
+#[cfg(test)]
+mod defaults_tests;
+
 pub use patterns::{DNS_SUBDOMAIN_PATTERN, FEATURE_NAME_PATTERN, FQDN_PATTERN, SIP_USER_PATTERN};
 pub use secret_key_ref::SecretKeyRef;
 pub use sip_domain::{
     CharacterSet, DigestAlgorithm, KamailioRegistrar, PasswordPolicy, RegistrarEndpointStatus,
     RegistrarSpec, ServiceRef, SipDomain, SipDomainSpec, SipDomainStatus,
 };
-pub use sip_profile::{SipProfile, SipProfileSpec, SipProfileStatus};
+pub use sip_profile::{DEFAULT_MAX_CONTACTS, SipProfile, SipProfileSpec, SipProfileStatus};
 pub use sip_user::{
     CredentialsSpec, GeneratedPassword, RegistrationStatus, SipUser, SipUserSpec, SipUserStatus,
 };

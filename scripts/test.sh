@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what the tests need, builds the real
+# control plane once (cached outside the repo), starts one for the run, runs every test
+# (unit, API, integration) against it, and stops exactly what it started.
+#   scripts/test.sh [cargo test args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for tool in cargo go kubectl; do
+  command -v "$tool" >/dev/null || { echo "scripts/test.sh: $tool is required but not on PATH" >&2; exit 1; }
+done
+tests/control-plane/install-deps.sh
+
+state=$(mktemp -d "${TMPDIR:-/tmp}/sip-operator-test.XXXXXX")
+trap 'tests/control-plane/stop.sh "$state" --purge' EXIT
+tests/control-plane/start.sh "$state" --owner-pid $$
+export SIP_OPERATOR_TEST_CONTROL_PLANE=$state
+
+cargo test --locked "$@"
