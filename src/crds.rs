@@ -23,5 +23,8 @@ pub fn files() -> Result<Vec<(String, String)>, serde_yaml::Error> {
 
 /// All CRDs as one multi-document YAML stream.
 pub fn all_yaml() -> Result<String, serde_yaml::Error> {
-    Ok(files()?.into_iter().map(|(_, yaml)| format!("---\n{yaml}")).collect())
+    Ok(files()?
+        .into_iter()
+        .map(|(_, yaml)| format!("---\n{yaml}"))
+        .collect())
 }

@@ -4,7 +4,10 @@ fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("--version") | Some("-V") => println!("sip-operator {}", env!("CARGO_PKG_VERSION")),
         _ => {
-            eprintln!("sip-operator {}: the controller is not implemented yet", env!("CARGO_PKG_VERSION"));
+            eprintln!(
+                "sip-operator {}: the controller is not implemented yet",
+                env!("CARGO_PKG_VERSION")
+            );
             std::process::exit(2);
         }
     }

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 #[test]
 fn committed_crds_match_crdgen_output() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
-    let generated: BTreeMap<String, String> = sip_operator::crds::files().expect("render CRDs").into_iter().collect();
+    let generated: BTreeMap<String, String> = sip_operator::crds::files()
+        .expect("render CRDs")
+        .into_iter()
+        .collect();
     let committed: BTreeMap<String, String> = std::fs::read_dir(&dir)
         .expect("read crds/")
         .map(|e| e.expect("dir entry").path())

@@ -13,28 +13,49 @@ fn run_local_applies_the_examples_and_stops_cleanly() {
             .output()
             .expect("run scripts/run-local.sh");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "run-local.sh {arg:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "run-local.sh {arg:?} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         stdout
     };
     let up = run(None);
     let pids = std::fs::read_to_string(state.join("control-plane/pids")).expect("pids file");
     let down_guard = scopeguard(|| {
-        let _ = Command::new(root.join("scripts/run-local.sh")).arg("down").env("SIP_OPERATOR_LOCAL_DIR", &state).status();
+        let _ = Command::new(root.join("scripts/run-local.sh"))
+            .arg("down")
+            .env("SIP_OPERATOR_LOCAL_DIR", &state)
+            .status();
     });
-    for want in ["sipdomain.sipoperator.io/acme", "sipprofile.sipoperator.io/supervisor", "sipuser.sipoperator.io/alice", "sipuser.sipoperator.io/berlin-hotline"] {
+    for want in [
+        "sipdomain.sipoperator.io/acme",
+        "sipprofile.sipoperator.io/supervisor",
+        "sipuser.sipoperator.io/alice",
+        "sipuser.sipoperator.io/berlin-hotline",
+    ] {
         assert!(up.contains(want), "run-local output lacks {want}:\n{up}");
     }
     // Idempotent: a second run reuses the control plane.
     run(None);
-    assert_eq!(std::fs::read_to_string(state.join("control-plane/pids")).expect("pids file"), pids);
+    assert_eq!(
+        std::fs::read_to_string(state.join("control-plane/pids")).expect("pids file"),
+        pids
+    );
 
     drop(down_guard);
     for line in pids.lines() {
         let pid = line.split_whitespace().nth(1).expect("pid");
         // Gone, or a zombie waiting for its reaper: either way no longer running.
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat.rsplit(") ").next().and_then(|rest| rest.split_whitespace().next());
-        assert!(matches!(state, None | Some("Z") | Some("X")), "process {line} still runs after down: {stat}");
+        let state = stat
+            .rsplit(") ")
+            .next()
+            .and_then(|rest| rest.split_whitespace().next());
+        assert!(
+            matches!(state, None | Some("Z") | Some("X")),
+            "process {line} still runs after down: {stat}"
+        );
     }
 }
 

@@ -17,20 +17,30 @@ fn schema_default<K: CustomResourceExt>(path: &str) -> Value {
 
 #[test]
 fn domain_defaults_match_the_schema() {
-    let spec: SipDomainSpec = serde_json::from_value(json!({"domain": "a.example.com"})).expect("minimal domain");
+    let spec: SipDomainSpec =
+        serde_json::from_value(json!({"domain": "a.example.com"})).expect("minimal domain");
     let as_json = serde_json::to_value(&spec).expect("to JSON");
     for field in ["passwordPolicy", "digestAlgorithms"] {
         assert_eq!(as_json[field], schema_default::<SipDomain>(field), "{field}");
     }
-    assert_eq!(as_json["passwordPolicy"], json!({"length": 32, "characterSet": "Alphanumeric"}));
+    assert_eq!(
+        as_json["passwordPolicy"],
+        json!({"length": 32, "characterSet": "Alphanumeric"})
+    );
     assert_eq!(as_json["digestAlgorithms"], json!(["MD5"]));
-    assert_eq!(spec.realm, None, "realm falls back to the domain at use, not in the stored spec");
+    assert_eq!(
+        spec.realm, None,
+        "realm falls back to the domain at use, not in the stored spec"
+    );
 }
 
 #[test]
 fn profile_defaults_match_the_schema() {
     let spec: SipProfileSpec = serde_json::from_value(json!({})).expect("minimal profile");
-    assert_eq!(json!(spec.max_contacts), schema_default::<SipProfile>("maxContacts"));
+    assert_eq!(
+        json!(spec.max_contacts),
+        schema_default::<SipProfile>("maxContacts")
+    );
     assert_eq!(spec.max_contacts, super::sip_profile::DEFAULT_MAX_CONTACTS);
     assert_eq!(spec.capacity, None, "no capacity means unlimited");
 }
@@ -40,7 +50,10 @@ fn user_defaults_match_the_schema() {
     let spec: SipUserSpec = serde_json::from_value(json!({"domainRef": "acme"})).expect("minimal user");
     assert_eq!(json!(spec.enabled), schema_default::<SipUser>("enabled"));
     assert!(spec.enabled);
-    assert_eq!(serde_json::to_value(&spec.credentials).expect("to JSON"), schema_default::<SipUser>("credentials"));
+    assert_eq!(
+        serde_json::to_value(&spec.credentials).expect("to JSON"),
+        schema_default::<SipUser>("credentials")
+    );
     assert_eq!(spec.credentials.generated, None);
     assert_eq!(spec.credentials.password_secret_ref, None);
 }
@@ -48,5 +61,8 @@ fn user_defaults_match_the_schema() {
 #[test]
 fn digest_algorithm_names_are_the_rfc_spellings() {
     use super::DigestAlgorithm::*;
-    assert_eq!(serde_json::to_value([Md5, Sha256]).expect("to JSON"), json!(["MD5", "SHA-256"]));
+    assert_eq!(
+        serde_json::to_value([Md5, Sha256]).expect("to JSON"),
+        json!(["MD5", "SHA-256"])
+    );
 }

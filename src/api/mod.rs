@@ -4,8 +4,13 @@
 
 mod patterns;
 mod secret_key_ref;
+// Several `printcolumn(..)` entries repeat `type_ = ".."`, which clippy mistakes for a
+// duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 mod sip_domain;
+#[allow(clippy::duplicated_attributes)]
 mod sip_profile;
+#[allow(clippy::duplicated_attributes)]
 mod sip_user;
 
 #[cfg(test)]
@@ -14,8 +19,8 @@ mod defaults_tests;
 pub use patterns::{DNS_SUBDOMAIN_PATTERN, FEATURE_NAME_PATTERN, FQDN_PATTERN, SIP_USER_PATTERN};
 pub use secret_key_ref::SecretKeyRef;
 pub use sip_domain::{
-    CharacterSet, DigestAlgorithm, KamailioRegistrar, PasswordPolicy, RegistrarEndpointStatus,
-    RegistrarSpec, ServiceRef, SipDomain, SipDomainSpec, SipDomainStatus,
+    CharacterSet, DigestAlgorithm, KamailioRegistrar, PasswordPolicy, RegistrarEndpointStatus, RegistrarSpec,
+    ServiceRef, SipDomain, SipDomainSpec, SipDomainStatus,
 };
 pub use sip_profile::{DEFAULT_MAX_CONTACTS, SipProfile, SipProfileSpec, SipProfileStatus};
 pub use sip_user::{

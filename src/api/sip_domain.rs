@@ -13,10 +13,29 @@ use serde::{Deserialize, Serialize};
     shortname = "sipd",
     category = "sip",
     doc = "A SIP domain (for example acme.sip.example.com): its digest realm, the registrar its users are pushed to, and the policies every SipUser in it follows.",
-    printcolumn(name = "Domain", type_ = "string", json_path = ".spec.domain", description = "SIP domain FQDN"),
-    printcolumn(name = "Users", type_ = "integer", json_path = ".status.users", description = "SipUsers admitted in this domain"),
-    printcolumn(name = "Registered", type_ = "integer", json_path = ".status.registeredUsers", description = "Users with at least one registered device"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Domain",
+        type_ = "string",
+        json_path = ".spec.domain",
+        description = "SIP domain FQDN"
+    ),
+    printcolumn(
+        name = "Users",
+        type_ = "integer",
+        json_path = ".status.users",
+        description = "SipUsers admitted in this domain"
+    ),
+    printcolumn(
+        name = "Registered",
+        type_ = "integer",
+        json_path = ".status.registeredUsers",
+        description = "Users with at least one registered device"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -76,7 +95,9 @@ fn default_digest_algorithms() -> Vec<DigestAlgorithm> {
 }
 
 /// A digest algorithm for SIP authentication.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub enum DigestAlgorithm {
     /// RFC 2617 / RFC 3261 MD5 digest.
     #[serde(rename = "MD5")]
@@ -101,7 +122,10 @@ pub struct PasswordPolicy {
 
 impl Default for PasswordPolicy {
     fn default() -> Self {
-        Self { length: default_password_length(), character_set: CharacterSet::default() }
+        Self {
+            length: default_password_length(),
+            character_set: CharacterSet::default(),
+        }
     }
 }
 
@@ -139,7 +163,10 @@ pub struct KamailioRegistrar {
     pub service: Option<ServiceRef>,
     /// Fixed JSON-RPC URLs, e.g. `http://kamailio.voip.svc:5071/RPC`; each gets every user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 16), inner(length(max = 2048), regex(pattern = "^https?://[^\\s]+$")))]
+    #[schemars(
+        length(min = 1, max = 16),
+        inner(length(max = 2048), regex(pattern = "^https?://[^\\s]+$"))
+    )]
     #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
     pub urls: Option<Vec<String>>,
     /// Secret key holding a bearer token the operator sends on every RPC call and the

@@ -13,10 +13,24 @@ use serde::{Deserialize, Serialize};
     shortname = "sipp",
     category = "sip",
     doc = "A SIP profile: a group of SipUsers sharing feature flags, a barge group and registration limits, with a capacity that caps how many users may use it.",
-    printcolumn(name = "Users", type_ = "integer", json_path = ".status.users", description = "SipUsers admitted to the profile"),
-    printcolumn(name = "Capacity", type_ = "integer", json_path = ".spec.capacity", description = "Maximum number of users (empty: unlimited)"),
+    printcolumn(
+        name = "Users",
+        type_ = "integer",
+        json_path = ".status.users",
+        description = "SipUsers admitted to the profile"
+    ),
+    printcolumn(
+        name = "Capacity",
+        type_ = "integer",
+        json_path = ".spec.capacity",
+        description = "Maximum number of users (empty: unlimited)"
+    ),
     printcolumn(name = "Flags", type_ = "string", json_path = ".spec.flags", priority = 1),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]

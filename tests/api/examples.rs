@@ -12,14 +12,19 @@ pub fn example_files() -> Vec<std::path::PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 6, "examples/ should hold a domain, two profiles and several users");
+    assert!(
+        files.len() >= 6,
+        "examples/ should hold a domain, two profiles and several users"
+    );
     files
 }
 
 /// Applies every example into `ns` with server-side apply, as `kubectl apply --server-side` would.
 pub fn apply_examples(ns: &TestNamespace) {
     for file in example_files() {
-        ns.kubectl(&["apply", "--server-side", "--field-manager=gitops", "-f"]).arg(&file).ok();
+        ns.kubectl(&["apply", "--server-side", "--field-manager=gitops", "-f"])
+            .arg(&file)
+            .ok();
     }
 }
 
@@ -29,7 +34,11 @@ fn assert_subset(path: &str, want: &Value, got: &Value) {
         (Value::Object(w), Value::Object(g)) => {
             for (k, v) in w {
                 let child = format!("{path}.{k}");
-                assert_subset(&child, v, g.get(k).unwrap_or_else(|| panic!("{child} missing after apply")));
+                assert_subset(
+                    &child,
+                    v,
+                    g.get(k).unwrap_or_else(|| panic!("{child} missing after apply")),
+                );
             }
         }
         _ => assert_eq!(want, got, "{path} read back differently"),
@@ -51,7 +60,11 @@ async fn every_example_applies_and_reads_back() {
             let got: Value = serde_json::from_str(&json).expect("kubectl get -o json");
             let section = if kind == "secret" { "stringData" } else { "spec" };
             if section == "spec" {
-                assert_subset(&format!("{}/{name}.spec", file.display()), &doc["spec"], &got["spec"]);
+                assert_subset(
+                    &format!("{}/{name}.spec", file.display()),
+                    &doc["spec"],
+                    &got["spec"],
+                );
             }
         }
     }
@@ -66,14 +79,30 @@ async fn every_example_applies_and_reads_back() {
     assert_eq!(hotline.spec.username.as_deref(), Some("+4930123456"));
     assert!(!users.get("bob").await.expect("get bob").spec.enabled);
     let carol = users.get("carol").await.expect("get carol");
-    let source = carol.spec.credentials.password_secret_ref.expect("carol imports her password");
-    assert_eq!((source.name.as_str(), source.key.as_str()), ("carol-password", "password"));
+    let source = carol
+        .spec
+        .credentials
+        .password_secret_ref
+        .expect("carol imports her password");
+    assert_eq!(
+        (source.name.as_str(), source.key.as_str()),
+        ("carol-password", "password")
+    );
 
-    let domain = Api::<SipDomain>::namespaced(client.clone(), &ns.name).get("acme").await.expect("get acme");
-    assert_eq!(domain.spec.digest_algorithms, vec![sip_operator::api::DigestAlgorithm::Md5]);
+    let domain = Api::<SipDomain>::namespaced(client.clone(), &ns.name)
+        .get("acme")
+        .await
+        .expect("get acme");
+    assert_eq!(
+        domain.spec.digest_algorithms,
+        vec![sip_operator::api::DigestAlgorithm::Md5]
+    );
     assert_eq!(domain.spec.password_policy.length, 32);
 
-    let supervisor = Api::<SipProfile>::namespaced(client, &ns.name).get("supervisor").await.expect("get supervisor");
+    let supervisor = Api::<SipProfile>::namespaced(client, &ns.name)
+        .get("supervisor")
+        .await
+        .expect("get supervisor");
     assert!(supervisor.spec.flags.iter().any(|f| f == "barge"));
     assert_eq!(supervisor.spec.barge_group.as_deref(), Some("support_floor"));
 }
@@ -94,7 +123,10 @@ async fn server_fills_schema_defaults() {
     };
     let domain = get("sipdomain");
     assert_eq!(domain["spec"]["digestAlgorithms"], serde_json::json!(["MD5"]));
-    assert_eq!(domain["spec"]["passwordPolicy"], serde_json::json!({"length": 32, "characterSet": "Alphanumeric"}));
+    assert_eq!(
+        domain["spec"]["passwordPolicy"],
+        serde_json::json!({"length": 32, "characterSet": "Alphanumeric"})
+    );
     assert_eq!(get("sipprofile")["spec"]["maxContacts"], 3);
     let user = get("sipuser");
     assert_eq!(user["spec"]["enabled"], true);

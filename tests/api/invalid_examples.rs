@@ -26,7 +26,11 @@ fn cases() -> Vec<InvalidCase> {
                 .trim()
                 .to_string();
             let documents = text.split("\n---\n").map(str::to_string).collect();
-            InvalidCase { file, expect, documents }
+            InvalidCase {
+                file,
+                expect,
+                documents,
+            }
         })
         .collect()
 }
@@ -40,16 +44,30 @@ async fn every_invalid_example_is_refused_naming_the_field() {
     for case in &cases {
         let (last, setup) = case.documents.split_last().expect("at least one document");
         for doc in setup {
-            let out = ns.kubectl(&["apply", "--server-side", "-f", "-"]).output_with_stdin(doc);
-            assert!(out.success, "{}: the setup document must apply: {}", case.file, out.stderr);
+            let out = ns
+                .kubectl(&["apply", "--server-side", "-f", "-"])
+                .output_with_stdin(doc);
+            assert!(
+                out.success,
+                "{}: the setup document must apply: {}",
+                case.file, out.stderr
+            );
         }
-        let out = ns.kubectl(&["apply", "--server-side", "-f", "-"]).output_with_stdin(last);
+        let out = ns
+            .kubectl(&["apply", "--server-side", "-f", "-"])
+            .output_with_stdin(last);
         if out.success {
             failures.push(format!("{}: accepted, must be refused", case.file));
         } else if !out.stderr.contains(&case.expect) {
-            failures.push(format!("{}: refusal does not mention {:?}:\n{}", case.file, case.expect, out.stderr));
+            failures.push(format!(
+                "{}: refusal does not mention {:?}:\n{}",
+                case.file, case.expect, out.stderr
+            ));
         } else if !out.stderr.contains("is invalid") {
-            failures.push(format!("{}: refused for another reason than validation:\n{}", case.file, out.stderr));
+            failures.push(format!(
+                "{}: refused for another reason than validation:\n{}",
+                case.file, out.stderr
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -88,7 +88,13 @@ impl ControlPlane {
     fn install_crds(&self) {
         let kubectl = self.kubectl();
         kubectl
-            .run(&["apply", "--server-side", "--force-conflicts", "--field-manager=sip-operator-tests", "-f"])
+            .run(&[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager=sip-operator-tests",
+                "-f",
+            ])
             .arg(repo_path("crds"))
             .ok();
         kubectl

@@ -30,7 +30,10 @@ impl Kubectl {
     pub fn run(&self, args: &[&str]) -> Run {
         let mut cmd = Command::new("kubectl");
         cmd.env("KUBECONFIG", &self.kubeconfig).args(args);
-        Run { cmd, desc: format!("kubectl {}", args.join(" ")) }
+        Run {
+            cmd,
+            desc: format!("kubectl {}", args.join(" ")),
+        }
     }
 
     /// `kubectl ARGS -n NAMESPACE`.
@@ -41,7 +44,8 @@ impl Kubectl {
 
 impl Run {
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
-        self.desc.push_str(&format!(" {}", arg.as_ref().to_string_lossy()));
+        self.desc
+            .push_str(&format!(" {}", arg.as_ref().to_string_lossy()));
         self.cmd.arg(arg);
         self
     }
@@ -64,12 +68,20 @@ impl Run {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", self.desc));
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
         Outcome::from(child.wait_with_output().expect("kubectl output"))
     }
 
     pub fn output(mut self) -> Outcome {
-        let out = self.cmd.output().unwrap_or_else(|e| panic!("spawn {}: {e}", self.desc));
+        let out = self
+            .cmd
+            .output()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.desc));
         Outcome::from(out)
     }
 

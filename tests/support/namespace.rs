@@ -13,7 +13,11 @@ impl TestNamespace {
     pub fn create(prefix: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let cp = ControlPlane::shared();
-        let name = format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         let kubectl = cp.kubectl();
         kubectl.run(&["create", "namespace", &name]).ok();
         Self { name, kubectl }
@@ -28,6 +32,9 @@ impl TestNamespace {
 impl Drop for TestNamespace {
     fn drop(&mut self) {
         // The namespace controller empties and removes it in the background.
-        let _ = self.kubectl.run(&["delete", "namespace", &self.name, "--wait=false"]).output();
+        let _ = self
+            .kubectl
+            .run(&["delete", "namespace", &self.name, "--wait=false"])
+            .output();
     }
 }
