@@ -51,9 +51,13 @@ openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
 openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 admin_token=$(openssl rand -hex 24)
 kcm_token=$(openssl rand -hex 24)
+# The operator under test gets an identity of its own so the audit log can tell its writes
+# apart; its rights come from RBAC (bound by the test harness), not from this file.
+operator_token=$(openssl rand -hex 24)
 cat > "$pki/tokens.csv" <<CSV
 $admin_token,admin,admin-uid,"system:masters"
 $kcm_token,system:kube-controller-manager,kcm-uid,"system:masters"
+$operator_token,sip-operator,sip-operator-uid,"sip-operator:test"
 CSV
 chmod 600 "$pki"/*.key "$pki/tokens.csv"
 
@@ -90,6 +94,7 @@ KC
 }
 kubeconfig "$admin_token" "$dir/kubeconfig"
 kubeconfig "$kcm_token" "$dir/kcm.kubeconfig"
+kubeconfig "$operator_token" "$dir/operator.kubeconfig"
 
 start_bg() { # start_bg NAME CMD...: runs CMD in the background, records its PID
   local name=$1; shift
@@ -145,6 +150,7 @@ start_bg kube-controller-manager "$bin/kube-controller-manager" \
 
 cat > "$dir/env" <<ENV
 KUBECONFIG=$dir/kubeconfig
+OPERATOR_KUBECONFIG=$dir/operator.kubeconfig
 KUBE_API_URL=https://127.0.0.1:$api_port
 ETCD_URL=http://127.0.0.1:$etcd_port
 AUDIT_LOG=$dir/logs/audit.log

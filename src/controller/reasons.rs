@@ -1,0 +1,44 @@
+//! Condition types and reasons: CamelCase, stable, part of the API (alerts and scripts key on
+//! them). Messages carry the detail and say what to do.
+
+/// Condition types.
+pub mod types {
+    /// The summary: True when everything the spec asks for is in place.
+    pub const READY: &str = "Ready";
+    /// True while the operator is still working towards the spec.
+    pub const RECONCILING: &str = "Reconciling";
+    /// True when the spec cannot be fulfilled without a change by a person.
+    pub const STALLED: &str = "Stalled";
+    /// The credentials Secret holds the user's current password.
+    pub const CREDENTIALS_READY: &str = "CredentialsReady";
+    /// The registrar holds the user as the spec says.
+    pub const REGISTRAR_SYNCED: &str = "RegistrarSynced";
+}
+
+// Healthy states.
+pub const READY: &str = "Ready";
+pub const SUSPENDED: &str = "Suspended";
+pub const SECRET_READY: &str = "SecretReady";
+pub const NO_REGISTRAR_CONFIGURED: &str = "NoRegistrarConfigured";
+pub const SYNCED: &str = "Synced";
+/// The False/Unknown reason of Stalled and Reconciling when they do not apply.
+pub const NOT_STALLED: &str = "NotStalled";
+pub const NOT_RECONCILING: &str = "Reconciled";
+pub const PROGRESSING: &str = "Progressing";
+
+// Stalled reasons: a person has to change something.
+pub const DOMAIN_NOT_FOUND: &str = "DomainNotFound";
+pub const DOMAIN_NOT_READY: &str = "DomainNotReady";
+pub const PROFILE_NOT_FOUND: &str = "ProfileNotFound";
+pub const DOMAIN_CONFLICT: &str = "DomainConflict";
+pub const INVALID_EXTENSION_PATTERN: &str = "InvalidExtensionPattern";
+pub const USERNAME_CONFLICT: &str = "UsernameConflict";
+pub const EXTENSION_CONFLICT: &str = "ExtensionConflict";
+pub const ALIAS_CONFLICT: &str = "AliasConflict";
+pub const EXTENSION_PATTERN_MISMATCH: &str = "ExtensionPatternMismatch";
+pub const DOMAIN_USER_LIMIT_REACHED: &str = "DomainUserLimitReached";
+pub const PROFILE_CAPACITY_EXCEEDED: &str = "ProfileCapacityExceeded";
+pub const PASSWORD_SOURCE_INVALID: &str = "PasswordSourceInvalid";
+pub const SECRET_NOT_OWNED: &str = "SecretNotOwned";
+/// Credentials are not written for a user that is not admitted (see the Stalled reason).
+pub const NOT_ADMITTED: &str = "NotAdmitted";

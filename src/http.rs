@@ -1,0 +1,1 @@
+//! Health and metrics HTTP server (placeholder; being written).
