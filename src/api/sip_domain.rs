@@ -238,3 +238,10 @@ pub struct RegistrarEndpointStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
+
+impl SipDomain {
+    /// The digest realm: `spec.realm`, else `spec.domain`.
+    pub fn realm(&self) -> &str {
+        self.spec.realm.as_deref().unwrap_or(&self.spec.domain)
+    }
+}

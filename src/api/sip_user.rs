@@ -174,3 +174,33 @@ pub struct RegistrationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<Time>,
 }
+
+impl SipUser {
+    /// The SIP username: `spec.username`, else `metadata.name`.
+    pub fn username(&self) -> &str {
+        self.spec
+            .username
+            .as_deref()
+            .or(self.metadata.name.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// The credentials Secret's name: `spec.credentials.secretName`, else `<name>-sip-credentials`.
+    pub fn secret_name(&self) -> String {
+        match &self.spec.credentials.secret_name {
+            Some(name) => name.clone(),
+            None => format!(
+                "{}-sip-credentials",
+                self.metadata.name.as_deref().unwrap_or_default()
+            ),
+        }
+    }
+
+    /// The SipProfile that applies: `spec.profileRef`, else the domain's `defaultProfile`.
+    pub fn profile_name<'a>(&'a self, domain: Option<&'a super::SipDomain>) -> Option<&'a str> {
+        self.spec
+            .profile_ref
+            .as_deref()
+            .or_else(|| domain.and_then(|d| d.spec.default_profile.as_deref()))
+    }
+}

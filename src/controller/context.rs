@@ -1,0 +1,123 @@
+//! What every reconcile shares: the client, the caches of the three kinds, the event
+//! recorder, metrics and per-object backoff.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+use kube::{Client, ResourceExt};
+
+use super::Error;
+use super::admission::{self, Admission};
+use crate::api::{SipDomain, SipProfile, SipUser};
+use crate::metrics::Metrics;
+
+/// Caches of the operator's own kinds, filled by one watch per kind.
+#[derive(Clone)]
+pub struct Stores {
+    pub users: Store<SipUser>,
+    pub domains: Store<SipDomain>,
+    pub profiles: Store<SipProfile>,
+}
+
+impl Stores {
+    /// Waits until every cache has listed once, so admission never runs on partial data.
+    pub async fn ready(&self) -> Result<(), Error> {
+        let users = self.users.wait_until_ready();
+        let domains = self.domains.wait_until_ready();
+        let profiles = self.profiles.wait_until_ready();
+        let (u, d, p) = futures::join!(users, domains, profiles);
+        u.and(d).and(p).map_err(|_| Error::CachesClosed)
+    }
+
+    /// Admission of one namespace from the caches; `fresh` (the object being reconciled, as
+    /// the controller just received it) replaces its cached copy.
+    pub fn admission(&self, namespace: &str, fresh: Option<&SipUser>) -> Admission {
+        let in_ns = |ns: Option<String>| ns.as_deref() == Some(namespace);
+        let all_domains = self.domains.state();
+        let losers = admission::domain_conflicts(all_domains.iter().map(Arc::as_ref))
+            .into_iter()
+            .filter(|((ns, _), _)| ns == namespace)
+            .map(|((_, name), winner)| (name, winner))
+            .collect();
+        let domains: Vec<_> = all_domains
+            .iter()
+            .filter(|d| in_ns(d.namespace()))
+            .map(Arc::as_ref)
+            .collect();
+        let profiles = self.profiles.state_filter(|p| in_ns(p.namespace()));
+        let profiles: Vec<_> = profiles.iter().map(Arc::as_ref).collect();
+        let fresh_uid = fresh.and_then(|u| u.uid());
+        let cached = self
+            .users
+            .state_filter(|u| in_ns(u.namespace()) && (fresh_uid.is_none() || u.uid() != fresh_uid));
+        let mut users: Vec<_> = cached
+            .iter()
+            .map(Arc::as_ref)
+            .filter(|u| u.metadata.deletion_timestamp.is_none())
+            .collect();
+        if let Some(fresh) = fresh.filter(|u| u.metadata.deletion_timestamp.is_none()) {
+            users.push(fresh);
+        }
+        admission::admit(&domains, &profiles, &users, &losers)
+    }
+
+    /// The SipDomain `name` in `namespace`, from the cache.
+    pub fn domain(&self, namespace: &str, name: &str) -> Option<Arc<SipDomain>> {
+        self.domains
+            .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+    }
+}
+
+/// Consecutive failures per object UID, for exponential backoff (kube has none per object).
+#[derive(Default)]
+pub struct Backoff {
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Backoff {
+    const BASE: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(300);
+
+    /// Records a failure and returns how long to wait: 1 s, 2 s, 4 s ... capped at 5 min.
+    pub fn failed(&self, uid: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(uid.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        Self::BASE
+            .saturating_mul(2u32.saturating_pow(*n - 1))
+            .min(Self::MAX)
+    }
+
+    /// Forgets the failures of an object that reconciled.
+    pub fn succeeded(&self, uid: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub stores: Stores,
+    pub backoff: Backoff,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_failure_up_to_five_minutes_and_resets() {
+        let b = Backoff::default();
+        let delays: Vec<_> = (0..12).map(|_| b.failed("u").as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+        assert_eq!(b.failed("other").as_secs(), 1, "per object");
+        b.succeeded("u");
+        assert_eq!(b.failed("u").as_secs(), 1);
+    }
+}

@@ -1,0 +1,226 @@
+//! The three reconcilers and how they are wired: one watch per kind feeding a cache, the
+//! cross-kind triggers (a user changes → its domain, profile and affected users; a domain or
+//! profile changes → its users), metadata-only watches for Secrets.
+mod admission;
+mod conditions;
+mod context;
+mod error;
+mod events;
+pub mod reasons;
+mod sip_domain;
+mod sip_profile;
+mod sip_user;
+mod status_patch;
+mod triggers;
+mod user_credentials;
+mod user_status;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use context::{Backoff, Context, Stores};
+pub use error::Error;
+pub use user_credentials::ROTATION_HANDLED_ANNOTATION;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::channel::mpsc;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Config as ControllerConfig};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::api::{SipDomain, SipProfile, SipUser};
+use crate::keys::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, managed_secrets_selector};
+use crate::metrics::Metrics;
+
+/// Which namespaces the operator watches.
+#[derive(Clone, Debug)]
+pub enum Scope {
+    All,
+    Namespace(String),
+}
+
+impl Scope {
+    fn api<K>(&self, client: &Client) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        match self {
+            Scope::All => Api::all(client.clone()),
+            Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+        }
+    }
+}
+
+/// Reconciles at most this many objects at once per kind (two cores; API-bound work).
+const CONCURRENCY: u16 = 16;
+
+fn error_policy<K: Resource>(kind: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action {
+    move |obj, err, ctx| {
+        ctx.metrics.reconcile_failed(kind, err.metric_label());
+        let delay = ctx.backoff.failed(&obj.meta().uid.clone().unwrap_or_default());
+        tracing::warn!(
+            kind,
+            object = %format!("{}/{}", obj.meta().namespace.as_deref().unwrap_or_default(), obj.meta().name.as_deref().unwrap_or_default()),
+            error = %err,
+            retry_in_s = delay.as_secs(),
+            "reconcile failed"
+        );
+        Action::requeue(delay)
+    }
+}
+
+/// A watch feeding a cache: managedFields are dropped first (they are most of an object's
+/// size and the operator never reads them).
+fn cached_watch<K>(
+    api: Api<K>,
+) -> (
+    reflector::Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = reflector(
+        writer,
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(|o| {
+                o.managed_fields_mut().clear();
+            }),
+    )
+    .touched_objects();
+    (store, stream)
+}
+
+fn reflector<K, W>(
+    writer: reflector::store::Writer<K>,
+    stream: W,
+) -> impl futures::Stream<Item = W::Item> + Send
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    W: futures::Stream<Item = watcher::Result<watcher::Event<K>>> + Send,
+{
+    reflector::reflector(writer, stream)
+}
+
+/// Queues reconciles. Sending only fails once the controllers are gone (shutdown), when
+/// dropping the request is right.
+fn send_all<K: Resource>(tx: &mpsc::UnboundedSender<ObjectRef<K>>, refs: Vec<ObjectRef<K>>) {
+    for r in refs {
+        let _ = tx.unbounded_send(r);
+    }
+}
+
+/// Runs the three controllers until `shutdown` resolves (then finishes in-flight reconciles).
+pub async fn run(
+    client: Client,
+    scope: Scope,
+    metrics: Arc<Metrics>,
+    reporter: Reporter,
+    shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
+) {
+    let (users, user_stream) = cached_watch::<SipUser>(scope.api(&client));
+    let (domains, domain_stream) = cached_watch::<SipDomain>(scope.api(&client));
+    let (profiles, profile_stream) = cached_watch::<SipProfile>(scope.api(&client));
+    let stores = Stores {
+        users: users.clone(),
+        domains: domains.clone(),
+        profiles: profiles.clone(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics,
+        stores: stores.clone(),
+        backoff: Backoff::default(),
+    });
+
+    let (user_tx, user_rx) = mpsc::unbounded::<ObjectRef<SipUser>>();
+    let (domain_tx, domain_rx) = mpsc::unbounded::<ObjectRef<SipDomain>>();
+    let (profile_tx, profile_rx) = mpsc::unbounded::<ObjectRef<SipProfile>>();
+
+    let user_stream = {
+        let (stores, dtx, ptx, utx) = (
+            stores.clone(),
+            domain_tx.clone(),
+            profile_tx.clone(),
+            user_tx.clone(),
+        );
+        user_stream.inspect_ok(move |user| {
+            let (d, p, u) = triggers::on_user(user, &stores);
+            send_all(&dtx, d);
+            send_all(&ptx, p);
+            send_all(&utx, u);
+        })
+    };
+    let domain_stream = {
+        let (stores, utx, dtx) = (stores.clone(), user_tx.clone(), domain_tx.clone());
+        domain_stream.inspect_ok(move |domain| {
+            let (u, rivals) = triggers::on_domain(domain, &stores);
+            send_all(&utx, u);
+            send_all(&dtx, rivals);
+        })
+    };
+    let profile_stream = {
+        let (stores, utx) = (stores.clone(), user_tx.clone());
+        profile_stream.inspect_ok(move |profile| send_all(&utx, triggers::on_profile(profile, &stores)))
+    };
+
+    // Api<PartialObjectMeta<_>> makes metadata-only requests: no Secret data in this process
+    // beyond what a reconcile reads on purpose.
+    let secrets: Api<PartialObjectMeta<Secret>> = match &scope {
+        Scope::All => Api::all(client.clone()),
+        Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+    };
+    // Our Secrets, metadata only and by label: deleting or editing one re-reconciles its owner.
+    let owned_secrets = watcher(
+        secrets.clone(),
+        watcher::Config::default().labels(&managed_secrets_selector()),
+    )
+    .default_backoff()
+    .touched_objects();
+    // Everyone else's Secrets, metadata only: a change of an imported password source.
+    let other_secrets = watcher(
+        secrets,
+        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}!={MANAGED_BY_VALUE}")),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let config = ControllerConfig::default().concurrency(CONCURRENCY);
+    let user_controller = {
+        let stores = stores.clone();
+        Controller::for_stream(user_stream, users)
+            .with_config(config.clone())
+            .owns_stream(owned_secrets)
+            .watches_stream(other_secrets, move |s| {
+                triggers::on_source_secret(s.namespace(), &s.name_any(), &stores)
+            })
+            .reconcile_on(user_rx)
+            .graceful_shutdown_on(shutdown.clone())
+            .run(sip_user::reconcile, error_policy("SipUser"), ctx.clone())
+            .for_each(|_| async {})
+    };
+    let domain_controller = Controller::for_stream(domain_stream, domains)
+        .with_config(config.clone())
+        .reconcile_on(domain_rx)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(sip_domain::reconcile, error_policy("SipDomain"), ctx.clone())
+        .for_each(|_| async {});
+    let profile_controller = Controller::for_stream(profile_stream, profiles)
+        .with_config(config)
+        .reconcile_on(profile_rx)
+        .graceful_shutdown_on(shutdown)
+        .run(sip_profile::reconcile, error_policy("SipProfile"), ctx)
+        .for_each(|_| async {});
+    futures::join!(user_controller, domain_controller, profile_controller);
+}

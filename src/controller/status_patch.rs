@@ -1,0 +1,45 @@
+//! Writes a status subresource with server-side apply, only when it differs from what is stored.
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::Error;
+use super::error::kube_err;
+use crate::keys::FIELD_MANAGER;
+
+/// Applies `desired` as the status of `obj` unless `current` already equals it. Returns
+/// whether a write happened.
+pub async fn apply_if_changed<K, S>(
+    api: &Api<K>,
+    obj: &K,
+    current: Option<&S>,
+    desired: &S,
+) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(desired) {
+        return Ok(false);
+    }
+    // Server-side apply of a subresource needs apiVersion and kind in the body.
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": desired,
+    });
+    let name = obj.name_any();
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(kube_err(format!(
+        "writing status of {} {}/{name}",
+        K::kind(&()),
+        obj.namespace().unwrap_or_default()
+    )))?;
+    Ok(true)
+}

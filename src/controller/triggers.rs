@@ -1,0 +1,110 @@
+//! Which objects to reconcile when another one changes: the mappers behind the watches. They
+//! read the caches only, so they are cheap and testable apart from the API server.
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+
+use super::Stores;
+use super::admission::is_admission_reason;
+use super::conditions::true_reason;
+use super::reasons::types;
+use crate::api::{SipDomain, SipProfile, SipUser};
+
+/// A user changed: its domain and profile(s) recount; other users of the namespace whose
+/// admission now differs from what their status says (a winner left, a name was freed, a seat
+/// opened) are reconciled so they heal or yield without a manual poke.
+pub fn on_user(
+    user: &SipUser,
+    stores: &Stores,
+) -> (
+    Vec<ObjectRef<SipDomain>>,
+    Vec<ObjectRef<SipProfile>>,
+    Vec<ObjectRef<SipUser>>,
+) {
+    let ns = user.namespace().unwrap_or_default();
+    let domains = vec![ObjectRef::new(&user.spec.domain_ref).within(&ns)];
+    let domain = stores.domain(&ns, &user.spec.domain_ref);
+    let mut profiles: Vec<_> = user
+        .profile_name(domain.as_deref())
+        .into_iter()
+        .chain(user.status.as_ref().and_then(|s| s.profile.as_deref()))
+        .map(|p| ObjectRef::new(p).within(&ns))
+        .collect();
+    profiles.dedup();
+
+    let admission = stores.admission(&ns, None);
+    let users = stores
+        .users
+        .state_filter(|u| u.namespace().as_deref() == Some(ns.as_str()) && u.uid() != user.uid())
+        .into_iter()
+        .filter(|u| {
+            let stored = u
+                .status
+                .as_ref()
+                .and_then(|s| true_reason(&s.conditions, types::STALLED))
+                .filter(|r| is_admission_reason(r));
+            let now = admission.users.get(&u.name_any()).and_then(|v| v.reason());
+            // A user not reconciled yet has no status; its own event reconciles it.
+            u.status.is_some() && stored != now
+        })
+        .map(|u| ObjectRef::from_obj(u.as_ref()))
+        .collect();
+    (domains, profiles, users)
+}
+
+/// A domain changed: all its users, and the other domains claiming the same FQDN.
+pub fn on_domain(
+    domain: &SipDomain,
+    stores: &Stores,
+) -> (Vec<ObjectRef<SipUser>>, Vec<ObjectRef<SipDomain>>) {
+    let ns = domain.namespace();
+    let name = domain.name_any();
+    let users = stores
+        .users
+        .state_filter(|u| u.namespace() == ns && u.spec.domain_ref == name)
+        .iter()
+        .map(|u| ObjectRef::from_obj(u.as_ref()))
+        .collect();
+    let rivals = stores
+        .domains
+        .state_filter(|d| d.spec.domain == domain.spec.domain && d.uid() != domain.uid())
+        .iter()
+        .map(|d| ObjectRef::from_obj(d.as_ref()))
+        .collect();
+    (users, rivals)
+}
+
+/// A profile changed: the users it applies to, by spec or as last recorded.
+pub fn on_profile(profile: &SipProfile, stores: &Stores) -> Vec<ObjectRef<SipUser>> {
+    let ns = profile.namespace().unwrap_or_default();
+    let name = profile.name_any();
+    stores
+        .users
+        .state_filter(|u| {
+            if u.namespace().as_deref() != Some(ns.as_str()) {
+                return false;
+            }
+            let domain = stores.domain(&ns, &u.spec.domain_ref);
+            u.profile_name(domain.as_deref()) == Some(name.as_str())
+                || u.status.as_ref().and_then(|s| s.profile.as_deref()) == Some(name.as_str())
+        })
+        .iter()
+        .map(|u| ObjectRef::from_obj(u.as_ref()))
+        .collect()
+}
+
+/// A Secret that is not ours changed: the users importing their password from it.
+pub fn on_source_secret(namespace: Option<String>, name: &str, stores: &Stores) -> Vec<ObjectRef<SipUser>> {
+    stores
+        .users
+        .state_filter(|u| {
+            u.namespace() == namespace
+                && u.spec
+                    .credentials
+                    .password_secret_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == name)
+        })
+        .iter()
+        .map(|u| ObjectRef::from_obj(u.as_ref()))
+        .collect()
+}

@@ -1,0 +1,307 @@
+//! The credentials step of a SipUser reconcile: read the target Secret, the imported source
+//! and (after a rename) the previous Secret; decide the password (pure); apply the Secret only
+//! when it differs; remove the previous Secret.
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+
+use super::error::kube_err;
+use super::{Context, Error, reasons};
+use crate::api::{SipDomain, SipUser};
+use crate::credentials::{self, Password, SecretSpec, data_keys};
+use crate::keys::{FIELD_MANAGER, ROTATE_ANNOTATION};
+
+/// Annotation on a credentials Secret: the rotation request its password answers, so a
+/// rotation happens once even if the status write after it fails.
+pub const ROTATION_HANDLED_ANNOTATION: &str = "sipoperator.io/rotation-handled";
+
+/// How the password changed in this reconcile (for `passwordChangedAt` and Events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PasswordChange {
+    /// Generated because there was none (new user, or its Secret was deleted).
+    Created,
+    /// Generated anew because the rotate annotation asked for it.
+    Rotated,
+    /// Copied from a new or changed imported value.
+    Imported,
+}
+
+/// The result of the credentials step.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ready {
+        secret_name: String,
+        change: Option<PasswordChange>,
+        handled_rotation: Option<String>,
+    },
+    /// A person must act; `reason` is a Stalled reason.
+    Problem { reason: &'static str, message: String },
+}
+
+/// Where the password comes from, as read.
+#[derive(Debug)]
+pub enum Source {
+    Generated { rotate: bool },
+    Imported(Result<Password, String>),
+}
+
+/// Picks the password, pure. `existing` is the password in the user's Secret now; `moved`
+/// the one in the Secret it had under a previous name.
+pub fn choose_password(
+    source: Source,
+    existing: Option<Password>,
+    moved: Option<Password>,
+    policy: &crate::api::PasswordPolicy,
+) -> Result<(Password, Option<PasswordChange>), String> {
+    let existing = existing.filter(|p| !p.is_empty());
+    let kept = existing.or(moved.filter(|p| !p.is_empty()));
+    match source {
+        Source::Imported(Err(problem)) => Err(problem),
+        Source::Imported(Ok(value)) => {
+            let change = match &kept {
+                None => Some(PasswordChange::Created),
+                Some(p) if *p != value => Some(PasswordChange::Imported),
+                Some(_) => None,
+            };
+            Ok((value, change))
+        }
+        Source::Generated { rotate: true } => Ok((
+            credentials::generate_password(policy),
+            Some(PasswordChange::Rotated),
+        )),
+        Source::Generated { rotate: false } => match kept {
+            Some(p) => Ok((p, None)),
+            None => Ok((
+                credentials::generate_password(policy),
+                Some(PasswordChange::Created),
+            )),
+        },
+    }
+}
+
+/// Reads the imported password, or says what is wrong with its source (naming Secret and key).
+fn imported_password(source: Option<&Secret>, name: &str, key: &str) -> Result<Password, String> {
+    let Some(secret) = source else {
+        return Err(format!(
+            "spec.credentials.passwordSecretRef names Secret {name:?}, which does not exist in this namespace; create it or correct the reference"
+        ));
+    };
+    match credentials::secret_value(secret, key) {
+        None => Err(format!(
+            "Secret {name:?} (spec.credentials.passwordSecretRef) has no key {key:?}; add it or correct the key"
+        )),
+        Some(v) if v.is_empty() => Err(format!(
+            "key {key:?} of Secret {name:?} (spec.credentials.passwordSecretRef) is empty; put the password there"
+        )),
+        Some(v) => Ok(Password::new(v)),
+    }
+}
+
+/// Runs the credentials step for an admitted user.
+pub async fn sync(user: &SipUser, domain: &SipDomain, ctx: &Context) -> Result<Outcome, Error> {
+    let ns = user.namespace().unwrap_or_default();
+    let uid = user.uid().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let name = user.secret_name();
+
+    let existing = secrets
+        .get_opt(&name)
+        .await
+        .map_err(kube_err(format!("reading Secret {ns}/{name}")))?;
+    if let Some(secret) = &existing
+        && !credentials::is_controlled_by(secret, &uid)
+    {
+        return Ok(Outcome::Problem {
+            reason: reasons::SECRET_NOT_OWNED,
+            message: format!(
+                "Secret {name:?} already exists and is not controlled by this SipUser, so the operator will not overwrite it; \
+                 delete or rename that Secret, or set spec.credentials.secretName to another name"
+            ),
+        });
+    }
+
+    let status = user.status.as_ref();
+    let previous_name = status.and_then(|s| s.secret_name.clone()).filter(|p| *p != name);
+    let moved_from = match &previous_name {
+        Some(prev) => secrets
+            .get_opt(prev)
+            .await
+            .map_err(kube_err(format!("reading previous Secret {ns}/{prev}")))?
+            .filter(|s| credentials::is_controlled_by(s, &uid)),
+        None => None,
+    };
+
+    let rotate_request = user.annotations().get(ROTATE_ANNOTATION).cloned();
+    let already_handled = |value: &String| {
+        status.and_then(|s| s.last_handled_rotation.as_ref()) == Some(value)
+            || existing
+                .as_ref()
+                .and_then(|s| s.annotations().get(ROTATION_HANDLED_ANNOTATION))
+                == Some(value)
+    };
+    let source = match &user.spec.credentials.password_secret_ref {
+        Some(r) => {
+            let source = secrets
+                .get_opt(&r.name)
+                .await
+                .map_err(kube_err(format!("reading Secret {ns}/{}", r.name)))?;
+            Source::Imported(imported_password(source.as_ref(), &r.name, &r.key))
+        }
+        None => Source::Generated {
+            rotate: rotate_request.as_ref().is_some_and(|v| !already_handled(v)),
+        },
+    };
+    let current = |s: &Option<Secret>| {
+        s.as_ref()
+            .and_then(|s| credentials::secret_value(s, data_keys::PASSWORD))
+            .map(Password::new)
+    };
+    let (password, change) = match choose_password(
+        source,
+        current(&existing),
+        current(&moved_from),
+        &domain.spec.password_policy,
+    ) {
+        Ok(chosen) => chosen,
+        Err(message) => {
+            return Ok(Outcome::Problem {
+                reason: reasons::PASSWORD_SOURCE_INVALID,
+                message,
+            });
+        }
+    };
+
+    let owner = user
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::NotNamespaced(user.name_any()))?;
+    let mut desired = credentials::build_secret(&SecretSpec {
+        name: &name,
+        namespace: &ns,
+        user_name: &user.name_any(),
+        owner,
+        username: user.username(),
+        domain: &domain.spec.domain,
+        realm: domain.realm(),
+        password: &password,
+    });
+    if let Some(value) = &rotate_request {
+        desired
+            .annotations_mut()
+            .insert(ROTATION_HANDLED_ANNOTATION.into(), value.clone());
+    }
+    let handled_annotation_current = rotate_request.as_ref().is_none_or(|v| {
+        existing
+            .as_ref()
+            .and_then(|s| s.annotations().get(ROTATION_HANDLED_ANNOTATION))
+            == Some(v)
+    });
+    let up_to_date = existing
+        .as_ref()
+        .is_some_and(|e| credentials::secret_is_current(e, &desired) && handled_annotation_current);
+    if !up_to_date {
+        secrets
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&desired),
+            )
+            .await
+            .map_err(kube_err(format!("applying Secret {ns}/{name}")))?;
+    }
+    if let Some(old) = moved_from {
+        let old_name = old.name_any();
+        let precondition = kube::api::Preconditions {
+            uid: old.uid(),
+            resource_version: None,
+        };
+        secrets
+            .delete(
+                &old_name,
+                &DeleteParams {
+                    preconditions: Some(precondition),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(kube_err(format!("deleting previous Secret {ns}/{old_name}")))?;
+    }
+    Ok(Outcome::Ready {
+        secret_name: name,
+        change,
+        handled_rotation: rotate_request,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::PasswordPolicy;
+
+    fn pw(s: &str) -> Option<Password> {
+        Some(Password::new(s))
+    }
+
+    #[test]
+    fn a_generated_password_is_kept_until_rotation() {
+        let policy = PasswordPolicy::default();
+        let (p, change) =
+            choose_password(Source::Generated { rotate: false }, pw("keep"), None, &policy).expect("ok");
+        assert_eq!((p.expose(), change), ("keep", None));
+        let (p, change) =
+            choose_password(Source::Generated { rotate: true }, pw("keep"), None, &policy).expect("ok");
+        assert_ne!(p.expose(), "keep");
+        assert_eq!(change, Some(PasswordChange::Rotated));
+    }
+
+    #[test]
+    fn a_missing_or_empty_password_is_generated_and_a_moved_one_carried_over() {
+        let policy = PasswordPolicy::default();
+        let (p, change) =
+            choose_password(Source::Generated { rotate: false }, None, None, &policy).expect("ok");
+        assert_eq!((p.expose().len(), change), (32, Some(PasswordChange::Created)));
+        let (_, change) =
+            choose_password(Source::Generated { rotate: false }, pw(""), None, &policy).expect("ok");
+        assert_eq!(change, Some(PasswordChange::Created));
+        let (p, change) =
+            choose_password(Source::Generated { rotate: false }, None, pw("old"), &policy).expect("ok");
+        assert_eq!((p.expose(), change), ("old", None));
+    }
+
+    #[test]
+    fn an_imported_password_follows_its_source() {
+        let policy = PasswordPolicy::default();
+        let imported = |v: &str| Source::Imported(Ok(Password::new(v)));
+        let (_, change) = choose_password(imported("a"), None, None, &policy).expect("ok");
+        assert_eq!(change, Some(PasswordChange::Created));
+        let (_, change) = choose_password(imported("a"), pw("a"), None, &policy).expect("ok");
+        assert_eq!(change, None);
+        let (p, change) = choose_password(imported("b"), pw("a"), None, &policy).expect("ok");
+        assert_eq!((p.expose(), change), ("b", Some(PasswordChange::Imported)));
+        let err = choose_password(Source::Imported(Err("broken".into())), pw("a"), None, &policy);
+        assert_eq!(err.err().as_deref(), Some("broken"));
+    }
+
+    #[test]
+    fn imported_source_problems_name_the_secret_and_key() {
+        let missing = imported_password(None, "src", "pw").expect_err("missing");
+        assert!(
+            missing.contains("\"src\"") && missing.contains("does not exist"),
+            "{missing}"
+        );
+        let secret = |k: &str, v: &str| Secret {
+            string_data: Some([(k.to_string(), v.to_string())].into()),
+            ..Default::default()
+        };
+        let no_key = imported_password(Some(&secret("other", "x")), "src", "pw").expect_err("no key");
+        assert!(
+            no_key.contains("\"src\"") && no_key.contains("\"pw\""),
+            "{no_key}"
+        );
+        let empty = imported_password(Some(&secret("pw", "")), "src", "pw").expect_err("empty");
+        assert!(empty.contains("empty"), "{empty}");
+        assert_eq!(
+            imported_password(Some(&secret("pw", "x")), "src", "pw").map(|p| p.expose().to_string()),
+            Ok("x".into())
+        );
+    }
+}

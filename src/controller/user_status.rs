@@ -1,0 +1,288 @@
+//! The SipUser status as the operator wants it, pure: conditions from the step outcomes, and
+//! the fields that carry over from the previous status.
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::admission::Verdict;
+use super::conditions::{self, Status, Want};
+use super::reasons::{self, types};
+use super::user_credentials::{Outcome, PasswordChange};
+use crate::api::SipUserStatus;
+
+/// Where the user stands with the registrar.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegistrarState {
+    /// The domain names no registrar: credentials only.
+    NotConfigured,
+    /// The user is suspended and not pushed.
+    Suspended,
+    /// The domain names a registrar this build cannot push to yet.
+    Unsupported,
+}
+
+/// What the steps of one reconcile found.
+#[derive(Debug)]
+pub struct Facts<'a> {
+    pub generation: Option<i64>,
+    pub enabled: bool,
+    pub username: &'a str,
+    /// The effective profile, if any.
+    pub profile: Option<&'a str>,
+    /// `sip:user@domain` when the domain is known.
+    pub aor: Option<String>,
+    pub verdict: &'a Verdict,
+    /// `None` when the user is not admitted (the step did not run).
+    pub credentials: Option<&'a Outcome>,
+    pub registrar: RegistrarState,
+}
+
+/// The Stalled reason and message, if the user is stalled.
+pub fn stalled(facts: &Facts<'_>) -> Option<(&'static str, String)> {
+    match (facts.verdict, facts.credentials) {
+        (Verdict::Stalled { reason, message }, _) => Some((reason, message.clone())),
+        (Verdict::Admitted, Some(Outcome::Problem { reason, message })) => Some((reason, message.clone())),
+        _ => None,
+    }
+}
+
+fn wanted(facts: &Facts<'_>) -> Vec<Want> {
+    let credentials = match facts.credentials {
+        Some(Outcome::Ready { secret_name, .. }) => Want::new(
+            types::CREDENTIALS_READY,
+            Status::True,
+            reasons::SECRET_READY,
+            format!("the password is in Secret {secret_name} (keys username, password, domain, realm, aor)"),
+        ),
+        Some(Outcome::Problem { reason, message }) => {
+            Want::new(types::CREDENTIALS_READY, Status::False, reason, message.clone())
+        }
+        None => Want::new(
+            types::CREDENTIALS_READY,
+            Status::Unknown,
+            reasons::NOT_ADMITTED,
+            "credentials are written once the user is admitted; see the Stalled condition",
+        ),
+    };
+    let registrar = match facts.registrar {
+        RegistrarState::NotConfigured => Want::new(
+            types::REGISTRAR_SYNCED,
+            Status::Unknown,
+            reasons::NO_REGISTRAR_CONFIGURED,
+            "the SipDomain names no registrar (spec.registrar); only the credentials Secret is managed",
+        ),
+        RegistrarState::Suspended => Want::new(
+            types::REGISTRAR_SYNCED,
+            Status::False,
+            reasons::SUSPENDED,
+            "the user is suspended (spec.enabled: false) and is not pushed to the registrar",
+        ),
+        RegistrarState::Unsupported => Want::new(
+            types::REGISTRAR_SYNCED,
+            Status::Unknown,
+            reasons::NO_REGISTRAR_CONFIGURED,
+            "this operator build cannot push to the registrar named in the SipDomain yet",
+        ),
+    };
+    let (ready, stalled, reconciling) = match stalled(facts) {
+        Some((reason, message)) => (
+            Want::new(types::READY, Status::False, reason, message.clone()),
+            Want::new(types::STALLED, Status::True, reason, message),
+            Want::new(types::RECONCILING, Status::False, reasons::NOT_RECONCILING, ""),
+        ),
+        None => {
+            let aor = facts.aor.clone().unwrap_or_default();
+            let ready = if facts.enabled {
+                Want::new(
+                    types::READY,
+                    Status::True,
+                    reasons::READY,
+                    format!("{aor} is provisioned"),
+                )
+            } else {
+                Want::new(
+                    types::READY,
+                    Status::True,
+                    reasons::SUSPENDED,
+                    format!(
+                        "{aor} is suspended (spec.enabled: false): its Secret is kept, it is not pushed to the registrar"
+                    ),
+                )
+            };
+            (
+                ready,
+                Want::new(types::STALLED, Status::False, reasons::NOT_STALLED, ""),
+                Want::new(types::RECONCILING, Status::False, reasons::NOT_RECONCILING, ""),
+            )
+        }
+    };
+    vec![ready, reconciling, stalled, credentials, registrar]
+}
+
+/// The status to store. Fields the reconcile did not learn anew carry over from `previous`.
+pub fn build(facts: &Facts<'_>, previous: Option<&SipUserStatus>, now: &Time) -> SipUserStatus {
+    let previous = previous.cloned().unwrap_or_default();
+    let (secret_name, changed, handled_rotation) = match facts.credentials {
+        Some(Outcome::Ready {
+            secret_name,
+            change,
+            handled_rotation,
+        }) => (
+            Some(secret_name.clone()),
+            change.is_some(),
+            handled_rotation
+                .clone()
+                .or(previous.last_handled_rotation.clone()),
+        ),
+        _ => (
+            previous.secret_name.clone(),
+            false,
+            previous.last_handled_rotation.clone(),
+        ),
+    };
+    let password_changed_at = if changed || (secret_name.is_some() && previous.password_changed_at.is_none())
+    {
+        Some(now.clone())
+    } else {
+        previous.password_changed_at.clone()
+    };
+    SipUserStatus {
+        observed_generation: facts.generation,
+        conditions: conditions::merge(&previous.conditions, &wanted(facts), facts.generation, now),
+        username: Some(facts.username.to_string()),
+        profile: facts.profile.map(str::to_string),
+        aor: facts.aor.clone().or(previous.aor),
+        secret_name,
+        password_changed_at,
+        last_handled_rotation: handled_rotation,
+        registration: previous.registration,
+    }
+}
+
+/// The Event reason and note for a password change.
+pub fn change_event(change: PasswordChange, secret_name: &str) -> (&'static str, String) {
+    match change {
+        PasswordChange::Created => (
+            "CredentialsCreated",
+            format!("wrote a new password to Secret {secret_name}"),
+        ),
+        PasswordChange::Rotated => (
+            "PasswordRotated",
+            format!(
+                "rotated the password in Secret {secret_name} as the sipoperator.io/rotate annotation asked"
+            ),
+        ),
+        PasswordChange::Imported => (
+            "PasswordImported",
+            format!("copied the changed imported password into Secret {secret_name}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn now(s: i64) -> Time {
+        Time(Timestamp::from_second(s).expect("time"))
+    }
+
+    fn ready_outcome(change: Option<PasswordChange>) -> Outcome {
+        Outcome::Ready {
+            secret_name: "alice-sip-credentials".into(),
+            change,
+            handled_rotation: None,
+        }
+    }
+
+    fn facts<'a>(verdict: &'a Verdict, credentials: Option<&'a Outcome>) -> Facts<'a> {
+        Facts {
+            generation: Some(3),
+            enabled: true,
+            username: "alice",
+            profile: Some("agent"),
+            aor: Some("sip:alice@acme.example.com".into()),
+            verdict,
+            credentials,
+            registrar: RegistrarState::NotConfigured,
+        }
+    }
+
+    fn cond<'a>(s: &'a SipUserStatus, t: &str) -> (&'a str, &'a str) {
+        let c = conditions::find(&s.conditions, t).expect("condition present");
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    #[test]
+    fn a_provisioned_user_is_ready_without_a_registrar() {
+        let outcome = ready_outcome(Some(PasswordChange::Created));
+        let s = build(&facts(&Verdict::Admitted, Some(&outcome)), None, &now(10));
+        assert_eq!(cond(&s, "Ready"), ("True", "Ready"));
+        assert_eq!(cond(&s, "Stalled"), ("False", "NotStalled"));
+        assert_eq!(cond(&s, "Reconciling"), ("False", "Reconciled"));
+        assert_eq!(cond(&s, "CredentialsReady"), ("True", "SecretReady"));
+        assert_eq!(cond(&s, "RegistrarSynced"), ("Unknown", "NoRegistrarConfigured"));
+        assert_eq!(s.observed_generation, Some(3));
+        assert_eq!(s.password_changed_at, Some(now(10)));
+        assert_eq!(s.secret_name.as_deref(), Some("alice-sip-credentials"));
+    }
+
+    #[test]
+    fn a_second_identical_reconcile_changes_nothing() {
+        let created = ready_outcome(Some(PasswordChange::Created));
+        let first = build(&facts(&Verdict::Admitted, Some(&created)), None, &now(10));
+        let kept = ready_outcome(None);
+        let second = build(&facts(&Verdict::Admitted, Some(&kept)), Some(&first), &now(99));
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn a_stalled_user_says_why_in_ready_and_stalled() {
+        let verdict = Verdict::Stalled {
+            reason: reasons::EXTENSION_CONFLICT,
+            message: "taken by alice".into(),
+        };
+        let s = build(&facts(&verdict, None), None, &now(1));
+        assert_eq!(cond(&s, "Ready"), ("False", reasons::EXTENSION_CONFLICT));
+        assert_eq!(cond(&s, "Stalled"), ("True", reasons::EXTENSION_CONFLICT));
+        assert_eq!(cond(&s, "CredentialsReady"), ("Unknown", reasons::NOT_ADMITTED));
+        assert_eq!(s.password_changed_at, None);
+
+        let problem = Outcome::Problem {
+            reason: reasons::SECRET_NOT_OWNED,
+            message: "not ours".into(),
+        };
+        let s = build(&facts(&Verdict::Admitted, Some(&problem)), None, &now(1));
+        assert_eq!(cond(&s, "Stalled"), ("True", reasons::SECRET_NOT_OWNED));
+        assert_eq!(cond(&s, "CredentialsReady"), ("False", reasons::SECRET_NOT_OWNED));
+    }
+
+    #[test]
+    fn a_suspended_user_is_ready_and_not_pushed() {
+        let outcome = ready_outcome(None);
+        let mut f = facts(&Verdict::Admitted, Some(&outcome));
+        f.enabled = false;
+        f.registrar = RegistrarState::Suspended;
+        let s = build(&f, None, &now(1));
+        assert_eq!(cond(&s, "Ready"), ("True", reasons::SUSPENDED));
+        assert_eq!(cond(&s, "RegistrarSynced"), ("False", reasons::SUSPENDED));
+    }
+
+    #[test]
+    fn rotation_moves_password_changed_at_and_records_the_request() {
+        let created = ready_outcome(Some(PasswordChange::Created));
+        let first = build(&facts(&Verdict::Admitted, Some(&created)), None, &now(10));
+        let rotated = Outcome::Ready {
+            secret_name: "alice-sip-credentials".into(),
+            change: Some(PasswordChange::Rotated),
+            handled_rotation: Some("2026-11-23".into()),
+        };
+        let second = build(&facts(&Verdict::Admitted, Some(&rotated)), Some(&first), &now(20));
+        assert_eq!(second.password_changed_at, Some(now(20)));
+        assert_eq!(second.last_handled_rotation.as_deref(), Some("2026-11-23"));
+        // Ready stayed True: its transition time did not move.
+        assert_eq!(
+            conditions::find(&second.conditions, "Ready").map(|c| c.last_transition_time.clone()),
+            Some(now(10))
+        );
+    }
+}
