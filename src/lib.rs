@@ -1,8 +1,12 @@
 //! sip-operator: manages SIP domains, profiles and users as Kubernetes custom resources.
 pub mod api;
+pub mod cli;
 pub mod controller;
+pub mod crd_check;
 pub mod crds;
 pub mod credentials;
 pub mod http;
 pub mod keys;
+pub mod leader;
 pub mod metrics;
+pub mod telemetry;

@@ -19,16 +19,20 @@ pub struct Stores {
     pub users: Store<SipUser>,
     pub domains: Store<SipDomain>,
     pub profiles: Store<SipProfile>,
+    /// Flips to true once all three caches have listed. (`Store::wait_until_ready` keeps only
+    /// one waker, so concurrent reconciles waiting on it can sleep forever.)
+    pub synced: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Stores {
     /// Waits until every cache has listed once, so admission never runs on partial data.
     pub async fn ready(&self) -> Result<(), Error> {
-        let users = self.users.wait_until_ready();
-        let domains = self.domains.wait_until_ready();
-        let profiles = self.profiles.wait_until_ready();
-        let (u, d, p) = futures::join!(users, domains, profiles);
-        u.and(d).and(p).map_err(|_| Error::CachesClosed)
+        self.synced
+            .clone()
+            .wait_for(|synced| *synced)
+            .await
+            .map(|_| ())
+            .map_err(|_| Error::CachesClosed)
     }
 
     /// Admission of one namespace from the caches; `fresh` (the object being reconciled, as

@@ -78,9 +78,10 @@ fn error_policy<K: Resource>(kind: &'static str) -> impl Fn(Arc<K>, &Error, Arc<
 }
 
 /// A watch feeding a cache: managedFields are dropped first (they are most of an object's
-/// size and the operator never reads them).
+/// size and the operator never reads them). `listed` is told once the initial list is cached.
 fn cached_watch<K>(
     api: Api<K>,
+    listed: impl Fn() + Send + 'static,
 ) -> (
     reflector::Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -89,16 +90,39 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream = reflector(
-        writer,
-        watcher(api, watcher::Config::default())
-            .default_backoff()
-            .modify(|o| {
-                o.managed_fields_mut().clear();
-            }),
-    )
-    .touched_objects();
+    let events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|o| {
+            o.managed_fields_mut().clear();
+        });
+    let stream = reflector(writer, events)
+        .inspect_ok(move |event| {
+            if matches!(event, watcher::Event::InitDone) {
+                listed();
+            }
+        })
+        .touched_objects();
     (store, stream)
+}
+
+/// Hands out one `listed` callback per cache; flips `synced` once all three have listed.
+fn sync_tracker(synced: tokio::sync::watch::Sender<bool>) -> impl Fn() -> Box<dyn Fn() + Send> {
+    const CACHES: usize = 3;
+    let listed = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let synced = Arc::new(synced);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    move || {
+        let id = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (listed, synced) = (listed.clone(), synced.clone());
+        Box::new(move || {
+            let mut done = listed.lock().unwrap_or_else(|e| e.into_inner());
+            // A re-list after a lost watch lists again: count each cache once.
+            done.insert(id);
+            if done.len() == CACHES {
+                synced.send_replace(true);
+            }
+        })
+    }
 }
 
 fn reflector<K, W>(
@@ -128,13 +152,16 @@ pub async fn run(
     reporter: Reporter,
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
-    let (users, user_stream) = cached_watch::<SipUser>(scope.api(&client));
-    let (domains, domain_stream) = cached_watch::<SipDomain>(scope.api(&client));
-    let (profiles, profile_stream) = cached_watch::<SipProfile>(scope.api(&client));
+    let (synced_tx, synced) = tokio::sync::watch::channel(false);
+    let tracker = sync_tracker(synced_tx);
+    let (users, user_stream) = cached_watch::<SipUser>(scope.api(&client), tracker());
+    let (domains, domain_stream) = cached_watch::<SipDomain>(scope.api(&client), tracker());
+    let (profiles, profile_stream) = cached_watch::<SipProfile>(scope.api(&client), tracker());
     let stores = Stores {
         users: users.clone(),
         domains: domains.clone(),
         profiles: profiles.clone(),
+        synced,
     };
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -156,10 +183,10 @@ pub async fn run(
             user_tx.clone(),
         );
         user_stream.inspect_ok(move |user| {
-            let (d, p, u) = triggers::on_user(user, &stores);
-            send_all(&dtx, d);
-            send_all(&ptx, p);
-            send_all(&utx, u);
+            let t = triggers::on_user(user, &stores);
+            send_all(&dtx, t.domains);
+            send_all(&ptx, t.profiles);
+            send_all(&utx, t.users);
         })
     };
     let domain_stream = {

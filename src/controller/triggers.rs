@@ -9,17 +9,17 @@ use super::conditions::true_reason;
 use super::reasons::types;
 use crate::api::{SipDomain, SipProfile, SipUser};
 
+/// What a user change triggers.
+pub struct UserTriggers {
+    pub domains: Vec<ObjectRef<SipDomain>>,
+    pub profiles: Vec<ObjectRef<SipProfile>>,
+    pub users: Vec<ObjectRef<SipUser>>,
+}
+
 /// A user changed: its domain and profile(s) recount; other users of the namespace whose
 /// admission now differs from what their status says (a winner left, a name was freed, a seat
 /// opened) are reconciled so they heal or yield without a manual poke.
-pub fn on_user(
-    user: &SipUser,
-    stores: &Stores,
-) -> (
-    Vec<ObjectRef<SipDomain>>,
-    Vec<ObjectRef<SipProfile>>,
-    Vec<ObjectRef<SipUser>>,
-) {
+pub fn on_user(user: &SipUser, stores: &Stores) -> UserTriggers {
     let ns = user.namespace().unwrap_or_default();
     let domains = vec![ObjectRef::new(&user.spec.domain_ref).within(&ns)];
     let domain = stores.domain(&ns, &user.spec.domain_ref);
@@ -48,7 +48,11 @@ pub fn on_user(
         })
         .map(|u| ObjectRef::from_obj(u.as_ref()))
         .collect();
-    (domains, profiles, users)
+    UserTriggers {
+        domains,
+        profiles,
+        users,
+    }
 }
 
 /// A domain changed: all its users, and the other domains claiming the same FQDN.

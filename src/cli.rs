@@ -1,0 +1,99 @@
+//! Command-line flags; each has an environment-variable equivalent for Deployments.
+use std::net::SocketAddr;
+
+use clap::{Parser, ValueEnum};
+
+/// Kubernetes operator that manages SIP domains, profiles and users as custom resources:
+/// credentials in Secrets, users pushed to the SIP registrar, status on every object.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "sip-operator", version, about)]
+pub struct Args {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "SIP_OPERATOR_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Address of the HTTP server for /healthz, /readyz and /metrics.
+    #[arg(long, env = "SIP_OPERATOR_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+
+    /// Name of the coordination.k8s.io Lease used for leader election.
+    #[arg(long, env = "SIP_OPERATOR_LEASE_NAME", default_value = "sip-operator")]
+    pub lease_name: String,
+
+    /// Namespace of the Lease (default: --namespace, else "default"); in a cluster, the
+    /// operator's own namespace via the downward API.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// Seconds a leader's Lease stays valid without renewal; a standby takes over after it.
+    #[arg(long, env = "SIP_OPERATOR_LEASE_DURATION_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
+    pub lease_duration_seconds: u64,
+
+    /// This replica's identity in the Lease and in Events (default: hostname and PID).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    /// Log line format.
+    #[arg(long, env = "SIP_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter in tracing's EnvFilter syntax, e.g. `info` or `info,sip_operator=debug`.
+    #[arg(long, env = "SIP_OPERATOR_LOG", default_value = "info")]
+    pub log_level: String,
+}
+
+/// How log lines are written.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl Args {
+    pub fn lease_namespace(&self) -> String {
+        self.lease_namespace
+            .clone()
+            .or_else(|| self.namespace.clone())
+            .unwrap_or_else(|| "default".into())
+    }
+
+    pub fn identity(&self) -> String {
+        self.identity.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME")
+                .ok()
+                .or_else(|| {
+                    std::fs::read_to_string("/etc/hostname")
+                        .ok()
+                        .map(|h| h.trim().to_string())
+                })
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "sip-operator".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_derived_values() {
+        let args = Args::try_parse_from(["sip-operator"]).expect("defaults parse");
+        assert_eq!(args.http_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(args.lease_namespace(), "default");
+        let args = Args::try_parse_from(["sip-operator", "--namespace", "voip"]).expect("parse");
+        assert_eq!(args.lease_namespace(), "voip");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_flag() {
+        let err = Args::try_parse_from(["sip-operator", "--http-addr", "nonsense"]).expect_err("refused");
+        assert!(err.to_string().contains("--http-addr"), "{err}");
+        let err =
+            Args::try_parse_from(["sip-operator", "--lease-duration-seconds", "1"]).expect_err("refused");
+        assert!(err.to_string().contains("--lease-duration-seconds"), "{err}");
+    }
+}
