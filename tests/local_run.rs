@@ -28,6 +28,14 @@ fn run_local_applies_the_examples_and_stops_cleanly() {
             .env("SIP_OPERATOR_LOCAL_DIR", &state)
             .status();
     });
+    // The operator ran and every example user went Ready (the READY column says True).
+    for user in ["alice", "berlin-hotline", "bob", "carol"] {
+        let row = up
+            .lines()
+            .find(|l| l.starts_with(&format!("sipuser.sipoperator.io/{user} ")))
+            .unwrap_or_else(|| panic!("no row for {user}:\n{up}"));
+        assert!(row.split_whitespace().any(|cell| cell == "True"), "{user} is not Ready: {row}");
+    }
     for want in [
         "sipdomain.sipoperator.io/acme",
         "sipprofile.sipoperator.io/supervisor",
