@@ -14,6 +14,7 @@ mod status_patch;
 mod triggers;
 mod user_credentials;
 mod user_status;
+mod watches;
 
 #[cfg(test)]
 mod fixtures;
@@ -31,10 +32,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 
 use crate::api::{SipDomain, SipProfile, SipUser};
 use crate::keys::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, managed_secrets_selector};
@@ -77,65 +77,6 @@ fn error_policy<K: Resource>(kind: &'static str) -> impl Fn(Arc<K>, &Error, Arc<
     }
 }
 
-/// A watch feeding a cache: managedFields are dropped first (they are most of an object's
-/// size and the operator never reads them). `listed` is told once the initial list is cached.
-fn cached_watch<K>(
-    api: Api<K>,
-    listed: impl Fn() + Send + 'static,
-) -> (
-    reflector::Store<K>,
-    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    let (store, writer) = reflector::store();
-    let events = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(|o| {
-            o.managed_fields_mut().clear();
-        });
-    let stream = reflector(writer, events)
-        .inspect_ok(move |event| {
-            if matches!(event, watcher::Event::InitDone) {
-                listed();
-            }
-        })
-        .touched_objects();
-    (store, stream)
-}
-
-/// Hands out one `listed` callback per cache; flips `synced` once all three have listed.
-fn sync_tracker(synced: tokio::sync::watch::Sender<bool>) -> impl Fn() -> Box<dyn Fn() + Send> {
-    const CACHES: usize = 3;
-    let listed = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
-    let synced = Arc::new(synced);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    move || {
-        let id = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (listed, synced) = (listed.clone(), synced.clone());
-        Box::new(move || {
-            let mut done = listed.lock().unwrap_or_else(|e| e.into_inner());
-            // A re-list after a lost watch lists again: count each cache once.
-            done.insert(id);
-            if done.len() == CACHES {
-                synced.send_replace(true);
-            }
-        })
-    }
-}
-
-fn reflector<K, W>(
-    writer: reflector::store::Writer<K>,
-    stream: W,
-) -> impl futures::Stream<Item = W::Item> + Send
-where
-    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
-    W: futures::Stream<Item = watcher::Result<watcher::Event<K>>> + Send,
-{
-    reflector::reflector(writer, stream)
-}
-
 /// Queues reconciles. Sending only fails once the controllers are gone (shutdown), when
 /// dropping the request is right.
 fn send_all<K: Resource>(tx: &mpsc::UnboundedSender<ObjectRef<K>>, refs: Vec<ObjectRef<K>>) {
@@ -153,10 +94,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let (synced_tx, synced) = tokio::sync::watch::channel(false);
-    let tracker = sync_tracker(synced_tx);
-    let (users, user_stream) = cached_watch::<SipUser>(scope.api(&client), tracker());
-    let (domains, domain_stream) = cached_watch::<SipDomain>(scope.api(&client), tracker());
-    let (profiles, profile_stream) = cached_watch::<SipProfile>(scope.api(&client), tracker());
+    let tracker = watches::sync_tracker(synced_tx, 3);
+    let (users, user_stream) = watches::cached::<SipUser>(scope.api(&client), tracker(), metrics.clone());
+    let (domains, domain_stream) =
+        watches::cached::<SipDomain>(scope.api(&client), tracker(), metrics.clone());
+    let (profiles, profile_stream) =
+        watches::cached::<SipProfile>(scope.api(&client), tracker(), metrics.clone());
     let stores = Stores {
         users: users.clone(),
         domains: domains.clone(),
