@@ -34,7 +34,10 @@ fn run_local_applies_the_examples_and_stops_cleanly() {
             .lines()
             .find(|l| l.starts_with(&format!("sipuser.sipoperator.io/{user} ")))
             .unwrap_or_else(|| panic!("no row for {user}:\n{up}"));
-        assert!(row.split_whitespace().any(|cell| cell == "True"), "{user} is not Ready: {row}");
+        assert!(
+            row.split_whitespace().any(|cell| cell == "True"),
+            "{user} is not Ready: {row}"
+        );
     }
     for want in [
         "sipdomain.sipoperator.io/acme",

@@ -20,6 +20,8 @@ use crate::keys::REGISTRAR_CLEANUP_FINALIZER;
 
 /// How often a healthy user is looked at again without any event (drift safety net).
 const RESYNC: Duration = Duration::from_secs(3600);
+/// Retry after a precondition failed on a stale cached copy.
+const STALE_CACHE_RETRY: Duration = Duration::from_millis(500);
 
 pub async fn reconcile(user: Arc<SipUser>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started("SipUser");
@@ -33,8 +35,18 @@ pub async fn reconcile(user: Arc<SipUser>, ctx: Arc<Context>) -> Result<Action, 
             finalizer::Event::Cleanup(user) => cleanup(&user, &ctx).await,
         }
     })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    .await;
+    let result = match result {
+        // The cache had not yet seen our own finalizer patch, so adding it again failed its
+        // precondition: not a failure, the watch event with the finalizer is on its way.
+        Err(finalizer::Error::AddFinalizer(kube::Error::Api(status)))
+            if status.is_invalid() || status.is_conflict() =>
+        {
+            tracing::debug!(user = %user.name_any(), "finalizer already added; waiting for the cache");
+            Ok(Action::requeue(STALE_CACHE_RETRY))
+        }
+        other => other.map_err(|e| Error::Finalizer(Box::new(e))),
+    };
     if result.is_ok() {
         ctx.backoff.succeeded(&user.uid().unwrap_or_default());
     }

@@ -96,7 +96,9 @@ pub fn on_profile(profile: &SipProfile, stores: &Stores) -> Vec<ObjectRef<SipUse
         .collect()
 }
 
-/// A Secret that is not ours changed: the users importing their password from it.
+/// A Secret that is not ours changed: the users importing their password from it, and the
+/// users whose credentials Secret would have that name (refused as `SecretNotOwned` until the
+/// foreign Secret is gone).
 pub fn on_source_secret(namespace: Option<String>, name: &str, stores: &Stores) -> Vec<ObjectRef<SipUser>> {
     stores
         .users

@@ -27,6 +27,7 @@ impl ControlPlane {
                 _ => Self::start(),
             };
             cp.install_crds();
+            cp.install_operator_rbac();
             cp
         })
     }
@@ -82,6 +83,21 @@ impl ControlPlane {
 
     pub fn kubectl(&self) -> Kubectl {
         Kubectl::new(self.kubeconfig())
+    }
+
+    /// Binds the operator's test identity (group `sip-operator:test`) to the least-privilege
+    /// ClusterRole in `tests/support/operator-rbac.yaml`; without it the operator may do nothing.
+    fn install_operator_rbac(&self) {
+        self.kubectl()
+            .run(&[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager=sip-operator-tests",
+                "-f",
+            ])
+            .arg(repo_path("tests/support/operator-rbac.yaml"))
+            .ok();
     }
 
     /// Server-side applies `crds/` and waits until the API server serves them.

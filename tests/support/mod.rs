@@ -5,6 +5,7 @@
 pub mod control_plane;
 pub mod kubectl;
 pub mod namespace;
+pub mod operator;
 
 pub use control_plane::ControlPlane;
 pub use kubectl::Kubectl;

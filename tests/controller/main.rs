@@ -1,0 +1,23 @@
+//! The controller, proven against a real kube-apiserver: every test gets a namespace of its own
+//! and its own `sip-operator` process (the real binary, with the restricted RBAC identity of
+//! the control plane), applies SipDomains, SipProfiles and SipUsers as a person would, and
+//! watches what the operator makes of them: Secrets, status conditions, events, metrics,
+//! leader election and the API writes it makes (through the audit log).
+#[path = "../support/mod.rs"]
+mod support;
+
+mod builders;
+mod scenario;
+
+mod capacity;
+mod conflicts;
+mod credentials;
+mod deletion;
+mod events_and_secrecy;
+mod import;
+mod leader;
+mod observability;
+mod references;
+mod resync;
+mod rotation;
+mod suspension;

@@ -1,0 +1,227 @@
+//! What people and tools see: `kubectl wait` and the printer columns once the examples are
+//! reconciled, domain and profile counts, the health and metrics endpoints, JSON logs.
+use std::collections::HashMap;
+
+use sip_operator::api::SipUser;
+
+use crate::builders::user;
+use crate::scenario::{Scenario, is_current, reasons};
+use crate::support::operator::metric_value;
+use crate::support::repo_path;
+
+/// Applies examples/ into the scenario's namespace, with the example SIP domain replaced by
+/// the scenario's own (SIP domains are unique across the cluster, and other tests apply the
+/// examples too).
+fn apply_examples(sc: &Scenario) {
+    let mut files: Vec<_> = std::fs::read_dir(repo_path("examples"))
+        .expect("read examples/")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read example");
+        let text = text.replace("acme.sip.example.com", &sc.fqdn);
+        let out = sc
+            .ns
+            .kubectl(&["apply", "--server-side", "--field-manager=gitops", "-f", "-"])
+            .output_with_stdin(&text);
+        assert!(out.success, "apply {}: {}", file.display(), out.stderr);
+    }
+}
+
+/// A `kubectl get` table as rows of header -> cell, cut at the header's column offsets (cells
+/// may be blank, so splitting on whitespace could shift them).
+fn table_by_header(out: &str) -> Vec<HashMap<String, String>> {
+    let mut lines = out.lines().filter(|l| !l.trim().is_empty());
+    let header = lines.next().expect("table header");
+    let mut starts: Vec<(usize, String)> = Vec::new();
+    let mut prev_space = true;
+    for (i, c) in header.char_indices() {
+        if !c.is_whitespace() && prev_space {
+            let name: String = header[i..].chars().take_while(|c| !c.is_whitespace()).collect();
+            starts.push((i, name));
+        }
+        prev_space = c.is_whitespace();
+    }
+    lines
+        .map(|line| {
+            let mut row = HashMap::new();
+            for (n, (start, name)) in starts.iter().enumerate() {
+                let end = starts.get(n + 1).map(|(s, _)| *s).unwrap_or(line.len());
+                let cell = line
+                    .get(*start..end.min(line.len()))
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                row.insert(name.clone(), cell);
+            }
+            row
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn examples_go_ready_for_kubectl_wait_and_fill_the_printer_columns() {
+    let sc = Scenario::empty("examples").await;
+    apply_examples(&sc);
+
+    let out = sc
+        .ns
+        .kubectl(&["wait", "--for=condition=Ready", "--timeout=60s"])
+        .args([
+            "sipuser/alice",
+            "sipuser/berlin-hotline",
+            "sipuser/bob",
+            "sipuser/carol",
+        ])
+        .output();
+    assert!(
+        out.success,
+        "kubectl wait --for=condition=Ready failed:\n{}{}\n{}",
+        out.stdout,
+        out.stderr,
+        sc.context()
+    );
+    for name in ["alice", "berlin-hotline", "carol"] {
+        sc.ready(name).await;
+    }
+    sc.ready_as("bob", reasons::SUSPENDED).await;
+
+    let rows = table_by_header(&sc.ns.kubectl(&["get", "sipusers"]).ok());
+    let cells = |name: &str| -> (String, String, String) {
+        let row = rows
+            .iter()
+            .find(|r| r.get("NAME").map(String::as_str) == Some(name))
+            .unwrap_or_else(|| panic!("no row for {name} in {rows:?}"));
+        (
+            row["USERNAME"].clone(),
+            row["PROFILE"].clone(),
+            row["READY"].clone(),
+        )
+    };
+    let s = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    assert_eq!(cells("alice"), s("alice", "agent", "True"));
+    assert_eq!(cells("berlin-hotline"), s("+4930123456", "agent", "True"));
+    assert_eq!(cells("bob"), s("bob", "supervisor", "True"));
+    assert_eq!(cells("carol"), s("carol", "supervisor", "True"));
+
+    // Domain and profiles count the admitted users (suspended bob included).
+    sc.domain_ready_with_users("acme", 4).await;
+    for (name, users, capacity) in [("agent", 2, 50), ("supervisor", 2, 5)] {
+        sc.wait_profile(name, &format!("Ready, users {users}, capacity {capacity}"), |p| {
+            is_current(p)
+                && crate::scenario::condition(p, reasons::READY).is_some_and(|(s, _, _)| s == "True")
+                && p.status
+                    .as_ref()
+                    .is_some_and(|s| s.users == Some(users) && s.capacity == Some(capacity))
+        })
+        .await;
+    }
+    // carol's password is the imported one, in the Secret her spec names.
+    let carol = sc.secret_appears("carol-sip-account").await;
+    assert_eq!(crate::scenario::password(&carol), "imported-Example-Passw0rd-123");
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_and_json_logs() {
+    let sc = Scenario::new("metrics").await;
+    sc.apply(&user("good")).await;
+    sc.apply(&user("stuck").domain("missing")).await;
+    sc.ready("good").await;
+    sc.stalled("stuck", reasons::DOMAIN_NOT_FOUND).await;
+
+    assert_eq!(sc.operator.http_get("/healthz").0, 200, "/healthz");
+    assert_eq!(sc.operator.http_get("/readyz").0, 200, "/readyz");
+
+    let op = &sc.operator;
+    let scrape = sc
+        .until(
+            "metrics to count the two users",
+            crate::scenario::WAIT,
+            || async move {
+                let scrape = op.metrics();
+                let ready = metric_value(
+                    &scrape,
+                    "sip_operator_objects",
+                    &[("kind", "SipUser"), ("condition", "Ready"), ("status", "True")],
+                );
+                let stalled = metric_value(
+                    &scrape,
+                    "sip_operator_objects",
+                    &[("kind", "SipUser"), ("condition", "Stalled"), ("status", "True")],
+                );
+                if ready == Some(1.0) && stalled == Some(1.0) {
+                    Ok(scrape)
+                } else {
+                    Err(format!("objects Ready=True {ready:?}, Stalled=True {stalled:?}"))
+                }
+            },
+        )
+        .await;
+    let reconciles = metric_value(&scrape, "sip_operator_reconciles_total", &[("kind", "SipUser")]);
+    assert!(
+        reconciles.is_some_and(|n| n >= 2.0),
+        "reconciles_total{{kind=SipUser}} = {reconciles:?}"
+    );
+    let durations = metric_value(
+        &scrape,
+        "sip_operator_reconcile_duration_seconds_count",
+        &[("kind", "SipUser")],
+    );
+    assert!(
+        durations.is_some_and(|n| n >= 2.0),
+        "reconcile_duration_seconds_count = {durations:?}"
+    );
+    assert!(
+        scrape.contains("sip_operator_reconcile_duration_seconds_bucket{"),
+        "the duration is a histogram:\n{scrape}"
+    );
+    // The error counter has samples only once a reconcile failed (a family without samples
+    // is not rendered); when it has, each names the kind and the error kind.
+    for (name, labels, _) in scrape.lines().filter_map(crate::support::operator::parse_sample) {
+        if name == "sip_operator_reconcile_errors_total" {
+            assert!(
+                labels.iter().any(|(k, _)| k == "kind") && labels.iter().any(|(k, _)| k == "error"),
+                "reconcile_errors_total sample without kind/error labels: {labels:?}"
+            );
+        }
+    }
+    assert_eq!(
+        metric_value(&scrape, "sip_operator_leader", &[]),
+        Some(1.0),
+        "a lone replica leads"
+    );
+
+    // A deleted user leaves the objects gauge.
+    sc.delete::<SipUser>("stuck").await;
+    sc.until(
+        "the stalled user to leave the objects gauge",
+        crate::scenario::WAIT,
+        || async move {
+            let stalled = metric_value(
+                &op.metrics(),
+                "sip_operator_objects",
+                &[("kind", "SipUser"), ("condition", "Stalled"), ("status", "True")],
+            );
+            if stalled.unwrap_or(0.0) == 0.0 {
+                Ok(())
+            } else {
+                Err(format!("Stalled=True {stalled:?}"))
+            }
+        },
+    )
+    .await;
+
+    // `--log-format json`: one JSON object per line.
+    let log = sc.operator.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "the operator logged nothing");
+    for line in lines {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+        assert!(
+            parsed.as_ref().is_ok_and(|v| v.is_object()),
+            "a log line that is not a JSON object: {line}"
+        );
+    }
+}

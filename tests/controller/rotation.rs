@@ -1,0 +1,154 @@
+//! The password changes only when asked: a new value of the `sipoperator.io/rotate`
+//! annotation rotates it exactly once, a deleted Secret is regenerated with a new password,
+//! and nothing else (spec changes, re-reconciles) touches it.
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use sip_operator::api::SipUser;
+
+use crate::builders::user;
+use crate::scenario::{Scenario, has_condition, is_current, password, reasons, summarize_events};
+use crate::support::eventually;
+
+fn changed_at(u: &SipUser) -> Option<Time> {
+    u.status.as_ref().and_then(|s| s.password_changed_at.clone())
+}
+
+fn handled_rotation(u: &SipUser) -> Option<String> {
+    u.status.as_ref().and_then(|s| s.last_handled_rotation.clone())
+}
+
+/// Waits until the wall clock is past `t` by more than a second, so that a timestamp written
+/// from now on (1 s resolution) is later than `t`.
+pub async fn let_a_second_pass(t: &Time) {
+    let after = t.0 + SignedDuration::from_millis(1100);
+    eventually("a second to pass", Duration::from_secs(5), || async move {
+        (Timestamp::now() > after).then_some(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn rotate_annotation_rotates_exactly_once() {
+    let sc = Scenario::new("rotation").await;
+    let erin = user("erin").extension("7010");
+    sc.apply(&erin).await;
+    let u = sc.ready("erin").await;
+    let secret_name = "erin-sip-credentials";
+    let p0 = password(&sc.secret_appears(secret_name).await);
+    let t0 = changed_at(&u).expect("passwordChangedAt after creation");
+    let_a_second_pass(&t0).await;
+
+    sc.apply(&erin.clone().rotate("2024-01-01")).await;
+    let u = sc
+        .wait_user("erin", "lastHandledRotation == 2024-01-01 and Ready", |u| {
+            handled_rotation(u).as_deref() == Some("2024-01-01")
+                && is_current(u)
+                && has_condition(u, reasons::READY, "True", reasons::READY)
+        })
+        .await;
+    let p1 = password(&sc.secret(secret_name).await);
+    assert_ne!(p1, p0, "the rotate annotation must change the password");
+    assert_eq!(p1.len(), 32);
+    let t1 = changed_at(&u).expect("passwordChangedAt");
+    assert!(
+        t1 > t0,
+        "passwordChangedAt must move on rotation: {t0:?} -> {t1:?}"
+    );
+    let rotated = sc.wait_event("erin", reasons::PASSWORD_ROTATED).await;
+    assert_eq!(
+        rotated.len(),
+        1,
+        "one PasswordRotated event: {}",
+        summarize_events(&rotated)
+    );
+
+    // Further reconciles with the same annotation value do not rotate again.
+    let_a_second_pass(&t1).await;
+    sc.apply(&erin.clone().rotate("2024-01-01").display_name("Erin Example"))
+        .await;
+    let u = sc.settled("erin").await;
+    sc.ready("erin").await;
+    let secret = sc.secret(secret_name).await;
+    assert_eq!(
+        password(&secret),
+        p1,
+        "a spec change must not rotate the password again"
+    );
+    assert_eq!(
+        changed_at(&u),
+        Some(t1.clone()),
+        "passwordChangedAt must not move without a rotation"
+    );
+    assert_eq!(handled_rotation(&u).as_deref(), Some("2024-01-01"));
+    let rv = secret.metadata.resource_version.clone();
+    // And a restarted operator (a full resync) does not either.
+    let mut sc = sc;
+    sc.restart_operator().await;
+    sc.operator_settled(1.0).await;
+    let secret = sc.secret(secret_name).await;
+    assert_eq!(
+        password(&secret),
+        p1,
+        "a restart must not rotate the password again"
+    );
+    assert_eq!(
+        secret.metadata.resource_version, rv,
+        "a restart must not rewrite the Secret"
+    );
+    let rotated = sc.user_events("erin").await;
+    let count = rotated
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some(reasons::PASSWORD_ROTATED))
+        .count();
+    assert_eq!(
+        count,
+        1,
+        "still one PasswordRotated event: {}",
+        summarize_events(&rotated)
+    );
+
+    // A new value rotates once more.
+    sc.apply(&erin.clone().rotate("2024-02-01").display_name("Erin Example"))
+        .await;
+    sc.wait_user("erin", "lastHandledRotation == 2024-02-01", |u| {
+        handled_rotation(u).as_deref() == Some("2024-02-01")
+            && has_condition(u, reasons::READY, "True", reasons::READY)
+    })
+    .await;
+    let p2 = password(&sc.secret(secret_name).await);
+    assert_ne!(p2, p1, "a second rotation value must change the password again");
+    assert_ne!(p2, p0);
+}
+
+#[tokio::test]
+async fn deleted_secret_is_recreated_with_a_new_password() {
+    let sc = Scenario::new("regenerate").await;
+    sc.apply(&user("frank")).await;
+    let u = sc.ready("frank").await;
+    let name = "frank-sip-credentials";
+    let old = sc.secret_appears(name).await;
+    let old_password = password(&old);
+    let t0 = changed_at(&u).expect("passwordChangedAt");
+    let_a_second_pass(&t0).await;
+
+    sc.delete::<Secret>(name).await;
+    let new = sc
+        .wait_secret(name, "recreated (a new uid)", |s| {
+            s.metadata.uid != old.metadata.uid
+        })
+        .await;
+    let u = sc
+        .wait_user("frank", "Ready with passwordChangedAt moved", |u| {
+            has_condition(u, reasons::READY, "True", reasons::READY) && changed_at(u).is_some_and(|t| t > t0)
+        })
+        .await;
+    crate::credentials::assert_credentials_secret(&new, &u, "frank", &sc.fqdn, &sc.fqdn);
+    assert_ne!(
+        password(&new),
+        old_password,
+        "a regenerated Secret gets a NEW password"
+    );
+}
