@@ -173,7 +173,9 @@ pub async fn run(
             .with_config(config.clone())
             .owns_stream(owned_secrets)
             .watches_stream(other_secrets, move |s| {
-                triggers::on_source_secret(s.namespace(), &s.name_any(), &stores)
+                let users = triggers::on_source_secret(s.namespace(), &s.name_any(), &stores);
+                tracing::debug!(secret = %s.name_any(), users = users.len(), "a Secret the operator does not manage changed");
+                users
             })
             .reconcile_on(user_rx)
             .graceful_shutdown_on(shutdown.clone())

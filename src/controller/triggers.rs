@@ -103,12 +103,13 @@ pub fn on_source_secret(namespace: Option<String>, name: &str, stores: &Stores) 
     stores
         .users
         .state_filter(|u| {
-            u.namespace() == namespace
-                && u.spec
-                    .credentials
-                    .password_secret_ref
-                    .as_ref()
-                    .is_some_and(|r| r.name == name)
+            let imports_it = u
+                .spec
+                .credentials
+                .password_secret_ref
+                .as_ref()
+                .is_some_and(|r| r.name == name);
+            u.namespace() == namespace && (imports_it || u.secret_name() == name)
         })
         .iter()
         .map(|u| ObjectRef::from_obj(u.as_ref()))
