@@ -32,7 +32,8 @@ fn run_local_applies_the_examples_and_stops_cleanly() {
     for user in ["alice", "berlin-hotline", "bob", "carol"] {
         let row = up
             .lines()
-            .find(|l| l.starts_with(&format!("sipuser.sipoperator.io/{user} ")))
+            // The table row (apply and wait print lines with the same prefix).
+            .find(|l| l.starts_with(&format!("sipuser.sipoperator.io/{user} ")) && l.contains(" acme "))
             .unwrap_or_else(|| panic!("no row for {user}:\n{up}"));
         assert!(
             row.split_whitespace().any(|cell| cell == "True"),

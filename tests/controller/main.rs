@@ -16,6 +16,7 @@ mod deletion;
 mod events_and_secrecy;
 mod import;
 mod leader;
+mod malformed;
 mod observability;
 mod references;
 mod resync;

@@ -2,6 +2,7 @@
 //! CRDs installed once, and a namespace of its own for every test so tests run in parallel.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod audit;
 pub mod control_plane;
 pub mod kubectl;
 pub mod namespace;

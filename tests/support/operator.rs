@@ -166,6 +166,11 @@ impl Operator {
         }
     }
 
+    /// The process id (for resource figures such as RSS).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The `--identity` this replica was given (the Lease holder when it leads).
     pub fn identity(&self) -> &str {
         &self.identity

@@ -1,0 +1,191 @@
+//! Scale benchmark: N SipUsers through the real API server and the real operator binary.
+//! Prints users/s to Ready, API writes per user (from the audit log), the operator's memory,
+//! and what a no-op resync after a restart costs. Figures, not assertions.
+//!
+//!   cargo bench --bench scale            (1,000 users)
+//!   SIP_BENCH_USERS=5000 cargo bench --bench scale
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{Api, ListParams, PostParams};
+use sip_operator::api::{SipDomain, SipProfile, SipUser};
+use support::audit::AuditLog;
+use support::operator::Operator;
+use support::{ControlPlane, TestNamespace};
+
+fn ready(u: &SipUser) -> bool {
+    u.status.as_ref().is_some_and(|s| {
+        s.observed_generation == u.metadata.generation
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+async fn count_ready(api: &Api<SipUser>) -> usize {
+    let list = api.list(&ListParams::default()).await.expect("list users");
+    list.items.iter().filter(|u| ready(u)).count()
+}
+
+/// VmRSS and VmHWM of a process, in MiB.
+fn memory_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The operator's writes in `ns` since the last read, by resource/verb.
+fn writes(audit: &mut AuditLog, ns: &str) -> BTreeMap<String, usize> {
+    let mut by_kind = BTreeMap::new();
+    for e in audit.read_new().iter().filter(|e| e.is_operator_write_in(ns)) {
+        let obj = e.object_ref.clone().unwrap_or_default();
+        let key = format!(
+            "{} {}{}",
+            e.verb,
+            obj.resource,
+            obj.subresource.map(|s| format!("/{s}")).unwrap_or_default()
+        );
+        *by_kind.entry(key).or_insert(0) += 1;
+    }
+    by_kind
+}
+
+fn print_writes(label: &str, n: usize, by_kind: &BTreeMap<String, usize>) {
+    let total: usize = by_kind.values().sum();
+    println!(
+        "{label}: {total} API writes = {:.2} per user",
+        total as f64 / n as f64
+    );
+    for (k, v) in by_kind {
+        println!("    {k:<28} {v:>7}  ({:.2}/user)", *v as f64 / n as f64);
+    }
+}
+
+async fn wait_all_ready(api: &Api<SipUser>, n: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while count_ready(api).await < n {
+        assert!(
+            Instant::now() < deadline,
+            "not all {n} users became Ready within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("SIP_BENCH_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let cp = ControlPlane::shared();
+    let ns = TestNamespace::create("bench");
+    let client = cp.client().await;
+    let pp = PostParams::default();
+    let domain: SipDomain = serde_json::from_value(serde_json::json!({
+        "apiVersion": "sipoperator.io/v1alpha1", "kind": "SipDomain",
+        "metadata": {"name": "bench"},
+        "spec": {"domain": format!("{}.bench.example.com", ns.name), "defaultProfile": "agent"}
+    }))
+    .expect("domain");
+    Api::<SipDomain>::namespaced(client.clone(), &ns.name)
+        .create(&pp, &domain)
+        .await
+        .expect("create domain");
+    let profile: SipProfile = serde_json::from_value(serde_json::json!({
+        "apiVersion": "sipoperator.io/v1alpha1", "kind": "SipProfile",
+        "metadata": {"name": "agent"}, "spec": {"capacity": n, "flags": ["voicemail"]}
+    }))
+    .expect("profile");
+    Api::<SipProfile>::namespaced(client.clone(), &ns.name)
+        .create(&pp, &profile)
+        .await
+        .expect("create profile");
+
+    let mut operator = Operator::start(&ns).await;
+    let users: Api<SipUser> = Api::namespaced(client.clone(), &ns.name);
+    let mut audit = AuditLog::mark();
+    println!(
+        "sip-operator scale benchmark: {n} users, Kubernetes {}",
+        cp.env("KUBE_VERSION")
+    );
+
+    let start = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let users = users.clone();
+            async move {
+                let u: SipUser = serde_json::from_value(serde_json::json!({
+                    "apiVersion": "sipoperator.io/v1alpha1", "kind": "SipUser",
+                    "metadata": {"name": format!("u{i:05}")},
+                    "spec": {"domainRef": "bench", "extension": format!("{}", 100000 + i)}
+                }))
+                .expect("user");
+                users
+                    .create(&PostParams::default(), &u)
+                    .await
+                    .expect("create user");
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let created = start.elapsed();
+    wait_all_ready(&users, n, Duration::from_secs(600)).await;
+    let all_ready = start.elapsed();
+    let (rss, hwm) = memory_mib(operator.pid());
+    println!(
+        "created {n} users in {:.1}s ({:.0} users/s through the API server)",
+        created.as_secs_f64(),
+        n as f64 / created.as_secs_f64()
+    );
+    println!(
+        "all Ready after {:.1}s: {:.0} users/s end to end (Secret + status + finalizer + event each)",
+        all_ready.as_secs_f64(),
+        n as f64 / all_ready.as_secs_f64()
+    );
+    // Let trailing domain/profile status writes land before counting.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    print_writes("provisioning", n, &writes(&mut audit, &ns.name));
+    println!("operator memory with {n} users cached: RSS {rss:.1} MiB (peak {hwm:.1} MiB)");
+
+    operator.stop().await;
+    writes(&mut audit, &ns.name);
+    let restart = Instant::now();
+    let operator = Operator::start(&ns).await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let done = operator
+            .metric("sip_operator_reconciles_total", &[("kind", "SipUser")])
+            .unwrap_or(0.0);
+        if done >= n as f64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted operator reconciled only {done} of {n} users"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let resync = restart.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!(
+        "no-op resync after a restart: {n} users reconciled in {:.1}s ({:.0} users/s)",
+        resync.as_secs_f64(),
+        n as f64 / resync.as_secs_f64()
+    );
+    print_writes("resync", n, &writes(&mut audit, &ns.name));
+    let (rss, hwm) = memory_mib(operator.pid());
+    println!("operator memory after resync: RSS {rss:.1} MiB (peak {hwm:.1} MiB)");
+}
