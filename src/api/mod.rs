@@ -2,6 +2,7 @@
 //! they share. Everything the API server can check (patterns, bounds, immutability, "exactly one
 //! of") lives in the schema here, so bad input is refused at `kubectl apply` time.
 
+mod conditioned;
 mod patterns;
 mod secret_key_ref;
 // Several `printcolumn(..)` entries repeat `type_ = ".."`, which clippy mistakes for a
@@ -16,6 +17,7 @@ mod sip_user;
 #[cfg(test)]
 mod defaults_tests;
 
+pub use conditioned::Conditioned;
 pub use patterns::{DNS_SUBDOMAIN_PATTERN, FEATURE_NAME_PATTERN, FQDN_PATTERN, SIP_USER_PATTERN};
 pub use secret_key_ref::SecretKeyRef;
 pub use sip_domain::{

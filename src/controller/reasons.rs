@@ -42,3 +42,13 @@ pub const PASSWORD_SOURCE_INVALID: &str = "PasswordSourceInvalid";
 pub const SECRET_NOT_OWNED: &str = "SecretNotOwned";
 /// Credentials are not written for a user that is not admitted (see the Stalled reason).
 pub const NOT_ADMITTED: &str = "NotAdmitted";
+
+/// Event reasons (Normal); Warning events use the Stalled reason.
+pub mod events {
+    /// A first password was written (new user, or its Secret was deleted).
+    pub const CREDENTIALS_CREATED: &str = "CredentialsCreated";
+    /// The password was rotated as the `sipoperator.io/rotate` annotation asked.
+    pub const PASSWORD_ROTATED: &str = "PasswordRotated";
+    /// A changed imported password was copied into the credentials Secret.
+    pub const PASSWORD_IMPORTED: &str = "PasswordImported";
+}

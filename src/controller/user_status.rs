@@ -161,17 +161,17 @@ pub fn build(facts: &Facts<'_>, previous: Option<&SipUserStatus>, now: &Time) ->
 pub fn change_event(change: PasswordChange, secret_name: &str) -> (&'static str, String) {
     match change {
         PasswordChange::Created => (
-            "CredentialsCreated",
+            reasons::events::CREDENTIALS_CREATED,
             format!("wrote a new password to Secret {secret_name}"),
         ),
         PasswordChange::Rotated => (
-            "PasswordRotated",
+            reasons::events::PASSWORD_ROTATED,
             format!(
                 "rotated the password in Secret {secret_name} as the sipoperator.io/rotate annotation asked"
             ),
         ),
         PasswordChange::Imported => (
-            "PasswordImported",
+            reasons::events::PASSWORD_IMPORTED,
             format!("copied the changed imported password into Secret {secret_name}"),
         ),
     }

@@ -2,16 +2,11 @@ use kube::Api;
 use serde_json::Value;
 use sip_operator::api::{SipDomain, SipProfile, SipUser};
 
-use crate::support::{TestNamespace, repo_path};
+use crate::support::TestNamespace;
 
 /// The YAML files a GitOps repo would hold, in apply order.
 pub fn example_files() -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(repo_path("examples"))
-        .expect("read examples/")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
+    let files = crate::support::example_files();
     assert!(
         files.len() >= 6,
         "examples/ should hold a domain, two profiles and several users"

@@ -6,20 +6,14 @@ use sip_operator::api::SipUser;
 
 use crate::builders::user;
 use crate::scenario::{Scenario, is_current, reasons};
+use crate::support::example_files;
 use crate::support::operator::metric_value;
-use crate::support::repo_path;
 
 /// Applies examples/ into the scenario's namespace, with the example SIP domain replaced by
 /// the scenario's own (SIP domains are unique across the cluster, and other tests apply the
 /// examples too).
 fn apply_examples(sc: &Scenario) {
-    let mut files: Vec<_> = std::fs::read_dir(repo_path("examples"))
-        .expect("read examples/")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    for file in files {
+    for file in example_files() {
         let text = std::fs::read_to_string(&file).expect("read example");
         let text = text.replace("acme.sip.example.com", &sc.fqdn);
         let out = sc

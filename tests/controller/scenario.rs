@@ -13,7 +13,6 @@ use futures::FutureExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -30,8 +29,8 @@ pub const GC_WAIT: Duration = Duration::from_secs(120);
 /// The field manager the tests apply with.
 pub const TEST_MANAGER: &str = "sip-operator-tests";
 
-/// Condition types and reasons of the contract, spelled out so the tests keep compiling while
-/// the controller module is not public; they equal `sip_operator::controller::reasons::*`.
+/// Condition types and reasons of the contract, spelled out here on purpose: they pin the API
+/// (alerts and scripts key on them), and `reasons_match_the_library` proves the library agrees.
 pub mod reasons {
     pub const READY: &str = "Ready";
     pub const RECONCILING: &str = "Reconciling";
@@ -92,53 +91,16 @@ fn reasons_match_the_library() {
         (reasons::PROFILE_CAPACITY_EXCEEDED, lib::PROFILE_CAPACITY_EXCEEDED),
         (reasons::PASSWORD_SOURCE_INVALID, lib::PASSWORD_SOURCE_INVALID),
         (reasons::SECRET_NOT_OWNED, lib::SECRET_NOT_OWNED),
+        (reasons::CREDENTIALS_CREATED, lib::events::CREDENTIALS_CREATED),
+        (reasons::PASSWORD_ROTATED, lib::events::PASSWORD_ROTATED),
     ];
     for (ours, theirs) in pairs {
         assert_eq!(ours, theirs);
     }
 }
 
-/// Objects with kstatus conditions.
-pub trait HasConditions {
-    fn conditions(&self) -> &[Condition];
-    fn observed_generation(&self) -> Option<i64>;
-}
-
-impl HasConditions for SipUser {
-    fn conditions(&self) -> &[Condition] {
-        self.status
-            .as_ref()
-            .map(|s| s.conditions.as_slice())
-            .unwrap_or_default()
-    }
-    fn observed_generation(&self) -> Option<i64> {
-        self.status.as_ref().and_then(|s| s.observed_generation)
-    }
-}
-
-impl HasConditions for SipDomain {
-    fn conditions(&self) -> &[Condition] {
-        self.status
-            .as_ref()
-            .map(|s| s.conditions.as_slice())
-            .unwrap_or_default()
-    }
-    fn observed_generation(&self) -> Option<i64> {
-        self.status.as_ref().and_then(|s| s.observed_generation)
-    }
-}
-
-impl HasConditions for SipProfile {
-    fn conditions(&self) -> &[Condition] {
-        self.status
-            .as_ref()
-            .map(|s| s.conditions.as_slice())
-            .unwrap_or_default()
-    }
-    fn observed_generation(&self) -> Option<i64> {
-        self.status.as_ref().and_then(|s| s.observed_generation)
-    }
-}
+/// Objects with kstatus conditions (the library's view).
+pub use sip_operator::api::Conditioned as HasConditions;
 
 /// `(status, reason, message)` of the condition `type_`, if present.
 pub fn condition<K: HasConditions>(obj: &K, type_: &str) -> Option<(String, String, String)> {

@@ -88,6 +88,11 @@ impl ControlPlane {
     /// Binds the operator's test identity (group `sip-operator:test`) to the least-privilege
     /// ClusterRole in `tests/support/operator-rbac.yaml`; without it the operator may do nothing.
     fn install_operator_rbac(&self) {
+        self.apply_file("tests/support/operator-rbac.yaml");
+    }
+
+    /// `kubectl apply --server-side` of a file or folder of the repository, as the tests' manager.
+    fn apply_file(&self, rel: &str) {
         self.kubectl()
             .run(&[
                 "apply",
@@ -96,24 +101,14 @@ impl ControlPlane {
                 "--field-manager=sip-operator-tests",
                 "-f",
             ])
-            .arg(repo_path("tests/support/operator-rbac.yaml"))
+            .arg(repo_path(rel))
             .ok();
     }
 
     /// Server-side applies `crds/` and waits until the API server serves them.
     fn install_crds(&self) {
-        let kubectl = self.kubectl();
-        kubectl
-            .run(&[
-                "apply",
-                "--server-side",
-                "--force-conflicts",
-                "--field-manager=sip-operator-tests",
-                "-f",
-            ])
-            .arg(repo_path("crds"))
-            .ok();
-        kubectl
+        self.apply_file("crds");
+        self.kubectl()
             .run(&["wait", "--for=condition=Established", "--timeout=60s"])
             .args(
                 sip_operator::crds::all()

@@ -25,6 +25,17 @@ pub fn repo_path(rel: &str) -> PathBuf {
     repo_root().join(rel)
 }
 
+/// The YAML files of examples/ (a GitOps repo's content), in apply order.
+pub fn example_files() -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(repo_path("examples"))
+        .expect("read examples/")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
