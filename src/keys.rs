@@ -15,6 +15,10 @@ pub const USER_LABEL: &str = "sipoperator.io/user";
 /// Annotation on a SipUser: a new value rotates its generated password exactly once.
 pub const ROTATE_ANNOTATION: &str = "sipoperator.io/rotate";
 
+/// Annotation on a SipUser being deleted: `"true"` lets it go without the registrar cleanup,
+/// the escape hatch when a registrar is gone for good.
+pub const SKIP_CLEANUP_ANNOTATION: &str = "sipoperator.io/skip-registrar-cleanup";
+
 /// Finalizer on SipUser: the user is removed from every registrar endpoint before it goes.
 pub const REGISTRAR_CLEANUP_FINALIZER: &str = "sipoperator.io/registrar-cleanup";
 

@@ -9,4 +9,5 @@ pub mod http;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
+pub mod registrar;
 pub mod telemetry;

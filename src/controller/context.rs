@@ -109,6 +109,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub stores: Stores,
     pub backoff: Backoff,
+    /// Registrar clients, kept across reconciles for their connections.
+    pub registrars: super::registrar_endpoints::Clients,
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ pub enum Error {
     /// The caches of the referenced kinds are gone (the operator is shutting down).
     #[error("the object caches are closed; the operator is shutting down")]
     CachesClosed,
+    /// Removing a deleted user from the registrar failed; the deletion waits.
+    #[error("registrar cleanup: {0}")]
+    RegistrarCleanup(String),
     /// Adding or removing the finalizer failed.
     #[error("finalizer {finalizer}: {0}", finalizer = crate::keys::REGISTRAR_CLEANUP_FINALIZER)]
     Finalizer(#[source] Box<finalizer::Error<Error>>),
@@ -29,6 +32,7 @@ impl Error {
             Error::Kube { .. } => "kube_api",
             Error::NotNamespaced(_) => "not_namespaced",
             Error::CachesClosed => "caches_closed",
+            Error::RegistrarCleanup(_) => "registrar",
             Error::Finalizer(inner) => match inner.as_ref() {
                 finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.metric_label(),
                 _ => "finalizer",

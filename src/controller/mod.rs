@@ -7,12 +7,14 @@ mod context;
 mod error;
 mod events;
 pub mod reasons;
+mod registrar_endpoints;
 mod sip_domain;
 mod sip_profile;
 mod sip_user;
 mod status_patch;
 mod triggers;
 mod user_credentials;
+mod user_registrar;
 mod user_status;
 mod watches;
 
@@ -112,6 +114,7 @@ pub async fn run(
         metrics,
         stores: stores.clone(),
         backoff: Backoff::default(),
+        registrars: Default::default(),
     });
 
     let (user_tx, user_rx) = mpsc::unbounded::<ObjectRef<SipUser>>();

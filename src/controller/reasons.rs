@@ -21,6 +21,8 @@ pub const SUSPENDED: &str = "Suspended";
 pub const SECRET_READY: &str = "SecretReady";
 pub const NO_REGISTRAR_CONFIGURED: &str = "NoRegistrarConfigured";
 pub const SYNCED: &str = "Synced";
+/// The registrar could not be brought in line (unreachable, refused, misconfigured).
+pub const REGISTRAR_UNREACHABLE: &str = "RegistrarUnreachable";
 /// The False/Unknown reason of Stalled and Reconciling when they do not apply.
 pub const NOT_STALLED: &str = "NotStalled";
 pub const NOT_RECONCILING: &str = "Reconciled";

@@ -13,10 +13,12 @@ use kube::{Resource, ResourceExt};
 use super::admission::Verdict;
 use super::conditions::true_reason;
 use super::reasons::types;
+use super::user_registrar::{self, Intent};
 use super::user_status::{self, Facts, RegistrarState};
 use super::{Context, Error, events, status_patch, user_credentials};
 use crate::api::SipUser;
-use crate::keys::REGISTRAR_CLEANUP_FINALIZER;
+use crate::keys::{REGISTRAR_CLEANUP_FINALIZER, SKIP_CLEANUP_ANNOTATION};
+use kube::runtime::reflector::ObjectRef;
 
 /// How often a healthy user is looked at again without any event (drift safety net).
 const RESYNC: Duration = Duration::from_secs(3600);
@@ -36,7 +38,7 @@ pub async fn reconcile(user: Arc<SipUser>, ctx: Arc<Context>) -> Result<Action, 
         }
     })
     .await;
-    let result = match result {
+    match result {
         // The cache had not yet seen our own finalizer patch, so adding it again failed its
         // precondition: not a failure, the watch event with the finalizer is on its way.
         Err(finalizer::Error::AddFinalizer(kube::Error::Api(status)))
@@ -46,11 +48,7 @@ pub async fn reconcile(user: Arc<SipUser>, ctx: Arc<Context>) -> Result<Action, 
             Ok(Action::requeue(STALE_CACHE_RETRY))
         }
         other => other.map_err(|e| Error::Finalizer(Box::new(e))),
-    };
-    if result.is_ok() {
-        ctx.backoff.succeeded(&user.uid().unwrap_or_default());
     }
-    result
 }
 
 async fn apply(user: &SipUser, api: &Api<SipUser>, ctx: &Context) -> Result<Action, Error> {
@@ -61,15 +59,33 @@ async fn apply(user: &SipUser, api: &Api<SipUser>, ctx: &Context) -> Result<Acti
     let verdict = admission.users.get(&name).cloned().unwrap_or(Verdict::Admitted);
     let domain = ctx.stores.domain(&ns, &user.spec.domain_ref);
 
-    let credentials = match (&verdict, &domain) {
-        (Verdict::Admitted, Some(domain)) => Some(user_credentials::sync(user, domain, ctx).await?),
-        _ => None,
+    let (credentials, password) = match (&verdict, &domain) {
+        (Verdict::Admitted, Some(domain)) => {
+            let (outcome, password) = user_credentials::sync(user, domain, ctx).await?;
+            (Some(outcome), password)
+        }
+        _ => (None, None),
     };
-    let registrar = match (&domain, user.spec.enabled) {
-        (_, false) => RegistrarState::Suspended,
-        (Some(d), true) if d.spec.registrar.is_some() => RegistrarState::Unsupported,
+    let registrar = match &domain {
+        Some(domain) if domain.spec.registrar.is_some() => {
+            let profile = user
+                .profile_name(Some(domain))
+                .and_then(|p| ctx.stores.profiles.get(&ObjectRef::new(p).within(&ns)));
+            let intent = match (&password, user.spec.enabled) {
+                // An admitted user with credentials in place: the registrar must hold it.
+                (Some(password), true) => Intent::Push {
+                    password,
+                    profile: profile.as_deref(),
+                },
+                // Suspended, not admitted, or without usable credentials: it must not.
+                _ => Intent::Remove,
+            };
+            user_registrar::sync(user, domain, intent, ctx).await
+        }
+        _ if !user.spec.enabled => RegistrarState::Suspended,
         _ => RegistrarState::NotConfigured,
     };
+    let registrar_failed = matches!(registrar, RegistrarState::Failed { .. });
 
     let facts = Facts {
         generation: user.meta().generation,
@@ -107,6 +123,12 @@ async fn apply(user: &SipUser, api: &Api<SipUser>, ctx: &Context) -> Result<Acti
         events::publish(ctx, user, EventType::Normal, reason, note).await;
     }
     record_metrics(ctx, user, &desired);
+    let uid = user.uid().unwrap_or_default();
+    if registrar_failed {
+        // Status says why; try again later, backing off per user.
+        return Ok(Action::requeue(ctx.backoff.failed(&uid)));
+    }
+    ctx.backoff.succeeded(&uid);
     Ok(Action::requeue(RESYNC))
 }
 
@@ -122,11 +144,30 @@ fn record_metrics(ctx: &Context, user: &SipUser, status: &crate::api::SipUserSta
     );
 }
 
-/// Removes the user from the registrar before the object goes. Without a registrar (or when
-/// the user was never pushed) there is nothing to remove, so this is idempotent.
+/// Removes the user from every registrar endpoint before the object goes. Idempotent, and
+/// fine for a user that was never pushed. If the registrar stays unreachable the deletion
+/// waits (retried with backoff); the annotation [`SKIP_CLEANUP_ANNOTATION`] lets it go anyway.
 async fn cleanup(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
-    let key = format!("{}/{}", user.namespace().unwrap_or_default(), user.name_any());
+    let ns = user.namespace().unwrap_or_default();
+    let key = format!("{ns}/{}", user.name_any());
+    let skip = user
+        .annotations()
+        .get(SKIP_CLEANUP_ANNOTATION)
+        .is_some_and(|v| v == "true");
+    match ctx.stores.domain(&ns, &user.spec.domain_ref) {
+        Some(domain) if domain.spec.registrar.is_some() && !skip => {
+            if let RegistrarState::Failed { message } =
+                user_registrar::sync(user, &domain, Intent::Remove, ctx).await
+            {
+                return Err(Error::RegistrarCleanup(format!(
+                    "{message}; the deletion waits for the registrar (annotate the SipUser with \
+                     {SKIP_CLEANUP_ANNOTATION}=true to delete it without the cleanup)"
+                )));
+            }
+            tracing::info!(user = %key, "removed from the registrar");
+        }
+        _ => tracing::info!(user = %key, skipped = skip, "deleted; nothing to remove from a registrar"),
+    }
     ctx.metrics.forget_object("SipUser", &key);
-    tracing::info!(user = %key, "SipUser deleted; registrar cleanup has nothing to remove");
     Ok(Action::await_change())
 }

@@ -97,8 +97,13 @@ fn imported_password(source: Option<&Secret>, name: &str, key: &str) -> Result<P
     }
 }
 
-/// Runs the credentials step for an admitted user.
-pub async fn sync(user: &SipUser, domain: &SipDomain, ctx: &Context) -> Result<Outcome, Error> {
+/// Runs the credentials step for an admitted user; with the outcome, the password in force
+/// (for the registrar step, which hashes it).
+pub async fn sync(
+    user: &SipUser,
+    domain: &SipDomain,
+    ctx: &Context,
+) -> Result<(Outcome, Option<Password>), Error> {
     let ns = user.namespace().unwrap_or_default();
     let uid = user.uid().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
@@ -111,13 +116,16 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, ctx: &Context) -> Result<O
     if let Some(secret) = &existing
         && !credentials::is_controlled_by(secret, &uid)
     {
-        return Ok(Outcome::Problem {
-            reason: reasons::SECRET_NOT_OWNED,
-            message: format!(
-                "Secret {name:?} already exists and is not controlled by this SipUser, so the operator will not overwrite it; \
+        return Ok((
+            Outcome::Problem {
+                reason: reasons::SECRET_NOT_OWNED,
+                message: format!(
+                    "Secret {name:?} already exists and is not controlled by this SipUser, so the operator will not overwrite it; \
                  delete or rename that Secret, or set spec.credentials.secretName to another name"
-            ),
-        });
+                ),
+            },
+            None,
+        ));
     }
 
     let status = user.status.as_ref();
@@ -164,10 +172,13 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, ctx: &Context) -> Result<O
     ) {
         Ok(chosen) => chosen,
         Err(message) => {
-            return Ok(Outcome::Problem {
-                reason: reasons::PASSWORD_SOURCE_INVALID,
-                message,
-            });
+            return Ok((
+                Outcome::Problem {
+                    reason: reasons::PASSWORD_SOURCE_INVALID,
+                    message,
+                },
+                None,
+            ));
         }
     };
 
@@ -225,11 +236,14 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, ctx: &Context) -> Result<O
             .await
             .map_err(kube_err(format!("deleting previous Secret {ns}/{old_name}")))?;
     }
-    Ok(Outcome::Ready {
-        secret_name: name,
-        change,
-        handled_rotation: rotate_request,
-    })
+    Ok((
+        Outcome::Ready {
+            secret_name: name,
+            change,
+            handled_rotation: rotate_request,
+        },
+        Some(password),
+    ))
 }
 
 #[cfg(test)]

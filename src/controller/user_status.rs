@@ -13,10 +13,14 @@ use crate::api::SipUserStatus;
 pub enum RegistrarState {
     /// The domain names no registrar: credentials only.
     NotConfigured,
-    /// The user is suspended and not pushed.
+    /// The user is suspended and not held by the registrar.
     Suspended,
-    /// The domain names a registrar this build cannot push to yet.
-    Unsupported,
+    /// The user is not admitted and not held by the registrar.
+    NotAdmitted,
+    /// Every endpoint holds the user.
+    Synced { endpoints: usize },
+    /// Some endpoint could not be brought in line; retried with backoff.
+    Failed { message: String },
 }
 
 /// What the steps of one reconcile found.
@@ -62,7 +66,7 @@ fn wanted(facts: &Facts<'_>) -> Vec<Want> {
             "credentials are written once the user is admitted; see the Stalled condition",
         ),
     };
-    let registrar = match facts.registrar {
+    let registrar = match &facts.registrar {
         RegistrarState::NotConfigured => Want::new(
             types::REGISTRAR_SYNCED,
             Status::Unknown,
@@ -75,19 +79,50 @@ fn wanted(facts: &Facts<'_>) -> Vec<Want> {
             reasons::SUSPENDED,
             "the user is suspended (spec.enabled: false) and is not pushed to the registrar",
         ),
-        RegistrarState::Unsupported => Want::new(
+        RegistrarState::NotAdmitted => Want::new(
             types::REGISTRAR_SYNCED,
             Status::Unknown,
-            reasons::NO_REGISTRAR_CONFIGURED,
-            "this operator build cannot push to the registrar named in the SipDomain yet",
+            reasons::NOT_ADMITTED,
+            "the user is pushed to the registrar once it is admitted; see the Stalled condition",
+        ),
+        RegistrarState::Synced { endpoints } => Want::new(
+            types::REGISTRAR_SYNCED,
+            Status::True,
+            reasons::SYNCED,
+            format!("the registrar holds the user on {endpoints} endpoint(s)"),
+        ),
+        RegistrarState::Failed { message } => Want::new(
+            types::REGISTRAR_SYNCED,
+            Status::False,
+            reasons::REGISTRAR_UNREACHABLE,
+            format!("{message}; retrying with backoff"),
         ),
     };
+
     let (ready, stalled, reconciling) = match stalled(facts) {
         Some((reason, message)) => (
             Want::new(types::READY, Status::False, reason, message.clone()),
             Want::new(types::STALLED, Status::True, reason, message),
             Want::new(types::RECONCILING, Status::False, reasons::NOT_RECONCILING, ""),
         ),
+        None if matches!(facts.registrar, RegistrarState::Failed { .. }) => {
+            let message = "waiting for the registrar to take the user; see the RegistrarSynced condition";
+            (
+                Want::new(
+                    types::READY,
+                    Status::False,
+                    reasons::REGISTRAR_UNREACHABLE,
+                    message,
+                ),
+                Want::new(types::STALLED, Status::False, reasons::NOT_STALLED, ""),
+                Want::new(
+                    types::RECONCILING,
+                    Status::True,
+                    reasons::REGISTRAR_UNREACHABLE,
+                    message,
+                ),
+            )
+        }
         None => {
             let aor = facts.aor.clone().unwrap_or_default();
             let ready = if facts.enabled {

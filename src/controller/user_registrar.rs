@@ -1,0 +1,83 @@
+//! The registrar step of a SipUser reconcile: push an admitted, enabled user (HA1 only) to
+//! every endpoint of its domain's registrar; remove a suspended or no longer admitted one.
+use super::user_status::RegistrarState;
+use super::{Context, registrar_endpoints};
+use crate::api::{DEFAULT_MAX_CONTACTS, SipDomain, SipProfile, SipUser};
+use crate::credentials::Password;
+use crate::registrar::{EntrySpec, Registrar, UserEntry, UserKey};
+
+/// What the step should do for the user.
+pub enum Intent<'a> {
+    /// Admitted and enabled: make the registrar hold it.
+    Push {
+        password: &'a Password,
+        profile: Option<&'a SipProfile>,
+    },
+    /// Suspended, not admitted or being deleted: make sure the registrar does not hold it.
+    Remove,
+}
+
+/// Runs the step and says where the user stands with the registrar.
+pub async fn sync(user: &SipUser, domain: &SipDomain, intent: Intent<'_>, ctx: &Context) -> RegistrarState {
+    let endpoints = match registrar_endpoints::resolve(domain, &ctx.client, &ctx.registrars).await {
+        Ok(None) => return RegistrarState::NotConfigured,
+        Ok(Some(endpoints)) => endpoints,
+        Err(message) => return RegistrarState::Failed { message },
+    };
+    let key = UserKey::new(user.username(), &domain.spec.domain);
+    let result = match &intent {
+        Intent::Push { password, profile } => {
+            let entry = entry(user, domain, password, *profile);
+            push_all(&endpoints, |r| r.upsert(std::slice::from_ref(&entry))).await
+        }
+        Intent::Remove => push_all(&endpoints, |r| r.remove(std::slice::from_ref(&key))).await,
+    };
+    match (result, intent) {
+        (Err(message), _) => RegistrarState::Failed { message },
+        (Ok(()), Intent::Push { .. }) => RegistrarState::Synced {
+            endpoints: endpoints.len(),
+        },
+        (Ok(()), Intent::Remove) if !user.spec.enabled => RegistrarState::Suspended,
+        (Ok(()), Intent::Remove) => RegistrarState::NotAdmitted,
+    }
+}
+
+/// Runs `op` against every endpoint; the first failures, named by endpoint.
+async fn push_all<'a, R, F>(endpoints: &'a [R], op: F) -> Result<(), String>
+where
+    R: Registrar,
+    F: Fn(&'a R) -> futures::future::BoxFuture<'a, Result<(), crate::registrar::RegistrarError>>,
+{
+    let results = futures::future::join_all(endpoints.iter().map(op)).await;
+    let errors: Vec<String> = results
+        .into_iter()
+        .filter_map(|r| r.err())
+        .map(|e| e.to_string())
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+fn entry(user: &SipUser, domain: &SipDomain, password: &Password, profile: Option<&SipProfile>) -> UserEntry {
+    let empty = Vec::new();
+    UserEntry::build(&EntrySpec {
+        username: user.username(),
+        domain: &domain.spec.domain,
+        realm: domain.realm(),
+        password,
+        algorithms: &domain.spec.digest_algorithms,
+        max_contacts: user
+            .spec
+            .max_contacts
+            .or(profile.map(|p| p.spec.max_contacts))
+            .unwrap_or(DEFAULT_MAX_CONTACTS),
+        extension: user.spec.extension.as_deref(),
+        aliases: &user.spec.aliases,
+        flags: profile.map_or(&empty, |p| &p.spec.flags),
+        barge_group: profile.and_then(|p| p.spec.barge_group.as_deref()),
+        caller_id: user.spec.caller_id.as_deref(),
+    })
+}

@@ -1,0 +1,38 @@
+//! The registrar contract: what the reconcilers need from a SIP registrar, narrow enough that
+//! an Asterisk or FreeSWITCH backend can be added without touching them. Kubernetes is the
+//! source of truth; a registrar is a cache the operator keeps in sync, and it only ever
+//! receives HA1 digests, never a password.
+pub mod entry;
+pub mod kamailio;
+
+pub use entry::{EntrySpec, UserEntry, UserKey};
+
+use futures::future::BoxFuture;
+
+/// What went wrong talking to a registrar endpoint. Messages name the endpoint and never carry
+/// credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrarError {
+    /// No connection or no HTTP answer.
+    #[error("registrar endpoint {endpoint} is unreachable: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+    /// The endpoint answered, but not with a successful RPC result.
+    #[error("registrar endpoint {endpoint} refused {method}: {reason}")]
+    Rejected {
+        endpoint: String,
+        method: String,
+        reason: String,
+    },
+}
+
+/// One registrar endpoint.
+pub trait Registrar: Send + Sync {
+    /// Where it is, for status and messages (no credentials in it).
+    fn endpoint(&self) -> &str;
+
+    /// Creates or replaces the users.
+    fn upsert<'a>(&'a self, users: &'a [UserEntry]) -> BoxFuture<'a, Result<(), RegistrarError>>;
+
+    /// Removes the users and drops their registered contacts.
+    fn remove<'a>(&'a self, users: &'a [UserKey]) -> BoxFuture<'a, Result<(), RegistrarError>>;
+}
