@@ -6,6 +6,7 @@ mod conditions;
 mod context;
 mod error;
 mod events;
+mod healing;
 pub mod reasons;
 mod registrar_endpoints;
 mod sip_domain;
@@ -121,18 +122,15 @@ pub async fn run(
     let (domain_tx, domain_rx) = mpsc::unbounded::<ObjectRef<SipDomain>>();
     let (profile_tx, profile_rx) = mpsc::unbounded::<ObjectRef<SipProfile>>();
 
+    let dirty = healing::Dirty::default();
+    let sweeper = tokio::spawn(healing::run(stores.clone(), dirty.clone(), user_tx.clone()));
     let user_stream = {
-        let (stores, dtx, ptx, utx) = (
-            stores.clone(),
-            domain_tx.clone(),
-            profile_tx.clone(),
-            user_tx.clone(),
-        );
+        let (stores, dtx, ptx) = (stores.clone(), domain_tx.clone(), profile_tx.clone());
         user_stream.inspect_ok(move |user| {
             let t = triggers::on_user(user, &stores);
             send_all(&dtx, t.domains);
             send_all(&ptx, t.profiles);
-            send_all(&utx, t.users);
+            dirty.mark(user.namespace().unwrap_or_default());
         })
     };
     let domain_stream = {
@@ -198,4 +196,7 @@ pub async fn run(
         .run(sip_profile::reconcile, error_policy("SipProfile"), ctx)
         .for_each(|_| async {});
     futures::join!(user_controller, domain_controller, profile_controller);
+    // The controllers dropped their receivers: the sweeper sees its channel closed and ends.
+    drop(user_tx);
+    let _ = sweeper.await;
 }

@@ -9,16 +9,14 @@ use super::conditions::true_reason;
 use super::reasons::types;
 use crate::api::{SipDomain, SipProfile, SipUser};
 
-/// What a user change triggers.
+/// What a user change triggers directly.
 pub struct UserTriggers {
     pub domains: Vec<ObjectRef<SipDomain>>,
     pub profiles: Vec<ObjectRef<SipProfile>>,
-    pub users: Vec<ObjectRef<SipUser>>,
 }
 
-/// A user changed: its domain and profile(s) recount; other users of the namespace whose
-/// admission now differs from what their status says (a winner left, a name was freed, a seat
-/// opened) are reconciled so they heal or yield without a manual poke.
+/// A user changed: its domain and profile(s) recount. (Other users it may heal or displace
+/// are found by [`admission_drift`], swept per namespace.)
 pub fn on_user(user: &SipUser, stores: &Stores) -> UserTriggers {
     let ns = user.namespace().unwrap_or_default();
     let domains = vec![ObjectRef::new(&user.spec.domain_ref).within(&ns)];
@@ -30,11 +28,18 @@ pub fn on_user(user: &SipUser, stores: &Stores) -> UserTriggers {
         .map(|p| ObjectRef::new(p).within(&ns))
         .collect();
     profiles.dedup();
+    UserTriggers { domains, profiles }
+}
 
-    let admission = stores.admission(&ns, None);
-    let users = stores
+/// Users of `namespace` whose admission now differs from what their status says (a winner
+/// left, a name was freed, a seat opened, an older user claimed a name): reconciling them
+/// heals or stalls them without a manual poke. Users not reconciled yet are left out; their
+/// own event reconciles them.
+pub fn admission_drift(namespace: &str, stores: &Stores) -> Vec<ObjectRef<SipUser>> {
+    let admission = stores.admission(namespace, None);
+    stores
         .users
-        .state_filter(|u| u.namespace().as_deref() == Some(ns.as_str()) && u.uid() != user.uid())
+        .state_filter(|u| u.namespace().as_deref() == Some(namespace) && u.status.is_some())
         .into_iter()
         .filter(|u| {
             let stored = u
@@ -43,16 +48,10 @@ pub fn on_user(user: &SipUser, stores: &Stores) -> UserTriggers {
                 .and_then(|s| true_reason(&s.conditions, types::STALLED))
                 .filter(|r| is_admission_reason(r));
             let now = admission.users.get(&u.name_any()).and_then(|v| v.reason());
-            // A user not reconciled yet has no status; its own event reconciles it.
-            u.status.is_some() && stored != now
+            stored != now
         })
         .map(|u| ObjectRef::from_obj(u.as_ref()))
-        .collect();
-    UserTriggers {
-        domains,
-        profiles,
-        users,
-    }
+        .collect()
 }
 
 /// A domain changed: all its users, and the other domains claiming the same FQDN.

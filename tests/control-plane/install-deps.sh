@@ -6,6 +6,10 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
 command -v flock >/dev/null || need+=(util-linux)
+# The registrar end-to-end tests run a real Kamailio (Debian's base package holds every module
+# the shipped config loads) and real SIP clients (SIPp, from sip-tester).
+command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || need+=(kamailio)
+command -v sipp >/dev/null || need+=(sip-tester)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "install-deps.sh: installing ${need[*]}" >&2
 sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd=sudo

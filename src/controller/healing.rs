@@ -1,0 +1,44 @@
+//! Healing sweeps: after users of a namespace change, the users whose admission moved (see
+//! [`triggers::admission_drift`]) are reconciled. Computing that takes the whole namespace, so
+//! it runs at most once per [`SWEEP_INTERVAL`] per namespace rather than on every event: a
+//! burst of N user events costs O(N) instead of O(N²).
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::channel::mpsc::UnboundedSender;
+use kube::runtime::reflector::ObjectRef;
+
+use super::{Stores, triggers};
+use crate::api::SipUser;
+
+/// How long changes collect before a sweep.
+pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Namespaces with user changes since the last sweep.
+#[derive(Default, Clone)]
+pub struct Dirty(Arc<Mutex<HashSet<String>>>);
+
+impl Dirty {
+    pub fn mark(&self, namespace: String) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(namespace);
+    }
+
+    fn take(&self) -> HashSet<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Sweeps dirty namespaces until the user controller is gone (its channel closes).
+pub async fn run(stores: Stores, dirty: Dirty, users: UnboundedSender<ObjectRef<SipUser>>) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !users.is_closed() {
+        tick.tick().await;
+        for namespace in dirty.take() {
+            for user in triggers::admission_drift(&namespace, &stores) {
+                let _ = users.unbounded_send(user);
+            }
+        }
+    }
+}
