@@ -171,8 +171,10 @@ impl Registrar for Kamailio {
     }
 }
 
-/// The htable value the shipped kamailio.cfg reads: `name=value` pairs separated by `;`,
-/// lists comma-separated, values percent-encoded where they could hold `;`, `=`, `,` or `%`.
+/// The htable value the shipped kamailio.cfg reads with `{param.value,name}`: `name=value`
+/// pairs separated by `;`. That transformation parses like SIP header parameters (a value
+/// ends at `;`, `,` or white space), so every value is a token: free text is percent-encoded
+/// and list items are joined with `.` (each item encoding its own dots).
 pub fn htable_value(user: &UserEntry) -> String {
     let mut fields: Vec<(&str, String)> = Vec::new();
     if let Some(h) = &user.ha1_md5 {
@@ -182,6 +184,8 @@ pub fn htable_value(user: &UserEntry) -> String {
         fields.push(("ha1sha256", h.clone()));
     }
     fields.push(("mc", user.max_contacts.to_string()));
+    // Only enabled users are pushed; suspended ones are removed.
+    fields.push(("en", "1".into()));
     if let Some(e) = &user.extension {
         fields.push(("ext", encode(e)));
     }
@@ -192,11 +196,11 @@ pub fn htable_value(user: &UserEntry) -> String {
                 .iter()
                 .map(|a| encode(a))
                 .collect::<Vec<_>>()
-                .join(","),
+                .join("."),
         ));
     }
     if !user.flags.is_empty() {
-        fields.push(("flags", user.flags.join(",")));
+        fields.push(("flags", user.flags.join(".")));
     }
     if let Some(g) = &user.barge_group {
         fields.push(("barge", g.clone()));
@@ -211,13 +215,15 @@ pub fn htable_value(user: &UserEntry) -> String {
         .join(";")
 }
 
-/// Percent-encodes what would break the `;`/`=`/`,` structure (and `%` itself).
+/// Percent-encodes everything but letters, digits, `-` and `_`, so a value is a SIP token
+/// and `.` stays free as the list separator.
 fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            ';' | '=' | ',' | '%' | ' ' | '"' | '\\' => out.push_str(&format!("%{:02X}", c as u32)),
-            c => out.push(c),
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
         }
     }
     out
@@ -258,7 +264,7 @@ mod tests {
         assert_eq!(
             value,
             format!(
-                "ha1={md5};mc=2;ext=7001;aliases=alice%3Bsupport,a%3Db;flags=barge,voicemail;barge=floor;cid=+49%2030%20123"
+                "ha1={md5};mc=2;en=1;ext=7001;aliases=alice%3Bsupport.a%3Db;flags=barge.voicemail;barge=floor;cid=%2B49%2030%20123"
             )
         );
         assert!(!value.contains("secret"));
