@@ -121,18 +121,17 @@ impl Kamailio {
     }
 
     async fn remove_one(&self, key: String) -> Result<(), RegistrarError> {
-        self.call("htable.delete", json!([USERS_HTABLE, key])).await?;
-        // htable.delete alone leaves registered contacts in place; a user that never
-        // registered has none to drop, which Kamailio reports as an error we can ignore.
-        match self.call("ul.rm", json!([LOCATION_TABLE, key])).await {
-            Ok(_) => Ok(()),
-            Err(RegistrarError::Rejected { reason, .. })
-                if reason.contains("404") || reason.contains("not found") =>
-            {
-                Ok(())
+        // Removing is idempotent: a key that is already gone (Kamailio answers 404) is done.
+        // htable.delete alone leaves registered contacts in place, hence ul.rm as well.
+        for (method, table) in [("htable.delete", USERS_HTABLE), ("ul.rm", LOCATION_TABLE)] {
+            match self.call(method, json!([table, key])).await {
+                Err(RegistrarError::Rejected { reason, .. }) if is_not_found(&reason) => {}
+                other => {
+                    other?;
+                }
             }
-            Err(e) => Err(e),
         }
+        Ok(())
     }
 }
 
@@ -169,6 +168,11 @@ impl Registrar for Kamailio {
         }
         .boxed()
     }
+}
+
+/// Whether a refusal only says the thing to remove is not there.
+fn is_not_found(reason: &str) -> bool {
+    reason.contains("404") || reason.contains("not found") || reason.contains("doesn't exist")
 }
 
 /// The htable value the shipped kamailio.cfg reads with `{param.value,name}`: `name=value`

@@ -4,9 +4,11 @@
 
 pub mod audit;
 pub mod control_plane;
+pub mod kamailio;
 pub mod kubectl;
 pub mod namespace;
 pub mod operator;
+pub mod sipp;
 
 pub use control_plane::ControlPlane;
 pub use kubectl::Kubectl;

@@ -1,0 +1,252 @@
+//! The operator and the registrar together, end to end: a real operator process pushes users
+//! to a real Kamailio running the shipped config, and a real SIP client (SIPp) registers with
+//! the password read from the generated Secret, as a device provisioning tool would.
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams};
+use sip_operator::api::{Conditioned, SipUser};
+use sip_operator::credentials::secret_value;
+
+use crate::support::kamailio::Kamailio;
+use crate::support::operator::Operator;
+use crate::support::sipp::Registration;
+use crate::support::{ControlPlane, TestNamespace, eventually};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A namespace with a Kamailio, the RPC token Secret, a SipDomain pointing at that Kamailio,
+/// and a running operator.
+struct Setup {
+    kamailio: Kamailio,
+    ns: TestNamespace,
+    users: Api<SipUser>,
+    secrets: Api<Secret>,
+    fqdn: String,
+    _operator: Operator,
+}
+
+impl Setup {
+    async fn new(prefix: &str) -> Setup {
+        let kamailio = Kamailio::start();
+        let ns = TestNamespace::create(prefix);
+        let client = ControlPlane::shared().client().await;
+        let fqdn = format!("{}.sip.example.com", ns.name);
+        let setup_yaml = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: kamailio-rpc}}\nstringData: {{token: {token}}}\n---\n\
+             apiVersion: sipoperator.io/v1alpha1\nkind: SipDomain\nmetadata: {{name: acme}}\nspec:\n  domain: {fqdn}\n  \
+             registrar:\n    kamailio:\n      urls: [\"{url}\"]\n      tokenSecretRef: {{name: kamailio-rpc, key: token}}\n",
+            token = kamailio.token(),
+            url = kamailio.rpc_url(),
+        );
+        let out = ns
+            .kubectl(&["apply", "--server-side", "-f", "-"])
+            .output_with_stdin(&setup_yaml);
+        assert!(out.success, "apply the domain: {}", out.stderr);
+        let operator = Operator::start(&ns).await;
+        Setup {
+            kamailio,
+            users: Api::namespaced(client.clone(), &ns.name),
+            secrets: Api::namespaced(client, &ns.name),
+            ns,
+            fqdn,
+            _operator: operator,
+        }
+    }
+
+    fn apply_user(&self, name: &str, extra_spec: &str, annotations: &str) {
+        let yaml = format!(
+            "apiVersion: sipoperator.io/v1alpha1\nkind: SipUser\nmetadata:\n  name: {name}\n  annotations: {{{annotations}}}\n\
+             spec:\n  domainRef: acme\n{extra_spec}"
+        );
+        let out = self
+            .ns
+            .kubectl(&["apply", "--server-side", "-f", "-"])
+            .output_with_stdin(&yaml);
+        assert!(out.success, "apply user {name}: {}", out.stderr);
+    }
+
+    /// Waits until the user's RegistrarSynced condition has `status` for its current generation.
+    async fn registrar_synced(&self, name: &str, status: &str) -> SipUser {
+        eventually(&format!("{name}: RegistrarSynced={status}"), WAIT, || async {
+            let u = self.users.get_opt(name).await.ok().flatten()?;
+            (u.observed_generation() == u.metadata.generation
+                && u.condition_status("RegistrarSynced") == Some(status))
+            .then_some(u)
+        })
+        .await
+    }
+
+    async fn password(&self, user: &str) -> String {
+        let secret = self
+            .secrets
+            .get(&format!("{user}-sip-credentials"))
+            .await
+            .expect("credentials Secret");
+        secret_value(&secret, "password").expect("password key")
+    }
+
+    fn register(&self, username: &str, password: &str) -> u16 {
+        Registration::new(username, &self.fqdn, password)
+            .run(self.kamailio.sip_addr())
+            .status
+    }
+}
+
+#[tokio::test]
+async fn a_phone_registers_with_the_password_from_the_secret() {
+    let s = Setup::new("e2e-auth").await;
+    s.apply_user("alice", "", "");
+    s.apply_user("bob", "", "");
+    let alice = s.registrar_synced("alice", "True").await;
+    assert_eq!(alice.condition_status("Ready"), Some("True"));
+    s.registrar_synced("bob", "True").await;
+    let password = s.password("alice").await;
+
+    let right = Registration::new("alice", &s.fqdn, &password).run(s.kamailio.sip_addr());
+    assert!(right.challenged, "the first REGISTER is challenged");
+    assert_eq!(right.status, 200, "the Secret's password registers alice");
+    assert_eq!(s.register("alice", "not-the-password"), 403);
+    assert_eq!(
+        s.register("bob", &password),
+        403,
+        "alice's password does not register bob"
+    );
+    // The registrar holds digests only.
+    let entry = s.kamailio.rpc(
+        "htable.get",
+        serde_json::json!(["users", format!("alice@{}", s.fqdn)]),
+    );
+    assert!(
+        !entry.to_string().contains(&password),
+        "the registrar must never see the password"
+    );
+}
+
+#[tokio::test]
+async fn suspended_and_deleted_users_are_refused_and_their_contacts_dropped() {
+    let s = Setup::new("e2e-remove").await;
+    s.apply_user("alice", "", "");
+    s.registrar_synced("alice", "True").await;
+    let password = s.password("alice").await;
+    let aor = format!("alice@{}", s.fqdn);
+    let kept = Registration::new("alice", &s.fqdn, &password)
+        .expires(300)
+        .run(s.kamailio.sip_addr());
+    assert_eq!(kept.status, 200);
+    assert_eq!(s.kamailio.contacts(&aor).len(), 1, "a registered contact");
+
+    s.apply_user("alice", "  enabled: false\n", "");
+    s.registrar_synced("alice", "False").await;
+    assert!(
+        s.kamailio.contacts(&aor).is_empty(),
+        "suspension drops the contacts"
+    );
+    assert_eq!(s.register("alice", &password), 403, "a suspended user is refused");
+    assert_eq!(
+        s.password("alice").await,
+        password,
+        "suspension keeps the password"
+    );
+
+    s.apply_user("alice", "  enabled: true\n", "");
+    s.registrar_synced("alice", "True").await;
+    assert_eq!(
+        s.register("alice", &password),
+        200,
+        "re-enabled, the same password works again"
+    );
+
+    let again = Registration::new("alice", &s.fqdn, &password)
+        .expires(300)
+        .run(s.kamailio.sip_addr());
+    assert_eq!(again.status, 200);
+    s.users
+        .delete("alice", &DeleteParams::default())
+        .await
+        .expect("delete alice");
+    eventually("alice to be gone", WAIT, || async {
+        s.users.get_opt("alice").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(
+        s.kamailio.contacts(&aor).is_empty(),
+        "deletion drops the contacts"
+    );
+    assert_eq!(s.register("alice", &password), 403, "a deleted user is refused");
+}
+
+#[tokio::test]
+async fn rotation_swaps_the_password_at_the_registrar() {
+    let s = Setup::new("e2e-rotate").await;
+    s.apply_user("alice", "", "");
+    s.registrar_synced("alice", "True").await;
+    let old = s.password("alice").await;
+    assert_eq!(s.register("alice", &old), 200);
+
+    s.apply_user("alice", "", "sipoperator.io/rotate: \"1\"");
+    let new = eventually("a rotated password", WAIT, || async {
+        let u = s.users.get_opt("alice").await.ok().flatten()?;
+        let handled = u.status.as_ref()?.last_handled_rotation.as_deref() == Some("1");
+        let new = s.password("alice").await;
+        (handled && new != old && u.condition_status("RegistrarSynced") == Some("True")).then_some(new)
+    })
+    .await;
+    assert_eq!(s.register("alice", &old), 403, "the old password is refused");
+    assert_eq!(
+        s.register("alice", &new),
+        200,
+        "the new password is accepted, no manual step"
+    );
+}
+
+#[tokio::test]
+async fn a_user_that_was_never_pushed_is_not_a_registrar_failure() {
+    let s = Setup::new("e2e-stalled").await;
+    // Its profile does not exist: stalled, never pushed, and removing it is a no-op.
+    s.apply_user("carol", "  profileRef: missing\n", "");
+    let carol = s.registrar_synced("carol", "Unknown").await;
+    assert_eq!(carol.condition_status("Stalled"), Some("True"));
+    let reason = carol
+        .conditions()
+        .iter()
+        .find(|c| c.type_ == "RegistrarSynced")
+        .map(|c| c.reason.clone());
+    assert_eq!(reason.as_deref(), Some("NotAdmitted"));
+}
+
+#[tokio::test]
+async fn an_unreachable_registrar_keeps_the_user_reconciling() {
+    let s = Setup::new("e2e-unreachable").await;
+    // A second domain whose registrar port has nothing listening.
+    let closed = crate::support::kamailio::free_port(false);
+    let yaml = format!(
+        "apiVersion: sipoperator.io/v1alpha1\nkind: SipDomain\nmetadata: {{name: gone}}\nspec:\n  domain: gone.{}\n  \
+         registrar:\n    kamailio:\n      urls: [\"http://127.0.0.1:{closed}/RPC\"]\n",
+        s.fqdn
+    );
+    let out =
+        s.ns.kubectl(&["apply", "--server-side", "-f", "-"])
+            .output_with_stdin(&yaml);
+    assert!(out.success, "{}", out.stderr);
+    s.apply_user("dave", "", "");
+    let yaml = "apiVersion: sipoperator.io/v1alpha1\nkind: SipUser\nmetadata: {name: erin}\nspec: {domainRef: gone}\n";
+    let out =
+        s.ns.kubectl(&["apply", "--server-side", "-f", "-"])
+            .output_with_stdin(yaml);
+    assert!(out.success, "{}", out.stderr);
+    let erin = s.registrar_synced("erin", "False").await;
+    assert_eq!(erin.condition_status("Ready"), Some("False"));
+    assert_eq!(erin.condition_status("Reconciling"), Some("True"));
+    let message = erin
+        .conditions()
+        .iter()
+        .find(|c| c.type_ == "RegistrarSynced")
+        .map(|c| c.message.clone());
+    assert!(
+        message.is_some_and(|m| m.contains(&closed.to_string())),
+        "the message names the endpoint"
+    );
+    // The reachable domain is not held up by the other one.
+    s.registrar_synced("dave", "True").await;
+}
