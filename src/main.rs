@@ -85,9 +85,13 @@ async fn run(args: Args) -> Result<(), String> {
             controller: "sip-operator".into(),
             instance: Some(identity.clone()),
         };
+        let settings = controller::Settings {
+            registrar_check_interval: std::time::Duration::from_secs(args.registrar_check_interval_seconds),
+        };
         let controllers = controller::run(
             client,
             scope,
+            settings,
             metrics.clone(),
             reporter,
             halt_rx.map(|_| ()).shared(),

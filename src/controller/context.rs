@@ -111,6 +111,9 @@ pub struct Context {
     pub backoff: Backoff,
     /// Registrar clients, kept across reconciles for their connections.
     pub registrars: super::registrar_endpoints::Clients,
+    pub settings: super::Settings,
+    /// Queues users for reconcile (a registrar endpoint that lost its memory needs them all).
+    pub resync_users: futures::channel::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<SipUser>>,
 }
 
 #[cfg(test)]

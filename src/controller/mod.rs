@@ -9,6 +9,7 @@ mod events;
 mod healing;
 pub mod reasons;
 mod registrar_endpoints;
+mod registrar_sync;
 mod sip_domain;
 mod sip_profile;
 mod sip_user;
@@ -42,6 +43,13 @@ use kube::{Api, Client, Resource, ResourceExt};
 use crate::api::{SipDomain, SipProfile, SipUser};
 use crate::keys::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, managed_secrets_selector};
 use crate::metrics::Metrics;
+
+/// Tunables of the controllers.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How often each registrar endpoint is checked for a restart (and re-synced after one).
+    pub registrar_check_interval: std::time::Duration,
+}
 
 /// Which namespaces the operator watches.
 #[derive(Clone, Debug)]
@@ -92,6 +100,7 @@ fn send_all<K: Resource>(tx: &mpsc::UnboundedSender<ObjectRef<K>>, refs: Vec<Obj
 pub async fn run(
     client: Client,
     scope: Scope,
+    settings: Settings,
     metrics: Arc<Metrics>,
     reporter: Reporter,
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
@@ -109,6 +118,7 @@ pub async fn run(
         profiles: profiles.clone(),
         synced,
     };
+    let (user_tx, user_rx) = mpsc::unbounded::<ObjectRef<SipUser>>();
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), reporter),
@@ -116,9 +126,10 @@ pub async fn run(
         stores: stores.clone(),
         backoff: Backoff::default(),
         registrars: Default::default(),
+        settings,
+        resync_users: user_tx.clone(),
     });
 
-    let (user_tx, user_rx) = mpsc::unbounded::<ObjectRef<SipUser>>();
     let (domain_tx, domain_rx) = mpsc::unbounded::<ObjectRef<SipDomain>>();
     let (profile_tx, profile_rx) = mpsc::unbounded::<ObjectRef<SipProfile>>();
 

@@ -14,13 +14,31 @@ use crate::api::{KamailioRegistrar, SipDomain};
 use crate::credentials::secret_value;
 use crate::registrar::kamailio::Kamailio;
 
-/// Kamailio clients by URL, with the token they were made with.
+/// Kamailio clients by URL, with the token they were made with, and the sync marker this
+/// operator last left on each endpoint.
 #[derive(Default)]
 pub struct Clients {
     by_url: Mutex<HashMap<String, (Option<String>, Kamailio)>>,
+    markers: Mutex<HashMap<String, String>>,
 }
 
 impl Clients {
+    /// The marker this process left on `endpoint`, if any.
+    pub fn marker(&self, endpoint: &str) -> Option<String> {
+        self.markers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(endpoint)
+            .cloned()
+    }
+
+    pub fn set_marker(&self, endpoint: &str, marker: String) {
+        self.markers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(endpoint.to_string(), marker);
+    }
+
     fn get(&self, url: &str, token: &Option<String>) -> Result<Kamailio, String> {
         let mut clients = self.by_url.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((t, client)) = clients.get(url)

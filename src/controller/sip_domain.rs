@@ -10,7 +10,7 @@ use kube::{Resource, ResourceExt};
 use super::admission::{domain_conflicts, domain_problem};
 use super::conditions::{self, Status, Want, true_reason};
 use super::reasons::{self, types};
-use super::{Context, Error, events, status_patch};
+use super::{Context, Error, events, registrar_sync, status_patch};
 use crate::api::{SipDomain, SipDomainStatus};
 
 pub async fn reconcile(domain: Arc<SipDomain>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -34,9 +34,15 @@ pub async fn reconcile(domain: Arc<SipDomain>, ctx: Arc<Context>) -> Result<Acti
         .copied()
         .unwrap_or(0);
 
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
     let previous = domain.status.as_ref();
-    let desired = build_status(&domain, previous, problem.as_ref(), users, &now);
+    // A stalled domain pushes nothing; otherwise check that its registrar endpoints are whole.
+    let registrars = match problem {
+        None => registrar_sync::check(&domain, previous.map_or(&[][..], |s| &s.registrars), &ctx).await,
+        Some(_) => Vec::new(),
+    };
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let mut desired = build_status(&domain, previous, problem.as_ref(), users, &now);
+    desired.registrars = registrars;
     let api: Api<SipDomain> = Api::namespaced(ctx.client.clone(), &ns);
     status_patch::apply_if_changed(&api, domain.as_ref(), previous, &desired).await?;
 
@@ -56,6 +62,10 @@ pub async fn reconcile(domain: Arc<SipDomain>, ctx: Arc<Context>) -> Result<Acti
         status_of(types::STALLED),
     );
     ctx.backoff.succeeded(&domain.uid().unwrap_or_default());
+    if domain.spec.registrar.is_some() {
+        // The next registrar check (restart detection).
+        return Ok(Action::requeue(ctx.settings.registrar_check_interval));
+    }
     Ok(Action::await_change())
 }
 

@@ -21,6 +21,9 @@ use super::{Registrar, RegistrarError, UserEntry, UserKey};
 pub const USERS_HTABLE: &str = "users";
 /// The usrloc table of registered contacts.
 pub const LOCATION_TABLE: &str = "location";
+/// The htable holding the operator's sync marker: empty after a Kamailio restart.
+pub const SYNC_HTABLE: &str = "sync";
+const SYNC_MARKER_KEY: &str = "epoch";
 /// Calls in flight per endpoint.
 const PARALLEL_CALLS: usize = 8;
 /// How long one call may take before the endpoint counts as unreachable.
@@ -140,6 +143,30 @@ impl Registrar for Kamailio {
         &self.endpoint
     }
 
+    fn sync_marker(&self) -> BoxFuture<'_, Result<Option<String>, RegistrarError>> {
+        async move {
+            match self
+                .call("htable.get", json!([SYNC_HTABLE, SYNC_MARKER_KEY]))
+                .await
+            {
+                Ok(value) => Ok(marker_value(&value)),
+                // Kamailio answers a missing key with an error ("Key name doesn't exist").
+                Err(RegistrarError::Rejected { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+        .boxed()
+    }
+
+    fn set_sync_marker<'a>(&'a self, marker: &'a str) -> BoxFuture<'a, Result<(), RegistrarError>> {
+        async move {
+            self.call("htable.sets", json!([SYNC_HTABLE, SYNC_MARKER_KEY, marker]))
+                .await
+                .map(drop)
+        }
+        .boxed()
+    }
+
     fn upsert<'a>(&'a self, users: &'a [UserEntry]) -> BoxFuture<'a, Result<(), RegistrarError>> {
         let calls: Vec<Value> = users
             .iter()
@@ -168,6 +195,16 @@ impl Registrar for Kamailio {
         }
         .boxed()
     }
+}
+
+/// The string value of an `htable.get` result (`{"item": {"name": .., "value": ..}}`).
+fn marker_value(result: &Value) -> Option<String> {
+    let value = result
+        .get("item")
+        .and_then(|i| i.get("value"))
+        .or_else(|| result.get("value"))
+        .unwrap_or(result);
+    value.as_str().map(str::to_string)
 }
 
 /// Whether a refusal only says the thing to remove is not there.

@@ -35,4 +35,11 @@ pub trait Registrar: Send + Sync {
 
     /// Removes the users and drops their registered contacts.
     fn remove<'a>(&'a self, users: &'a [UserKey]) -> BoxFuture<'a, Result<(), RegistrarError>>;
+
+    /// The sync marker the operator left on this endpoint, `None` when there is none (a
+    /// registrar that restarted lost it along with its users).
+    fn sync_marker(&self) -> BoxFuture<'_, Result<Option<String>, RegistrarError>>;
+
+    /// Leaves a new sync marker.
+    fn set_sync_marker<'a>(&'a self, marker: &'a str) -> BoxFuture<'a, Result<(), RegistrarError>>;
 }

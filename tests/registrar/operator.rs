@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams};
-use sip_operator::api::{Conditioned, SipUser};
+use sip_operator::api::{Conditioned, SipDomain, SipUser};
 use sip_operator::credentials::secret_value;
 
 use crate::support::kamailio::Kamailio;
@@ -43,7 +43,8 @@ impl Setup {
             .kubectl(&["apply", "--server-side", "-f", "-"])
             .output_with_stdin(&setup_yaml);
         assert!(out.success, "apply the domain: {}", out.stderr);
-        let operator = Operator::start(&ns).await;
+        // Check the registrar for restarts every second (default 15 s) to keep tests short.
+        let operator = Operator::start_with(&ns, &["--registrar-check-interval-seconds", "1"]).await;
         Setup {
             kamailio,
             users: Api::namespaced(client.clone(), &ns.name),
@@ -249,4 +250,39 @@ async fn an_unreachable_registrar_keeps_the_user_reconciling() {
     );
     // The reachable domain is not held up by the other one.
     s.registrar_synced("dave", "True").await;
+}
+
+#[tokio::test]
+async fn a_restarted_kamailio_gets_its_users_back() {
+    let mut s = Setup::new("e2e-restart").await;
+    s.apply_user("alice", "", "");
+    s.registrar_synced("alice", "True").await;
+    let password = s.password("alice").await;
+    assert_eq!(s.register("alice", &password), 200);
+    let domains: Api<SipDomain> = Api::namespaced(ControlPlane::shared().client().await, &s.ns.name);
+    let full_sync = |d: &SipDomain| {
+        d.status
+            .as_ref()
+            .and_then(|st| st.registrars.first())
+            .and_then(|r| r.last_full_sync.clone())
+    };
+    let first = eventually("the domain to record its first full sync", WAIT, || async {
+        full_sync(&domains.get("acme").await.ok()?)
+    })
+    .await;
+
+    // A crash: Kamailio's memory (users, contacts, the sync marker) is gone.
+    s.kamailio.kill_and_restart();
+    eventually("alice to register again after the restart", WAIT, || async {
+        (s.register("alice", &password) == 200).then_some(())
+    })
+    .await;
+    let domain = domains.get("acme").await.expect("domain");
+    let endpoint = &domain.status.as_ref().expect("status").registrars[0];
+    assert_eq!(endpoint.address, s.kamailio.rpc_url());
+    assert!(
+        endpoint.last_full_sync.as_ref().is_some_and(|t| *t != first),
+        "the re-sync is recorded: {endpoint:?}"
+    );
+    assert_eq!(endpoint.last_error, None);
 }
