@@ -170,14 +170,12 @@ impl Kamailio {
 
     /// Everything Kamailio logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        super::read_log(&self.log_path)
     }
 
     /// The last `lines` lines of its log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = self.log();
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        super::tail(&self.log(), lines)
     }
 
     /// Calls `method` with `params` (a JSON array) and returns the whole JSON-RPC response

@@ -188,14 +188,12 @@ impl Operator {
 
     /// Everything it logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        super::read_log(&self.log_path)
     }
 
     /// The last `lines` lines of its log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = self.log();
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        super::tail(&self.log(), lines)
     }
 
     /// `GET path` on its HTTP server: (status code, body). Panics when it does not answer.
