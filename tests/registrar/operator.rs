@@ -28,14 +28,19 @@ struct Setup {
 
 impl Setup {
     async fn new(prefix: &str) -> Setup {
-        let kamailio = Kamailio::start();
+        Self::with(prefix, Kamailio::start(), "").await
+    }
+
+    /// A setup around `kamailio`, with `domain_spec` (YAML lines under `spec:`) added to the
+    /// SipDomain.
+    async fn with(prefix: &str, kamailio: Kamailio, domain_spec: &str) -> Setup {
         let ns = TestNamespace::create(prefix);
         let client = ControlPlane::shared().client().await;
         let fqdn = format!("{}.sip.example.com", ns.name);
         let setup_yaml = format!(
             "apiVersion: v1\nkind: Secret\nmetadata: {{name: kamailio-rpc}}\nstringData: {{token: {token}}}\n---\n\
              apiVersion: sipoperator.io/v1alpha1\nkind: SipDomain\nmetadata: {{name: acme}}\nspec:\n  domain: {fqdn}\n  \
-             registrar:\n    kamailio:\n      urls: [\"{url}\"]\n      tokenSecretRef: {{name: kamailio-rpc, key: token}}\n",
+             registrar:\n    kamailio:\n      urls: [\"{url}\"]\n      tokenSecretRef: {{name: kamailio-rpc, key: token}}\n{domain_spec}",
             token = kamailio.token(),
             url = kamailio.rpc_url(),
         );
@@ -285,4 +290,63 @@ async fn a_restarted_kamailio_gets_its_users_back() {
         "the re-sync is recorded: {endpoint:?}"
     );
     assert_eq!(endpoint.last_error, None);
+}
+
+#[tokio::test]
+async fn max_contacts_come_from_the_profile_and_a_user_override() {
+    let s = Setup::new("e2e-contacts").await;
+    let profile = "apiVersion: sipoperator.io/v1alpha1\nkind: SipProfile\nmetadata: {name: single}\nspec: {maxContacts: 1}\n";
+    let out =
+        s.ns.kubectl(&["apply", "--server-side", "-f", "-"])
+            .output_with_stdin(profile);
+    assert!(out.success, "{}", out.stderr);
+    s.apply_user("alice", "  profileRef: single\n", "");
+    s.apply_user("bob", "  profileRef: single\n  maxContacts: 2\n", "");
+    s.registrar_synced("alice", "True").await;
+    s.registrar_synced("bob", "True").await;
+
+    let device = |user: &str, password: &str| {
+        Registration::new(user, &s.fqdn, password)
+            .expires(300)
+            .run(s.kamailio.sip_addr())
+            .status
+    };
+    let alice = s.password("alice").await;
+    assert_eq!(device("alice", &alice), 200, "the profile allows one device");
+    assert_ne!(
+        device("alice", &alice),
+        200,
+        "a second device is past the profile's maxContacts"
+    );
+    let bob = s.password("bob").await;
+    assert_eq!(device("bob", &bob), 200);
+    assert_eq!(device("bob", &bob), 200, "bob's override allows two devices");
+    assert_ne!(device("bob", &bob), 200, "a third is past bob's maxContacts");
+    assert_eq!(s.kamailio.contacts(&format!("bob@{}", s.fqdn)).len(), 2);
+}
+
+#[tokio::test]
+async fn a_sha256_domain_registers_with_an_rfc8760_digest() {
+    let kamailio = Kamailio::builder().define("WITH_SHA256", "").start();
+    let s = Setup::with("e2e-sha256", kamailio, "  digestAlgorithms: [MD5, SHA-256]\n").await;
+    s.apply_user("alice", "", "");
+    s.registrar_synced("alice", "True").await;
+    let password = s.password("alice").await;
+    let ok = crate::digest::register(
+        s.kamailio.sip_addr(),
+        "alice",
+        &s.fqdn,
+        &password,
+        crate::digest::Algorithm::Sha256,
+    );
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert!(ok.challenges[0].contains("algorithm=SHA-256"), "{ok:?}");
+    let wrong = crate::digest::register(
+        s.kamailio.sip_addr(),
+        "alice",
+        &s.fqdn,
+        "wrong",
+        crate::digest::Algorithm::Sha256,
+    );
+    assert_eq!(wrong.status, 403, "{wrong:?}");
 }
