@@ -255,6 +255,28 @@ async fn an_unreachable_registrar_keeps_the_user_reconciling() {
     );
     // The reachable domain is not held up by the other one.
     s.registrar_synced("dave", "True").await;
+
+    // Deleting erin waits for the registrar cleanup, which cannot succeed; the escape hatch
+    // annotation lets the deletion through.
+    s.users
+        .delete("erin", &DeleteParams::default())
+        .await
+        .expect("delete erin");
+    let stuck = s.users.get("erin").await.expect("erin waits for its finalizer");
+    assert!(stuck.metadata.deletion_timestamp.is_some());
+    let out =
+        s.ns.kubectl(&[
+            "annotate",
+            "sipuser",
+            "erin",
+            "sipoperator.io/skip-registrar-cleanup=true",
+        ])
+        .output();
+    assert!(out.success, "{}", out.stderr);
+    eventually("erin to be deleted without the cleanup", WAIT, || async {
+        s.users.get_opt("erin").await.ok()?.is_none().then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
