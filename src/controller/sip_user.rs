@@ -77,7 +77,10 @@ async fn apply(user: &SipUser, api: &Api<SipUser>, ctx: &Context) -> Result<Acti
                     password,
                     profile: profile.as_deref(),
                 },
-                // Suspended, not admitted, or without usable credentials: it must not.
+                // Suspended, not admitted, or without usable credentials: it must not —
+                // unless the key is another user's (a username or domain conflict loser
+                // must never delete the winner's entry).
+                _ if key_held_by_another(user, ctx) => Intent::Leave,
                 _ => Intent::Remove,
             };
             user_registrar::sync(user, domain, intent, ctx).await
@@ -144,6 +147,27 @@ fn record_metrics(ctx: &Context, user: &SipUser, status: &crate::api::SipUserSta
     );
 }
 
+/// Whether the registrar key `username@domain` of `user` belongs to someone else: another
+/// admitted user of the domain with the same username, or a winning SipDomain elsewhere with
+/// the same FQDN (this user's domain lost the claim).
+fn key_held_by_another(user: &SipUser, ctx: &Context) -> bool {
+    let ns = user.namespace().unwrap_or_default();
+    let admission = ctx.stores.admission(&ns, None);
+    let same_key = ctx.stores.users.state_filter(|u| {
+        u.namespace().as_deref() == Some(ns.as_str())
+            && u.uid() != user.uid()
+            && u.spec.domain_ref == user.spec.domain_ref
+            && u.username() == user.username()
+    });
+    let other_holder = same_key
+        .iter()
+        .any(|u| admission.users.get(&u.name_any()) == Some(&Verdict::Admitted));
+    let all_domains = ctx.stores.domains.state();
+    let domain_lost = super::admission::domain_conflicts(all_domains.iter().map(Arc::as_ref))
+        .contains_key(&(ns, user.spec.domain_ref.clone()));
+    other_holder || domain_lost
+}
+
 /// Removes the user from every registrar endpoint before the object goes. Idempotent, and
 /// fine for a user that was never pushed. If the registrar stays unreachable the deletion
 /// waits (retried with backoff); the annotation [`SKIP_CLEANUP_ANNOTATION`] lets it go anyway.
@@ -155,7 +179,7 @@ async fn cleanup(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
         .get(SKIP_CLEANUP_ANNOTATION)
         .is_some_and(|v| v == "true");
     match ctx.stores.domain(&ns, &user.spec.domain_ref) {
-        Some(domain) if domain.spec.registrar.is_some() && !skip => {
+        Some(domain) if domain.spec.registrar.is_some() && !skip && !key_held_by_another(user, ctx) => {
             if let RegistrarState::Failed { message } =
                 user_registrar::sync(user, &domain, Intent::Remove, ctx).await
             {

@@ -15,10 +15,19 @@ pub enum Intent<'a> {
     },
     /// Suspended, not admitted or being deleted: make sure the registrar does not hold it.
     Remove,
+    /// Not admitted, and its key belongs to another user: leave the registrar alone.
+    Leave,
 }
 
 /// Runs the step and says where the user stands with the registrar.
 pub async fn sync(user: &SipUser, domain: &SipDomain, intent: Intent<'_>, ctx: &Context) -> RegistrarState {
+    if matches!(intent, Intent::Leave) {
+        return if user.spec.enabled {
+            RegistrarState::NotAdmitted
+        } else {
+            RegistrarState::Suspended
+        };
+    }
     let endpoints = match registrar_endpoints::resolve(domain, &ctx.client, &ctx.registrars).await {
         Ok(None) => return RegistrarState::NotConfigured,
         Ok(Some(endpoints)) => endpoints,
@@ -31,14 +40,15 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, intent: Intent<'_>, ctx: &
             push_all(&endpoints, |r| r.upsert(std::slice::from_ref(&entry))).await
         }
         Intent::Remove => push_all(&endpoints, |r| r.remove(std::slice::from_ref(&key))).await,
+        Intent::Leave => Ok(()),
     };
     match (result, intent) {
         (Err(message), _) => RegistrarState::Failed { message },
         (Ok(()), Intent::Push { .. }) => RegistrarState::Synced {
             endpoints: endpoints.len(),
         },
-        (Ok(()), Intent::Remove) if !user.spec.enabled => RegistrarState::Suspended,
-        (Ok(()), Intent::Remove) => RegistrarState::NotAdmitted,
+        (Ok(()), Intent::Remove | Intent::Leave) if !user.spec.enabled => RegistrarState::Suspended,
+        (Ok(()), Intent::Remove | Intent::Leave) => RegistrarState::NotAdmitted,
     }
 }
 

@@ -372,3 +372,34 @@ async fn a_sha256_domain_registers_with_an_rfc8760_digest() {
     );
     assert_eq!(wrong.status, 403, "{wrong:?}");
 }
+
+#[tokio::test]
+async fn a_username_conflict_loser_never_removes_the_winner_from_the_registrar() {
+    let s = Setup::new("e2e-conflict").await;
+    s.apply_user("alice", "", "");
+    s.registrar_synced("alice", "True").await;
+    let password = s.password("alice").await;
+    // bob claims alice's username: the older alice keeps it, bob is stalled and not pushed.
+    s.apply_user("bob", "  username: alice\n", "");
+    let bob = s.registrar_synced("bob", "Unknown").await;
+    assert_eq!(bob.condition_status("Stalled"), Some("True"));
+    assert_eq!(
+        s.register("alice", &password),
+        200,
+        "alice is still held by the registrar"
+    );
+    // Deleting the loser must not take the winner's entry either.
+    s.users
+        .delete("bob", &DeleteParams::default())
+        .await
+        .expect("delete bob");
+    eventually("bob to be gone", WAIT, || async {
+        s.users.get_opt("bob").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(
+        s.register("alice", &password),
+        200,
+        "alice survives the loser's deletion"
+    );
+}
