@@ -83,6 +83,14 @@ impl Setup {
         .await
     }
 
+    /// Waits until the SipUser `name` no longer exists (its finalizer released).
+    async fn gone(&self, name: &str) {
+        eventually(&format!("{name} to be deleted"), WAIT, || async {
+            self.users.get_opt(name).await.ok()?.is_none().then_some(())
+        })
+        .await
+    }
+
     async fn password(&self, user: &str) -> String {
         let secret = self
             .secrets
@@ -171,10 +179,7 @@ async fn suspended_and_deleted_users_are_refused_and_their_contacts_dropped() {
         .delete("alice", &DeleteParams::default())
         .await
         .expect("delete alice");
-    eventually("alice to be gone", WAIT, || async {
-        s.users.get_opt("alice").await.ok()?.is_none().then_some(())
-    })
-    .await;
+    s.gone("alice").await;
     assert!(
         s.kamailio.contacts(&aor).is_empty(),
         "deletion drops the contacts"
@@ -273,10 +278,7 @@ async fn an_unreachable_registrar_keeps_the_user_reconciling() {
         ])
         .output();
     assert!(out.success, "{}", out.stderr);
-    eventually("erin to be deleted without the cleanup", WAIT, || async {
-        s.users.get_opt("erin").await.ok()?.is_none().then_some(())
-    })
-    .await;
+    s.gone("erin").await;
 }
 
 #[tokio::test]
@@ -393,10 +395,7 @@ async fn a_username_conflict_loser_never_removes_the_winner_from_the_registrar()
         .delete("bob", &DeleteParams::default())
         .await
         .expect("delete bob");
-    eventually("bob to be gone", WAIT, || async {
-        s.users.get_opt("bob").await.ok()?.is_none().then_some(())
-    })
-    .await;
+    s.gone("bob").await;
     assert_eq!(
         s.register("alice", &password),
         200,
