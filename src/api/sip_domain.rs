@@ -186,13 +186,20 @@ pub struct ServiceRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub namespace: Option<String>,
-    /// Port number of the JSON-RPC HTTP listener on the endpoints.
-    #[schemars(range(min = 1, max = 65535))]
-    pub port: i32,
+    /// Name of the Service port that serves JSON-RPC (`spec.ports[].name`). Each endpoint is
+    /// called on the port its EndpointSlice lists under this name, so a `targetPort` that
+    /// differs from the Service port works.
+    #[serde(default = "default_rpc_port_name")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub port_name: String,
     /// HTTP path of the JSON-RPC handler.
     #[serde(default = "default_rpc_path")]
     #[schemars(length(min = 1, max = 256), regex(pattern = "^/"))]
     pub path: String,
+}
+
+fn default_rpc_port_name() -> String {
+    "rpc".into()
 }
 
 fn default_rpc_path() -> String {

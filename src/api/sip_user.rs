@@ -153,7 +153,8 @@ pub struct SipUserStatus {
     /// value rotates the password exactly once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_rotation: Option<String>,
-    /// Devices currently registered, as last read from the registrar.
+    /// Devices currently registered, merged across the registrar's endpoints, as last read
+    /// (once per registrar check interval). Absent while the domain names no registrar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration: Option<RegistrationStatus>,
 }
@@ -167,10 +168,13 @@ pub struct RegistrationStatus {
     /// User-Agent headers of the registered devices.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub user_agents: Vec<String>,
-    /// The soonest moment a registration expires unless the device refreshes it.
+    /// The soonest moment a registration lapses unless its device refreshes it. To keep API
+    /// writes down, refreshes are written only once this moment has passed (or when a device
+    /// comes or goes), so it can lag one refresh behind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub earliest_expiry: Option<Time>,
-    /// When the registrar was last read for this user.
+    /// When a device of this user last registered or refreshed, as the registrar reports it;
+    /// kept after the devices are gone. Updated together with `earliestExpiry`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<Time>,
 }

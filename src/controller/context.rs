@@ -111,6 +111,8 @@ pub struct Context {
     pub backoff: Backoff,
     /// Registrar clients, kept across reconciles for their connections.
     pub registrars: super::registrar_endpoints::Clients,
+    /// Live registrations as last read from the registrars.
+    pub registrations: super::registrations::Registrations,
     pub settings: super::Settings,
     /// Queues users for reconcile (a registrar endpoint that lost its memory needs them all).
     pub resync_users: futures::channel::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<SipUser>>,

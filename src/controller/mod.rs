@@ -10,6 +10,8 @@ mod healing;
 pub mod reasons;
 mod registrar_endpoints;
 mod registrar_sync;
+mod registration_view;
+mod registrations;
 mod sip_domain;
 mod sip_profile;
 mod sip_user;
@@ -126,6 +128,7 @@ pub async fn run(
         stores: stores.clone(),
         backoff: Backoff::default(),
         registrars: Default::default(),
+        registrations: Default::default(),
         settings,
         resync_users: user_tx.clone(),
     });

@@ -13,6 +13,8 @@ pub mod types {
     pub const CREDENTIALS_READY: &str = "CredentialsReady";
     /// The registrar holds the user as the spec says.
     pub const REGISTRAR_SYNCED: &str = "RegistrarSynced";
+    /// At least one device is registered (informational: it does not gate Ready).
+    pub const REGISTERED: &str = "Registered";
 }
 
 // Healthy states.
@@ -23,6 +25,10 @@ pub const NO_REGISTRAR_CONFIGURED: &str = "NoRegistrarConfigured";
 pub const SYNCED: &str = "Synced";
 /// The registrar could not be brought in line (unreachable, refused, misconfigured).
 pub const REGISTRAR_UNREACHABLE: &str = "RegistrarUnreachable";
+/// Registered: devices are registered / none is / the registrar was not read yet.
+pub const DEVICES_REGISTERED: &str = "DevicesRegistered";
+pub const NO_DEVICES_REGISTERED: &str = "NoDevicesRegistered";
+pub const REGISTRATIONS_NOT_READ: &str = "RegistrationsNotReadYet";
 /// The False/Unknown reason of Stalled and Reconciling when they do not apply.
 pub const NOT_STALLED: &str = "NotStalled";
 pub const NOT_RECONCILING: &str = "Reconciled";

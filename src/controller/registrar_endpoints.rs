@@ -113,31 +113,44 @@ async fn urls(kamailio: &KamailioRegistrar, ns: &str, client: &Client) -> Result
                 service.name
             )
         })?;
-    let urls = ready_addresses(&slices.items)
-        .into_iter()
-        .map(|addr| format!("http://{}:{}{}", bracket(&addr), service.port, service.path))
-        .collect::<Vec<_>>();
+    let urls = endpoint_urls(&slices.items, &service.port_name, &service.path);
     if urls.is_empty() {
         return Err(format!(
-            "Service {svc_ns}/{} has no ready endpoints",
-            service.name
+            "Service {svc_ns}/{} has no ready endpoints with a port named {:?} \
+             (spec.registrar.kamailio.service.portName)",
+            service.name, service.port_name
         ));
     }
     Ok(urls)
 }
 
-/// Addresses of ready endpoints, sorted and without duplicates.
-pub fn ready_addresses(slices: &[EndpointSlice]) -> Vec<String> {
-    let mut addrs: Vec<String> = slices
+/// The JSON-RPC URL of every ready endpoint: its address and the port its slice lists under
+/// `port_name`; sorted, without duplicates.
+pub fn endpoint_urls(slices: &[EndpointSlice], port_name: &str, path: &str) -> Vec<String> {
+    let mut urls: Vec<String> = slices
         .iter()
-        .flat_map(|s| s.endpoints.iter())
-        // Ready unset means ready (EndpointSlice API semantics).
-        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
-        .flat_map(|e| e.addresses.iter().cloned())
+        .filter_map(|slice| {
+            let port = slice
+                .ports
+                .iter()
+                .flatten()
+                .find(|p| p.name.as_deref() == Some(port_name))?
+                .port?;
+            Some((slice, port))
+        })
+        .flat_map(|(slice, port)| {
+            slice
+                .endpoints
+                .iter()
+                // Ready unset means ready (EndpointSlice API semantics).
+                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
+                .flat_map(|e| e.addresses.iter())
+                .map(move |addr| format!("http://{}:{port}{path}", bracket(addr)))
+        })
         .collect();
-    addrs.sort();
-    addrs.dedup();
-    addrs
+    urls.sort();
+    urls.dedup();
+    urls
 }
 
 fn bracket(addr: &str) -> String {
@@ -151,7 +164,7 @@ fn bracket(addr: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions};
+    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort};
 
     fn endpoint(addr: &str, ready: Option<bool>) -> Endpoint {
         Endpoint {
@@ -164,17 +177,45 @@ mod tests {
         }
     }
 
+    fn slice(port: (&str, i32), endpoints: Vec<Endpoint>) -> EndpointSlice {
+        EndpointSlice {
+            endpoints,
+            ports: Some(vec![EndpointPort {
+                name: Some(port.0.into()),
+                port: Some(port.1),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn only_ready_endpoints_count() {
-        let slice = EndpointSlice {
-            endpoints: vec![
+        let s = slice(
+            ("rpc", 5071),
+            vec![
                 endpoint("10.0.0.2", Some(true)),
                 endpoint("10.0.0.1", None),
                 endpoint("10.0.0.3", Some(false)),
             ],
-            ..Default::default()
-        };
-        assert_eq!(ready_addresses(&[slice.clone(), slice]), ["10.0.0.1", "10.0.0.2"]);
-        assert_eq!(bracket("fd00::1"), "[fd00::1]");
+        );
+        assert_eq!(
+            endpoint_urls(&[s.clone(), s], "rpc", "/RPC"),
+            ["http://10.0.0.1:5071/RPC", "http://10.0.0.2:5071/RPC"]
+        );
+    }
+
+    #[test]
+    fn the_port_comes_from_each_slice_by_name() {
+        let slices = [
+            slice(("rpc", 5071), vec![endpoint("10.0.0.1", None)]),
+            slice(("rpc", 6000), vec![endpoint("fd00::1", None)]),
+            slice(("sip", 5060), vec![endpoint("10.0.0.9", None)]),
+        ];
+        assert_eq!(
+            endpoint_urls(&slices, "rpc", "/RPC"),
+            ["http://10.0.0.1:5071/RPC", "http://[fd00::1]:6000/RPC"]
+        );
+        assert!(endpoint_urls(&slices, "admin", "/RPC").is_empty());
     }
 }

@@ -1,7 +1,8 @@
-//! Keeps registrar endpoints whole: each check reads the operator's sync marker on every
-//! endpoint of a domain; an endpoint without it (a restarted Kamailio lost its memory) or with
-//! another one gets a new marker and every user of the domain is reconciled, which pushes it
-//! again. One cheap RPC per endpoint per interval; no API write unless the status changes.
+//! Keeps registrar endpoints whole and reads their registrations: each check reads the
+//! operator's sync marker on every endpoint of a domain; an endpoint without it (a restarted
+//! Kamailio lost its memory) or with another one gets a new marker and every user of the
+//! domain is reconciled, which pushes it again. Then one bulk read of the live registrations
+//! per endpoint. Two RPCs per endpoint per interval; no API write unless a status changes.
 use futures::future::join_all;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
@@ -10,24 +11,35 @@ use rand::RngExt;
 
 use super::Context;
 use super::registrar_endpoints;
+use super::registration_view::{View, summarize};
 use crate::api::{Conditioned, RegistrarEndpointStatus, SipDomain};
-use crate::registrar::Registrar;
+use crate::registrar::{Registrar, UserKey};
 
-/// Checks every endpoint of `domain`'s registrar; the status entry of each.
-pub async fn check(
-    domain: &SipDomain,
-    previous: &[RegistrarEndpointStatus],
-    ctx: &Context,
-) -> Vec<RegistrarEndpointStatus> {
+/// What one check of a domain's registrar found.
+#[derive(Debug, Default)]
+pub struct Check {
+    /// The status entry of each endpoint.
+    pub endpoints: Vec<RegistrarEndpointStatus>,
+    /// Users with a registered device, when at least one endpoint could be read.
+    pub registered_users: Option<i32>,
+}
+
+/// Checks every endpoint of `domain`'s registrar: restart detection (and a full re-push
+/// after one), then one bulk read of its registrations, merged into the domain's view; users
+/// whose `status.registration` would change are queued for reconcile.
+pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx: &Context) -> Check {
     let endpoints = match registrar_endpoints::resolve(domain, &ctx.client, &ctx.registrars).await {
-        Ok(None) => return Vec::new(),
+        Ok(None) => return Check::default(),
         Ok(Some(endpoints)) => endpoints,
         Err(message) => {
-            return vec![RegistrarEndpointStatus {
-                address: "(unresolved)".into(),
-                last_error: Some(message),
-                ..Default::default()
-            }];
+            return Check {
+                endpoints: vec![RegistrarEndpointStatus {
+                    address: "(unresolved)".into(),
+                    last_error: Some(message),
+                    ..Default::default()
+                }],
+                registered_users: None,
+            };
         }
     };
     let ns = domain.namespace().unwrap_or_default();
@@ -41,6 +53,8 @@ pub async fn check(
                 && u.condition_status(super::reasons::types::REGISTRAR_SYNCED) == Some("True")
         })
         .len() as i32;
+    // Domains sharing an endpoint read it once per interval between them.
+    let fresh_for = ctx.settings.registrar_check_interval / 2;
     let (ns, name) = (&ns, &name);
     let checks = endpoints.iter().map(|endpoint| async move {
         let before = previous.iter().find(|p| p.address == endpoint.endpoint());
@@ -67,9 +81,54 @@ pub async fn check(
             },
             Err(e) => status.last_error = Some(e.to_string()),
         }
-        status
+        let dump = match ctx.registrations.read(endpoint, fresh_for).await {
+            Ok(dump) => Some(dump),
+            Err(e) => {
+                status.last_error.get_or_insert(e.to_string());
+                None
+            }
+        };
+        (status, dump)
     });
-    join_all(checks).await
+    let (statuses, dumps): (Vec<_>, Vec<_>) = join_all(checks).await.into_iter().unzip();
+    let dumps: Vec<_> = dumps.into_iter().flatten().collect();
+    let registered_users = if dumps.is_empty() {
+        // Nothing could be read: the last view stands, and so does the count.
+        None
+    } else {
+        let view = ctx
+            .registrations
+            .set_view(ns, name, View::build(&domain.spec.domain, &dumps));
+        queue_changed_registrations(domain, &view, ctx);
+        Some(view.registered() as i32)
+    };
+    ctx.registrations
+        .prune(ctx.settings.registrar_check_interval.saturating_mul(4));
+    Check {
+        endpoints: statuses,
+        registered_users,
+    }
+}
+
+/// Queues the users of `domain` whose `status.registration` differs from what `view` says,
+/// so that the user reconciler writes it (and nobody else).
+fn queue_changed_registrations(domain: &SipDomain, view: &View, ctx: &Context) {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let ns = domain.namespace();
+    let name = domain.name_any();
+    for user in ctx
+        .stores
+        .users
+        .state_filter(|u| u.namespace() == ns && u.spec.domain_ref == name)
+    {
+        let current = user.status.as_ref().and_then(|s| s.registration.as_ref());
+        let aor = UserKey::new(user.username(), &domain.spec.domain).key();
+        if Some(summarize(view.seen(&aor), current, now)) != current.cloned() {
+            let _ = ctx
+                .resync_users
+                .unbounded_send(ObjectRef::from_obj(user.as_ref()));
+        }
+    }
 }
 
 /// Leaves a new marker on the endpoint and queues every user of the domain, whose reconcile

@@ -36,13 +36,17 @@ pub async fn reconcile(domain: Arc<SipDomain>, ctx: Arc<Context>) -> Result<Acti
 
     let previous = domain.status.as_ref();
     // A stalled domain pushes nothing; otherwise check that its registrar endpoints are whole.
-    let registrars = match problem {
+    let check = match problem {
         None => registrar_sync::check(&domain, previous.map_or(&[][..], |s| &s.registrars), &ctx).await,
-        Some(_) => Vec::new(),
+        Some(_) => Default::default(),
     };
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let mut desired = build_status(&domain, previous, problem.as_ref(), users, &now);
-    desired.registrars = registrars;
+    desired.registered_users = match (&domain.spec.registrar, &problem) {
+        (Some(_), None) => check.registered_users.or(desired.registered_users),
+        _ => None,
+    };
+    desired.registrars = check.endpoints;
     let api: Api<SipDomain> = Api::namespaced(ctx.client.clone(), &ns);
     status_patch::apply_if_changed(&api, domain.as_ref(), previous, &desired).await?;
 

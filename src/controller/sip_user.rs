@@ -13,11 +13,13 @@ use kube::{Resource, ResourceExt};
 use super::admission::Verdict;
 use super::conditions::true_reason;
 use super::reasons::types;
+use super::registration_view::summarize;
 use super::user_registrar::{self, Intent};
 use super::user_status::{self, Facts, RegistrarState};
 use super::{Context, Error, events, status_patch, user_credentials};
 use crate::api::SipUser;
 use crate::keys::{REGISTRAR_CLEANUP_FINALIZER, SKIP_CLEANUP_ANNOTATION};
+use crate::registrar::UserKey;
 use kube::runtime::reflector::ObjectRef;
 
 /// How often a healthy user is looked at again without any event (drift safety net).
@@ -90,6 +92,14 @@ async fn apply(user: &SipUser, api: &Api<SipUser>, ctx: &Context) -> Result<Acti
     };
     let registrar_failed = matches!(registrar, RegistrarState::Failed { .. });
 
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let previous = user.status.as_ref();
+    let registration = domain.as_ref().and_then(|d| {
+        let view = ctx.registrations.view(&ns, &d.name_any())?;
+        let aor = UserKey::new(user.username(), &d.spec.domain).key();
+        let current = previous.and_then(|s| s.registration.as_ref());
+        Some(summarize(view.seen(&aor), current, now.0))
+    });
     let facts = Facts {
         generation: user.meta().generation,
         enabled: user.spec.enabled,
@@ -101,9 +111,8 @@ async fn apply(user: &SipUser, api: &Api<SipUser>, ctx: &Context) -> Result<Acti
         verdict: &verdict,
         credentials: credentials.as_ref(),
         registrar,
+        registration,
     };
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let previous = user.status.as_ref();
     let desired = user_status::build(&facts, previous, &now);
     status_patch::apply_if_changed(api, user, previous, &desired).await?;
 

@@ -6,7 +6,7 @@ use super::admission::Verdict;
 use super::conditions::{self, Status, Want};
 use super::reasons::{self, types};
 use super::user_credentials::{Outcome, PasswordChange};
-use crate::api::SipUserStatus;
+use crate::api::{RegistrationStatus, SipUserStatus};
 
 /// Where the user stands with the registrar.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +37,8 @@ pub struct Facts<'a> {
     /// `None` when the user is not admitted (the step did not run).
     pub credentials: Option<&'a Outcome>,
     pub registrar: RegistrarState,
+    /// Live registrations as last read from the registrar; `None` when it was not read yet.
+    pub registration: Option<RegistrationStatus>,
 }
 
 /// The Stalled reason and message, if the user is stalled.
@@ -149,7 +151,44 @@ fn wanted(facts: &Facts<'_>) -> Vec<Want> {
             )
         }
     };
-    vec![ready, reconciling, stalled, credentials, registrar]
+    vec![
+        ready,
+        reconciling,
+        stalled,
+        credentials,
+        registrar,
+        registered(facts),
+    ]
+}
+
+/// The informational `Registered` condition.
+fn registered(facts: &Facts<'_>) -> Want {
+    match (&facts.registrar, &facts.registration) {
+        (RegistrarState::NotConfigured, _) => Want::new(
+            types::REGISTERED,
+            Status::Unknown,
+            reasons::NO_REGISTRAR_CONFIGURED,
+            "the SipDomain names no registrar, so registrations are not known",
+        ),
+        (_, None) => Want::new(
+            types::REGISTERED,
+            Status::Unknown,
+            reasons::REGISTRATIONS_NOT_READ,
+            "the registrar's registrations have not been read yet (once per check interval)",
+        ),
+        (_, Some(r)) if r.contacts > 0 => Want::new(
+            types::REGISTERED,
+            Status::True,
+            reasons::DEVICES_REGISTERED,
+            format!("{} device(s) registered", r.contacts),
+        ),
+        (_, Some(_)) => Want::new(
+            types::REGISTERED,
+            Status::False,
+            reasons::NO_DEVICES_REGISTERED,
+            "no device is registered",
+        ),
+    }
 }
 
 /// The status to store. Fields the reconcile did not learn anew carry over from `previous`.
@@ -188,7 +227,10 @@ pub fn build(facts: &Facts<'_>, previous: Option<&SipUserStatus>, now: &Time) ->
         secret_name,
         password_changed_at,
         last_handled_rotation: handled_rotation,
-        registration: previous.registration,
+        registration: match facts.registrar {
+            RegistrarState::NotConfigured => None,
+            _ => facts.registration.clone().or(previous.registration),
+        },
     }
 }
 
@@ -239,6 +281,7 @@ mod tests {
             verdict,
             credentials,
             registrar: RegistrarState::NotConfigured,
+            registration: None,
         }
     }
 
@@ -300,6 +343,44 @@ mod tests {
         let s = build(&f, None, &now(1));
         assert_eq!(cond(&s, "Ready"), ("True", reasons::SUSPENDED));
         assert_eq!(cond(&s, "RegistrarSynced"), ("False", reasons::SUSPENDED));
+    }
+
+    #[test]
+    fn registered_reports_devices_without_touching_ready() {
+        let outcome = ready_outcome(None);
+        let mut f = facts(&Verdict::Admitted, Some(&outcome));
+        let s = build(&f, None, &now(1));
+        assert_eq!(
+            cond(&s, "Registered"),
+            ("Unknown", reasons::NO_REGISTRAR_CONFIGURED)
+        );
+        assert_eq!(s.registration, None);
+
+        f.registrar = RegistrarState::Synced { endpoints: 1 };
+        let s = build(&f, None, &now(1));
+        assert_eq!(
+            cond(&s, "Registered"),
+            ("Unknown", reasons::REGISTRATIONS_NOT_READ)
+        );
+
+        f.registration = Some(RegistrationStatus {
+            contacts: 2,
+            ..Default::default()
+        });
+        let s = build(&f, Some(&s), &now(2));
+        assert_eq!(cond(&s, "Registered"), ("True", reasons::DEVICES_REGISTERED));
+        assert_eq!(s.registration.as_ref().map(|r| r.contacts), Some(2));
+        assert_eq!(cond(&s, "Ready"), ("True", reasons::READY));
+
+        // Not read this time: the last reading stands.
+        f.registration = None;
+        let kept = build(&f, Some(&s), &now(3));
+        assert_eq!(kept.registration, s.registration);
+
+        f.registration = Some(RegistrationStatus::default());
+        let s = build(&f, Some(&s), &now(4));
+        assert_eq!(cond(&s, "Registered"), ("False", reasons::NO_DEVICES_REGISTERED));
+        assert_eq!(cond(&s, "Ready"), ("True", reasons::READY), "informational only");
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! an Asterisk or FreeSWITCH backend can be added without touching them. Kubernetes is the
 //! source of truth; a registrar is a cache the operator keeps in sync, and it only ever
 //! receives HA1 digests, never a password.
+pub mod contact;
 pub mod entry;
 pub mod kamailio;
 
+pub use contact::Contact;
 pub use entry::{EntrySpec, UserEntry, UserKey};
 
 use futures::future::BoxFuture;
@@ -42,4 +44,8 @@ pub trait Registrar: Send + Sync {
 
     /// Leaves a new sync marker.
     fn set_sync_marker<'a>(&'a self, marker: &'a str) -> BoxFuture<'a, Result<(), RegistrarError>>;
+
+    /// Every live registration on the endpoint, in one bulk read (not one call per user).
+    /// Lapsed contacts the registrar has not purged yet are left out.
+    fn registrations(&self) -> BoxFuture<'_, Result<Vec<Contact>, RegistrarError>>;
 }

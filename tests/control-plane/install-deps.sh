@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the control-plane scripts need beyond Go and kubectl, idempotently.
+# Installs what the control-plane scripts need beyond Go and kubectl, idempotently. Not helm:
+# whoever needs it runs tests/tools/helm/build.sh, which builds and caches it and prints its path.
 set -euo pipefail
 need=()
 command -v openssl >/dev/null || need+=(openssl)
@@ -10,6 +11,8 @@ command -v flock >/dev/null || need+=(util-linux)
 # the shipped config loads) and real SIP clients (SIPp, from sip-tester).
 command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || need+=(kamailio)
 command -v sipp >/dev/null || need+=(sip-tester)
+# A hosts file for the operator alone in the scale-out test (EndpointSlices refuse loopback IPs).
+[ -e /usr/lib/x86_64-linux-gnu/libnss_wrapper.so ] || need+=(libnss-wrapper)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "install-deps.sh: installing ${need[*]}" >&2
 sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd=sudo

@@ -14,9 +14,12 @@ mod auth;
 mod calls;
 mod contacts;
 mod digest;
+mod live_registrations;
 mod operator;
 mod restart;
 mod rpc;
+mod scale_out;
+mod setup;
 mod sha256;
 
 use sip_operator::api::DigestAlgorithm;

@@ -1,111 +1,13 @@
 //! The operator and the registrar together, end to end: a real operator process pushes users
 //! to a real Kamailio running the shipped config, and a real SIP client (SIPp) registers with
 //! the password read from the generated Secret, as a device provisioning tool would.
-use std::time::Duration;
+use kube::api::DeleteParams;
+use sip_operator::api::{Conditioned, SipDomain};
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams};
-use sip_operator::api::{Conditioned, SipDomain, SipUser};
-use sip_operator::credentials::secret_value;
-
+use crate::setup::{Setup, WAIT};
+use crate::support::eventually;
 use crate::support::kamailio::Kamailio;
-use crate::support::operator::Operator;
 use crate::support::sipp::Registration;
-use crate::support::{ControlPlane, TestNamespace, eventually};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-/// A namespace with a Kamailio, the RPC token Secret, a SipDomain pointing at that Kamailio,
-/// and a running operator.
-struct Setup {
-    kamailio: Kamailio,
-    ns: TestNamespace,
-    users: Api<SipUser>,
-    secrets: Api<Secret>,
-    fqdn: String,
-    _operator: Operator,
-}
-
-impl Setup {
-    async fn new(prefix: &str) -> Setup {
-        Self::with(prefix, Kamailio::start(), "").await
-    }
-
-    /// A setup around `kamailio`, with `domain_spec` (YAML lines under `spec:`) added to the
-    /// SipDomain.
-    async fn with(prefix: &str, kamailio: Kamailio, domain_spec: &str) -> Setup {
-        let ns = TestNamespace::create(prefix);
-        let client = ControlPlane::shared().client().await;
-        let fqdn = format!("{}.sip.example.com", ns.name);
-        let setup_yaml = format!(
-            "apiVersion: v1\nkind: Secret\nmetadata: {{name: kamailio-rpc}}\nstringData: {{token: {token}}}\n---\n\
-             apiVersion: sipoperator.io/v1alpha1\nkind: SipDomain\nmetadata: {{name: acme}}\nspec:\n  domain: {fqdn}\n  \
-             registrar:\n    kamailio:\n      urls: [\"{url}\"]\n      tokenSecretRef: {{name: kamailio-rpc, key: token}}\n{domain_spec}",
-            token = kamailio.token(),
-            url = kamailio.rpc_url(),
-        );
-        let out = ns
-            .kubectl(&["apply", "--server-side", "-f", "-"])
-            .output_with_stdin(&setup_yaml);
-        assert!(out.success, "apply the domain: {}", out.stderr);
-        // Check the registrar for restarts every second (default 15 s) to keep tests short.
-        let operator = Operator::start_with(&ns, &["--registrar-check-interval-seconds", "1"]).await;
-        Setup {
-            kamailio,
-            users: Api::namespaced(client.clone(), &ns.name),
-            secrets: Api::namespaced(client, &ns.name),
-            ns,
-            fqdn,
-            _operator: operator,
-        }
-    }
-
-    fn apply_user(&self, name: &str, extra_spec: &str, annotations: &str) {
-        let yaml = format!(
-            "apiVersion: sipoperator.io/v1alpha1\nkind: SipUser\nmetadata:\n  name: {name}\n  annotations: {{{annotations}}}\n\
-             spec:\n  domainRef: acme\n{extra_spec}"
-        );
-        let out = self
-            .ns
-            .kubectl(&["apply", "--server-side", "-f", "-"])
-            .output_with_stdin(&yaml);
-        assert!(out.success, "apply user {name}: {}", out.stderr);
-    }
-
-    /// Waits until the user's RegistrarSynced condition has `status` for its current generation.
-    async fn registrar_synced(&self, name: &str, status: &str) -> SipUser {
-        eventually(&format!("{name}: RegistrarSynced={status}"), WAIT, || async {
-            let u = self.users.get_opt(name).await.ok().flatten()?;
-            (u.observed_generation() == u.metadata.generation
-                && u.condition_status("RegistrarSynced") == Some(status))
-            .then_some(u)
-        })
-        .await
-    }
-
-    /// Waits until the SipUser `name` no longer exists (its finalizer released).
-    async fn gone(&self, name: &str) {
-        eventually(&format!("{name} to be deleted"), WAIT, || async {
-            self.users.get_opt(name).await.ok()?.is_none().then_some(())
-        })
-        .await
-    }
-
-    async fn password(&self, user: &str) -> String {
-        let secret = self
-            .secrets
-            .get(&format!("{user}-sip-credentials"))
-            .await
-            .expect("credentials Secret");
-        secret_value(&secret, "password").expect("password key")
-    }
-
-    fn register(&self, username: &str, password: &str) -> u16 {
-        Registration::new(username, &self.fqdn, password)
-            .run(self.kamailio.sip_addr())
-            .status
-    }
-}
 
 #[tokio::test]
 async fn a_phone_registers_with_the_password_from_the_secret() {
@@ -117,7 +19,7 @@ async fn a_phone_registers_with_the_password_from_the_secret() {
     s.registrar_synced("bob", "True").await;
     let password = s.password("alice").await;
 
-    let right = Registration::new("alice", &s.fqdn, &password).run(s.kamailio.sip_addr());
+    let right = Registration::new("alice", &s.fqdn, &password).run(s.kamailio().sip_addr());
     assert!(right.challenged, "the first REGISTER is challenged");
     assert_eq!(right.status, 200, "the Secret's password registers alice");
     assert_eq!(s.register("alice", "not-the-password"), 403);
@@ -127,7 +29,7 @@ async fn a_phone_registers_with_the_password_from_the_secret() {
         "alice's password does not register bob"
     );
     // The registrar holds digests only.
-    let entry = s.kamailio.rpc(
+    let entry = s.kamailio().rpc(
         "htable.get",
         serde_json::json!(["users", format!("alice@{}", s.fqdn)]),
     );
@@ -146,14 +48,14 @@ async fn suspended_and_deleted_users_are_refused_and_their_contacts_dropped() {
     let aor = format!("alice@{}", s.fqdn);
     let kept = Registration::new("alice", &s.fqdn, &password)
         .expires(300)
-        .run(s.kamailio.sip_addr());
+        .run(s.kamailio().sip_addr());
     assert_eq!(kept.status, 200);
-    assert_eq!(s.kamailio.contacts(&aor).len(), 1, "a registered contact");
+    assert_eq!(s.kamailio().contacts(&aor).len(), 1, "a registered contact");
 
     s.apply_user("alice", "  enabled: false\n", "");
     s.registrar_synced("alice", "False").await;
     assert!(
-        s.kamailio.contacts(&aor).is_empty(),
+        s.kamailio().contacts(&aor).is_empty(),
         "suspension drops the contacts"
     );
     assert_eq!(s.register("alice", &password), 403, "a suspended user is refused");
@@ -173,7 +75,7 @@ async fn suspended_and_deleted_users_are_refused_and_their_contacts_dropped() {
 
     let again = Registration::new("alice", &s.fqdn, &password)
         .expires(300)
-        .run(s.kamailio.sip_addr());
+        .run(s.kamailio().sip_addr());
     assert_eq!(again.status, 200);
     s.users
         .delete("alice", &DeleteParams::default())
@@ -181,7 +83,7 @@ async fn suspended_and_deleted_users_are_refused_and_their_contacts_dropped() {
         .expect("delete alice");
     s.gone("alice").await;
     assert!(
-        s.kamailio.contacts(&aor).is_empty(),
+        s.kamailio().contacts(&aor).is_empty(),
         "deletion drops the contacts"
     );
     assert_eq!(s.register("alice", &password), 403, "a deleted user is refused");
@@ -236,16 +138,10 @@ async fn an_unreachable_registrar_keeps_the_user_reconciling() {
          registrar:\n    kamailio:\n      urls: [\"http://127.0.0.1:{closed}/RPC\"]\n",
         s.fqdn
     );
-    let out =
-        s.ns.kubectl(&["apply", "--server-side", "-f", "-"])
-            .output_with_stdin(&yaml);
-    assert!(out.success, "{}", out.stderr);
+    s.apply(&yaml);
     s.apply_user("dave", "", "");
     let yaml = "apiVersion: sipoperator.io/v1alpha1\nkind: SipUser\nmetadata: {name: erin}\nspec: {domainRef: gone}\n";
-    let out =
-        s.ns.kubectl(&["apply", "--server-side", "-f", "-"])
-            .output_with_stdin(yaml);
-    assert!(out.success, "{}", out.stderr);
+    s.apply(yaml);
     let erin = s.registrar_synced("erin", "False").await;
     assert_eq!(erin.condition_status("Ready"), Some("False"));
     assert_eq!(erin.condition_status("Reconciling"), Some("True"));
@@ -288,7 +184,7 @@ async fn a_restarted_kamailio_gets_its_users_back() {
     s.registrar_synced("alice", "True").await;
     let password = s.password("alice").await;
     assert_eq!(s.register("alice", &password), 200);
-    let domains: Api<SipDomain> = Api::namespaced(ControlPlane::shared().client().await, &s.ns.name);
+    let domains = &s.domains;
     let full_sync = |d: &SipDomain| {
         d.status
             .as_ref()
@@ -301,14 +197,14 @@ async fn a_restarted_kamailio_gets_its_users_back() {
     .await;
 
     // A crash: Kamailio's memory (users, contacts, the sync marker) is gone.
-    s.kamailio.kill_and_restart();
+    s.kamailios[0].kill_and_restart();
     eventually("alice to register again after the restart", WAIT, || async {
         (s.register("alice", &password) == 200).then_some(())
     })
     .await;
     let domain = domains.get("acme").await.expect("domain");
     let endpoint = &domain.status.as_ref().expect("status").registrars[0];
-    assert_eq!(endpoint.address, s.kamailio.rpc_url());
+    assert_eq!(endpoint.address, s.kamailio().rpc_url());
     assert!(
         endpoint.last_full_sync.as_ref().is_some_and(|t| *t != first),
         "the re-sync is recorded: {endpoint:?}"
@@ -320,10 +216,7 @@ async fn a_restarted_kamailio_gets_its_users_back() {
 async fn max_contacts_come_from_the_profile_and_a_user_override() {
     let s = Setup::new("e2e-contacts").await;
     let profile = "apiVersion: sipoperator.io/v1alpha1\nkind: SipProfile\nmetadata: {name: single}\nspec: {maxContacts: 1}\n";
-    let out =
-        s.ns.kubectl(&["apply", "--server-side", "-f", "-"])
-            .output_with_stdin(profile);
-    assert!(out.success, "{}", out.stderr);
+    s.apply(profile);
     s.apply_user("alice", "  profileRef: single\n", "");
     s.apply_user("bob", "  profileRef: single\n  maxContacts: 2\n", "");
     s.registrar_synced("alice", "True").await;
@@ -332,7 +225,7 @@ async fn max_contacts_come_from_the_profile_and_a_user_override() {
     let device = |user: &str, password: &str| {
         Registration::new(user, &s.fqdn, password)
             .expires(300)
-            .run(s.kamailio.sip_addr())
+            .run(s.kamailio().sip_addr())
             .status
     };
     let alice = s.password("alice").await;
@@ -346,7 +239,7 @@ async fn max_contacts_come_from_the_profile_and_a_user_override() {
     assert_eq!(device("bob", &bob), 200);
     assert_eq!(device("bob", &bob), 200, "bob's override allows two devices");
     assert_ne!(device("bob", &bob), 200, "a third is past bob's maxContacts");
-    assert_eq!(s.kamailio.contacts(&format!("bob@{}", s.fqdn)).len(), 2);
+    assert_eq!(s.kamailio().contacts(&format!("bob@{}", s.fqdn)).len(), 2);
 }
 
 #[tokio::test]
@@ -357,7 +250,7 @@ async fn a_sha256_domain_registers_with_an_rfc8760_digest() {
     s.registrar_synced("alice", "True").await;
     let password = s.password("alice").await;
     let ok = crate::digest::register(
-        s.kamailio.sip_addr(),
+        s.kamailio().sip_addr(),
         "alice",
         &s.fqdn,
         &password,
@@ -366,7 +259,7 @@ async fn a_sha256_domain_registers_with_an_rfc8760_digest() {
     assert_eq!(ok.status, 200, "{ok:?}");
     assert!(ok.challenges[0].contains("algorithm=SHA-256"), "{ok:?}");
     let wrong = crate::digest::register(
-        s.kamailio.sip_addr(),
+        s.kamailio().sip_addr(),
         "alice",
         &s.fqdn,
         "wrong",

@@ -63,6 +63,7 @@ impl HttpResponse {
 pub struct KamailioBuilder {
     defines: Vec<(String, String)>,
     token_in_env: bool,
+    token: Option<String>,
 }
 
 impl KamailioBuilder {
@@ -81,6 +82,12 @@ impl KamailioBuilder {
         self
     }
 
+    /// Uses this RPC token instead of a random one (instances behind one Service share one).
+    pub fn token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_string());
+        self
+    }
+
     /// Starts Kamailio and waits until its RPC port answers `core.uptime`.
     pub fn start(self) -> Kamailio {
         static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -95,7 +102,7 @@ impl KamailioBuilder {
                 reaper: None,
                 sip_port: free_port(true),
                 rpc_port: free_port(false),
-                token: random_token(),
+                token: self.token.clone().unwrap_or_else(random_token),
                 dir: dir.clone(),
                 log_path: dir.join(format!("kamailio-{attempt}.log")),
                 options: self.clone(),

@@ -48,8 +48,19 @@ impl Operator {
         op
     }
 
+    /// [`Operator::start_with`] with extra environment variables.
+    pub async fn start_with_env(ns: &TestNamespace, extra_args: &[&str], env: &[(&str, &str)]) -> Operator {
+        let mut op = Self::spawn_with_env(ns, extra_args, env);
+        op.wait_for("/readyz", READY_TIMEOUT).await;
+        op
+    }
+
     /// Spawns the binary without waiting for anything.
     pub fn spawn(ns: &TestNamespace, extra_args: &[&str]) -> Operator {
+        Self::spawn_with_env(ns, extra_args, &[])
+    }
+
+    fn spawn_with_env(ns: &TestNamespace, extra_args: &[&str], env: &[(&str, &str)]) -> Operator {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let cp = ControlPlane::shared();
@@ -77,6 +88,7 @@ impl Operator {
             .args(["--identity", &identity])
             .args(["--log-format", "json"])
             .args(extra_args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);

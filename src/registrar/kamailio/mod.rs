@@ -15,7 +15,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
-use super::{Registrar, RegistrarError, UserEntry, UserKey};
+mod answer;
+mod htable_value;
+mod ul_dump;
+
+pub use htable_value::htable_value;
+
+use super::{Contact, Registrar, RegistrarError, UserEntry, UserKey};
 
 /// The htable holding the users (the shipped kamailio.cfg declares it).
 pub const USERS_HTABLE: &str = "users";
@@ -93,19 +99,7 @@ impl Kamailio {
         let (status, bytes) = tokio::time::timeout(CALL_TIMEOUT, exchange)
             .await
             .map_err(|_| self.unreachable(format!("no answer within {CALL_TIMEOUT:?}")))??;
-        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if let Some(error) = answer.get("error") {
-            let code = error.get("code").and_then(Value::as_i64).unwrap_or_default();
-            let message = error.get("message").and_then(Value::as_str).unwrap_or_default();
-            return Err(self.rejected(method, format!("error {code}: {message}")));
-        }
-        if !status.is_success() {
-            return Err(self.rejected(method, format!("HTTP {status}")));
-        }
-        answer
-            .get("result")
-            .cloned()
-            .ok_or_else(|| self.rejected(method, "the answer has no result".into()))
+        answer::interpret(&self.endpoint, method, status, &bytes)
     }
 
     fn unreachable(&self, reason: String) -> RegistrarError {
@@ -115,20 +109,12 @@ impl Kamailio {
         }
     }
 
-    fn rejected(&self, method: &str, reason: String) -> RegistrarError {
-        RegistrarError::Rejected {
-            endpoint: self.endpoint.clone(),
-            method: method.into(),
-            reason,
-        }
-    }
-
     async fn remove_one(&self, key: String) -> Result<(), RegistrarError> {
         // Removing is idempotent: a key that is already gone (Kamailio answers 404) is done.
         // htable.delete alone leaves registered contacts in place, hence ul.rm as well.
         for (method, table) in [("htable.delete", USERS_HTABLE), ("ul.rm", LOCATION_TABLE)] {
             match self.call(method, json!([table, key])).await {
-                Err(RegistrarError::Rejected { reason, .. }) if is_not_found(&reason) => {}
+                Err(e) if answer::is_not_found(&e) => {}
                 other => {
                     other?;
                 }
@@ -151,7 +137,7 @@ impl Registrar for Kamailio {
             {
                 Ok(value) => Ok(marker_value(&value)),
                 // Kamailio answers a missing key with an error ("Key name doesn't exist").
-                Err(RegistrarError::Rejected { .. }) => Ok(None),
+                Err(e) if answer::is_not_found(&e) => Ok(None),
                 Err(e) => Err(e),
             }
         }
@@ -183,6 +169,14 @@ impl Registrar for Kamailio {
         .boxed()
     }
 
+    fn registrations(&self) -> BoxFuture<'_, Result<Vec<Contact>, RegistrarError>> {
+        async move {
+            let dump = self.call("ul.dump", json!([])).await?;
+            Ok(ul_dump::contacts(&dump))
+        }
+        .boxed()
+    }
+
     fn remove<'a>(&'a self, users: &'a [UserKey]) -> BoxFuture<'a, Result<(), RegistrarError>> {
         let keys: Vec<String> = users.iter().map(UserKey::key).collect();
         async move {
@@ -207,128 +201,9 @@ fn marker_value(result: &Value) -> Option<String> {
     value.as_str().map(str::to_string)
 }
 
-/// Whether a refusal only says the thing to remove is not there.
-fn is_not_found(reason: &str) -> bool {
-    reason.contains("404") || reason.contains("not found") || reason.contains("doesn't exist")
-}
-
-/// The htable value the shipped kamailio.cfg reads with `{param.value,name}`: `name=value`
-/// pairs separated by `;`. That transformation parses like SIP header parameters (a value
-/// ends at `;`, `,` or white space), so every value is a token: free text is percent-encoded
-/// and list items are joined with `.` (each item encoding its own dots).
-pub fn htable_value(user: &UserEntry) -> String {
-    let mut fields: Vec<(&str, String)> = Vec::new();
-    if let Some(h) = &user.ha1_md5 {
-        fields.push(("ha1", h.clone()));
-    }
-    if let Some(h) = &user.ha1_sha256 {
-        fields.push(("ha1sha256", h.clone()));
-    }
-    fields.push(("mc", user.max_contacts.to_string()));
-    // Only enabled users are pushed; suspended ones are removed.
-    fields.push(("en", "1".into()));
-    if let Some(e) = &user.extension {
-        fields.push(("ext", encode(e)));
-    }
-    if !user.aliases.is_empty() {
-        fields.push((
-            "aliases",
-            user.aliases
-                .iter()
-                .map(|a| encode(a))
-                .collect::<Vec<_>>()
-                .join("."),
-        ));
-    }
-    if !user.flags.is_empty() {
-        fields.push(("flags", user.flags.join(".")));
-    }
-    if let Some(g) = &user.barge_group {
-        fields.push(("barge", g.clone()));
-    }
-    if let Some(c) = &user.caller_id {
-        fields.push(("cid", encode(c)));
-    }
-    fields
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(";")
-}
-
-/// Percent-encodes everything but letters, digits, `-` and `_`, so a value is a SIP token
-/// and `.` stays free as the list separator.
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::DigestAlgorithm;
-    use crate::credentials::Password;
-    use crate::registrar::entry::EntrySpec;
-
-    fn entry(algorithms: &[DigestAlgorithm]) -> UserEntry {
-        UserEntry::build(&EntrySpec {
-            username: "alice",
-            domain: "acme.example.com",
-            realm: "acme.example.com",
-            password: &Password::new("secret"),
-            algorithms,
-            max_contacts: 2,
-            extension: Some("7001"),
-            aliases: &["alice;support".to_string(), "a=b".to_string()],
-            flags: &["barge".to_string(), "voicemail".to_string()],
-            barge_group: Some("floor"),
-            caller_id: Some("+49 30 123"),
-        })
-    }
-
-    #[test]
-    fn value_carries_ha1_and_attributes_never_the_password() {
-        let value = htable_value(&entry(&[DigestAlgorithm::Md5]));
-        let md5 = crate::credentials::ha1(
-            DigestAlgorithm::Md5,
-            "alice",
-            "acme.example.com",
-            &Password::new("secret"),
-        );
-        assert_eq!(
-            value,
-            format!(
-                "ha1={md5};mc=2;en=1;ext=7001;aliases=alice%3Bsupport.a%3Db;flags=barge.voicemail;barge=floor;cid=%2B49%2030%20123"
-            )
-        );
-        assert!(!value.contains("secret"));
-    }
-
-    #[test]
-    fn sha256_is_pushed_only_when_enabled() {
-        assert!(!htable_value(&entry(&[DigestAlgorithm::Md5])).contains("ha1sha256="));
-        let both = htable_value(&entry(&[DigestAlgorithm::Md5, DigestAlgorithm::Sha256]));
-        let sha = both
-            .split(';')
-            .find_map(|f| f.strip_prefix("ha1sha256="))
-            .expect("sha256 field");
-        assert_eq!(sha.len(), 64);
-    }
-
-    #[test]
-    fn entry_debug_hides_the_digests() {
-        let e = entry(&[DigestAlgorithm::Md5, DigestAlgorithm::Sha256]);
-        let shown = format!("{e:?}");
-        assert!(!shown.contains(e.ha1_md5.as_deref().expect("md5")), "{shown}");
-        assert!(shown.contains("alice"));
-    }
 
     #[test]
     fn only_http_urls_are_accepted() {

@@ -1,0 +1,257 @@
+//! A SipDomain's live registrations as last read from its registrar endpoints, and the
+//! `status.registration` of one user derived from them, pure.
+use std::collections::HashMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use crate::api::RegistrationStatus;
+use crate::registrar::Contact;
+
+/// One endpoint's contacts and when they were read.
+#[derive(Clone, Debug)]
+pub struct Dump {
+    pub read_at: Timestamp,
+    pub contacts: std::sync::Arc<Vec<Contact>>,
+}
+
+/// A contact and when it was read (its expiry counts from then).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Seen {
+    pub read_at: Timestamp,
+    pub contact: Contact,
+}
+
+/// Contacts per address of record (`username@domain`) of one SIP domain, merged across the
+/// endpoints of its registrar.
+#[derive(Debug, Default)]
+pub struct View {
+    by_aor: HashMap<String, Vec<Seen>>,
+}
+
+impl View {
+    /// The view of `fqdn` from the dumps of its endpoints: only its AORs are kept.
+    pub fn build(fqdn: &str, dumps: &[Dump]) -> Self {
+        let suffix = format!("@{fqdn}");
+        let mut by_aor: HashMap<String, Vec<Seen>> = HashMap::new();
+        for dump in dumps {
+            for contact in dump.contacts.iter().filter(|c| c.aor.ends_with(&suffix)) {
+                by_aor.entry(contact.aor.clone()).or_default().push(Seen {
+                    read_at: dump.read_at,
+                    contact: contact.clone(),
+                });
+            }
+        }
+        Self { by_aor }
+    }
+
+    /// The contacts of `aor` (`username@domain`).
+    pub fn seen(&self, aor: &str) -> &[Seen] {
+        self.by_aor.get(aor).map_or(&[], Vec::as_slice)
+    }
+
+    /// How many AORs have at least one live contact.
+    pub fn registered(&self) -> usize {
+        self.by_aor.values().filter(|s| !s.is_empty()).count()
+    }
+}
+
+/// The user's `status.registration` from its contacts.
+///
+/// Devices refresh their registration well before it lapses, and every refresh moves the
+/// expiry and the last-seen time; writing each of those would cost one API write per device
+/// per refresh. So while the set of devices is unchanged and the stored expiry still lies
+/// ahead, both timestamps carry over from `previous`: a status is written when a device comes
+/// or goes, and at most once per registration lifetime otherwise.
+pub fn summarize(seen: &[Seen], previous: Option<&RegistrationStatus>, now: Timestamp) -> RegistrationStatus {
+    // The same device on two endpoints (a replicated location table) counts once, with the
+    // later expiry.
+    let mut by_address: HashMap<&str, &Seen> = HashMap::new();
+    for s in seen {
+        let expiry = expiry(s);
+        by_address
+            .entry(s.contact.address.as_str())
+            .and_modify(|kept| {
+                if later(expiry, self::expiry(kept)) {
+                    *kept = s;
+                }
+            })
+            .or_insert(s);
+    }
+    let mut user_agents: Vec<String> = by_address
+        .values()
+        .filter_map(|s| s.contact.user_agent.clone())
+        .collect();
+    user_agents.sort();
+    user_agents.dedup();
+    let contacts = by_address.len() as i32;
+
+    let unchanged_devices =
+        previous.is_some_and(|p| p.contacts == contacts && p.user_agents == user_agents && contacts > 0);
+    let stored_expiry_ahead = previous
+        .and_then(|p| p.earliest_expiry.as_ref())
+        .is_some_and(|t| t.0 > now);
+    if let Some(previous) = previous.filter(|_| unchanged_devices && stored_expiry_ahead) {
+        return previous.clone();
+    }
+    let earliest_expiry = by_address.values().filter_map(|s| expiry(s)).min().map(Time);
+    let last_seen = by_address
+        .values()
+        .filter_map(|s| s.contact.last_modified)
+        .max()
+        .and_then(|secs| Timestamp::from_second(secs).ok())
+        .map(Time)
+        // Nobody registered now: when a device was last seen stays useful.
+        .or_else(|| previous.and_then(|p| p.last_seen.clone()));
+    RegistrationStatus {
+        contacts,
+        user_agents,
+        earliest_expiry,
+        last_seen,
+    }
+}
+
+/// When the contact lapses; `None` for a permanent one.
+fn expiry(s: &Seen) -> Option<Timestamp> {
+    let secs = i64::try_from(s.contact.expires_in?).ok()?;
+    s.read_at.checked_add(SignedDuration::from_secs(secs)).ok()
+}
+
+/// Whether expiry `a` is later than `b` (permanent is latest).
+fn later(a: Option<Timestamp>, b: Option<Timestamp>) -> bool {
+    match (a, b) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(a), Some(b)) => a > b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    const T0: i64 = 1_795_473_000;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(T0 + secs).expect("timestamp")
+    }
+
+    fn contact(aor: &str, address: &str, ua: &str, expires_in: u64, modified: i64) -> Contact {
+        Contact {
+            aor: aor.into(),
+            address: address.into(),
+            user_agent: Some(ua.into()),
+            expires_in: Some(expires_in),
+            last_modified: Some(T0 + modified),
+        }
+    }
+
+    fn dump(read: i64, contacts: Vec<Contact>) -> Dump {
+        Dump {
+            read_at: at(read),
+            contacts: Arc::new(contacts),
+        }
+    }
+
+    #[test]
+    fn a_view_keeps_only_its_domain_and_merges_endpoints() {
+        let a = dump(
+            0,
+            vec![
+                contact("alice@acme.example", "sip:a1@192.0.2.1", "Phone", 60, 0),
+                contact("bob@other.example", "sip:b@192.0.2.9", "Phone", 60, 0),
+                contact("eve@xacme.example", "sip:e@192.0.2.8", "Phone", 60, 0),
+            ],
+        );
+        let b = dump(
+            1,
+            vec![contact("alice@acme.example", "sip:a2@192.0.2.2", "Soft", 30, 0)],
+        );
+        let view = View::build("acme.example", &[a, b]);
+        assert_eq!(view.seen("alice@acme.example").len(), 2);
+        assert!(view.seen("bob@other.example").is_empty());
+        assert!(
+            view.seen("eve@xacme.example").is_empty(),
+            "suffix match is on @domain"
+        );
+        assert_eq!(view.registered(), 1);
+    }
+
+    #[test]
+    fn summary_counts_devices_once_and_finds_the_earliest_expiry() {
+        let view = View::build(
+            "acme.example",
+            &[
+                dump(
+                    0,
+                    vec![
+                        contact("alice@acme.example", "sip:a1@192.0.2.1", "Phone", 60, -5),
+                        contact("alice@acme.example", "sip:a2@192.0.2.2", "Soft", 30, -2),
+                    ],
+                ),
+                // The same device seen on a second endpoint, read a second later.
+                dump(
+                    1,
+                    vec![contact("alice@acme.example", "sip:a1@192.0.2.1", "Phone", 60, -5)],
+                ),
+            ],
+        );
+        let s = summarize(view.seen("alice@acme.example"), None, at(2));
+        assert_eq!(s.contacts, 2);
+        assert_eq!(s.user_agents, ["Phone", "Soft"]);
+        assert_eq!(s.earliest_expiry, Some(Time(at(30))));
+        assert_eq!(s.last_seen, Some(Time(at(-2))));
+    }
+
+    #[test]
+    fn refreshes_are_not_written_while_the_stored_expiry_lies_ahead() {
+        let first = summarize(
+            View::build("d", &[dump(0, vec![contact("u@d", "sip:u@h", "P", 60, 0)])]).seen("u@d"),
+            None,
+            at(0),
+        );
+        // The device refreshed at 30 s: new expiry and last-seen, same device.
+        let refreshed = View::build("d", &[dump(31, vec![contact("u@d", "sip:u@h", "P", 59, 30)])]);
+        assert_eq!(summarize(refreshed.seen("u@d"), Some(&first), at(31)), first);
+        // Once the stored expiry has passed, the fresh values are written.
+        let later = View::build("d", &[dump(61, vec![contact("u@d", "sip:u@h", "P", 29, 30)])]);
+        let after = summarize(later.seen("u@d"), Some(&first), at(61));
+        assert_eq!(after.earliest_expiry, Some(Time(at(90))));
+        assert_eq!(after.last_seen, Some(Time(at(30))));
+    }
+
+    #[test]
+    fn a_new_device_is_written_at_once_and_gone_devices_clear_but_keep_last_seen() {
+        let one = summarize(
+            View::build("d", &[dump(0, vec![contact("u@d", "sip:u@h", "P", 60, 0)])]).seen("u@d"),
+            None,
+            at(0),
+        );
+        let two = View::build(
+            "d",
+            &[dump(
+                5,
+                vec![
+                    contact("u@d", "sip:u@h", "P", 55, 0),
+                    contact("u@d", "sip:u@k", "Q", 60, 5),
+                ],
+            )],
+        );
+        let s = summarize(two.seen("u@d"), Some(&one), at(5));
+        assert_eq!((s.contacts, s.user_agents.len()), (2, 2));
+        let none = summarize(&[], Some(&s), at(100));
+        assert_eq!(none.contacts, 0);
+        assert!(none.user_agents.is_empty() && none.earliest_expiry.is_none());
+        assert_eq!(none.last_seen, Some(Time(at(5))), "last seen is kept");
+        assert_eq!(summarize(&[], Some(&none), at(200)), none, "stable once empty");
+    }
+
+    #[test]
+    fn a_permanent_contact_has_no_expiry() {
+        let mut c = contact("u@d", "sip:u@h", "P", 0, 0);
+        c.expires_in = None;
+        let s = summarize(View::build("d", &[dump(0, vec![c])]).seen("u@d"), None, at(0));
+        assert_eq!((s.contacts, s.earliest_expiry), (1, None));
+    }
+}

@@ -1,0 +1,60 @@
+//! Live registrations in memory: the last bulk read (`ul.dump`) of each registrar endpoint,
+//! and each SipDomain's view merged from its endpoints. The domain check fills it once per
+//! interval; the user reconciler, the only writer of SipUser status, reads from it.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::jiff::Timestamp;
+
+use super::registration_view::{Dump, View};
+use crate::registrar::{Registrar, RegistrarError};
+
+#[derive(Default)]
+pub struct Registrations {
+    /// By endpoint, with when it was read (domains sharing an endpoint read it once).
+    dumps: Mutex<HashMap<String, (Instant, Dump)>>,
+    /// By SipDomain (namespace, name).
+    views: Mutex<HashMap<(String, String), Arc<View>>>,
+}
+
+impl Registrations {
+    /// The endpoint's registrations, read anew unless the last read is younger than `fresh_for`.
+    pub async fn read(&self, endpoint: &impl Registrar, fresh_for: Duration) -> Result<Dump, RegistrarError> {
+        if let Some((read, dump)) = lock(&self.dumps).get(endpoint.endpoint())
+            && read.elapsed() < fresh_for
+        {
+            return Ok(dump.clone());
+        }
+        let contacts = endpoint.registrations().await?;
+        let dump = Dump {
+            read_at: Timestamp::now(),
+            contacts: Arc::new(contacts),
+        };
+        lock(&self.dumps).insert(endpoint.endpoint().to_string(), (Instant::now(), dump.clone()));
+        Ok(dump)
+    }
+
+    /// Replaces the view of a SipDomain.
+    pub fn set_view(&self, namespace: &str, name: &str, view: View) -> Arc<View> {
+        let view = Arc::new(view);
+        lock(&self.views).insert((namespace.to_string(), name.to_string()), view.clone());
+        view
+    }
+
+    /// The last view of a SipDomain; `None` before its registrar was first read.
+    pub fn view(&self, namespace: &str, name: &str) -> Option<Arc<View>> {
+        lock(&self.views)
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Forgets reads older than `max_age` (endpoints that went away).
+    pub fn prune(&self, max_age: Duration) {
+        lock(&self.dumps).retain(|_, (read, _)| read.elapsed() < max_age);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,17 @@
+//! A registered device as a registrar reports it, registrar-agnostic.
+
+/// One registered contact (a device) of an address of record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contact {
+    /// `username@domain`, the address of record without `sip:` (the same as [`super::UserKey::key`]).
+    pub aor: String,
+    /// The Contact URI the device registered, e.g. `sip:alice@192.0.2.7:5060;transport=udp`.
+    pub address: String,
+    /// The device's User-Agent header, if it sent one.
+    pub user_agent: Option<String>,
+    /// Seconds until the registration lapses, counted from when the registrar was read; `None`
+    /// for a permanent contact.
+    pub expires_in: Option<u64>,
+    /// When the device last registered or refreshed, in Unix seconds, if the registrar says.
+    pub last_modified: Option<i64>,
+}
