@@ -1,6 +1,8 @@
-//! Scale benchmark: N SipUsers through the real API server and the real operator binary.
-//! Prints users/s to Ready, API writes per user (from the audit log), the operator's memory,
-//! and what a no-op resync after a restart costs. Figures, not assertions.
+//! Scale benchmark: N SipUsers through the real API server, the real operator binary and a
+//! real Kamailio. Prints the registrar client's raw push rate (10,000 users into one endpoint),
+//! users/s to Ready, API writes per user (from the audit log), the operator's memory, what a
+//! no-op resync after a restart costs, and how long the full re-sync of a restarted Kamailio
+//! takes. Figures, not assertions.
 //!
 //!   cargo bench --bench scale            (1,000 users)
 //!   SIP_BENCH_USERS=5000 cargo bench --bench scale
@@ -12,8 +14,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::{Api, ListParams, PostParams};
-use sip_operator::api::{SipDomain, SipProfile, SipUser};
+use sip_operator::api::{DigestAlgorithm, SipDomain, SipProfile, SipUser};
+use sip_operator::credentials::Password;
+use sip_operator::registrar::kamailio::Kamailio as Client;
+use sip_operator::registrar::{EntrySpec, Registrar, UserEntry};
 use support::audit::AuditLog;
+use support::kamailio::Kamailio;
 use support::operator::Operator;
 use support::{ControlPlane, TestNamespace};
 
@@ -83,8 +89,53 @@ async fn wait_all_ready(api: &Api<SipUser>, n: usize, timeout: Duration) {
     }
 }
 
+/// How many users the `users` htable of `kamailio` holds.
+fn held(kamailio: &Kamailio) -> u64 {
+    let stats = kamailio.rpc_ok("htable.stats", serde_json::json!([]));
+    let tables = stats.as_array().cloned().unwrap_or_else(|| vec![stats]);
+    tables
+        .iter()
+        .find(|t| t["name"] == "users")
+        .and_then(|t| t["all"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Pushes `n` users into a fresh Kamailio with the operator's registrar client.
+async fn raw_push(n: usize) {
+    let kamailio = Kamailio::start();
+    let client = Client::new(&kamailio.rpc_url(), Some(kamailio.token().to_string())).expect("client");
+    let password = Password::new("bench-password-0123456789");
+    let entries: Vec<UserEntry> = (0..n)
+        .map(|i| {
+            UserEntry::build(&EntrySpec {
+                username: &format!("u{i:05}"),
+                domain: "bench.example.com",
+                realm: "bench.example.com",
+                password: &password,
+                algorithms: &[DigestAlgorithm::Md5],
+                max_contacts: 3,
+                extension: Some(&format!("{}", 100000 + i)),
+                aliases: &[],
+                flags: &["voicemail".to_string()],
+                barge_group: None,
+                caller_id: None,
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    client.upsert(&entries).await.expect("push");
+    let took = start.elapsed();
+    assert_eq!(held(&kamailio), n as u64, "every user is in the htable");
+    println!(
+        "registrar client: {n} users pushed into one Kamailio endpoint in {:.2}s ({:.0} users/s)",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+}
+
 #[tokio::main]
 async fn main() {
+    raw_push(10_000).await;
     let n: usize = std::env::var("SIP_BENCH_USERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -93,12 +144,28 @@ async fn main() {
     let ns = TestNamespace::create("bench");
     let client = cp.client().await;
     let pp = PostParams::default();
+    let mut kamailio = Kamailio::start();
     let domain: SipDomain = serde_json::from_value(serde_json::json!({
         "apiVersion": "sipoperator.io/v1alpha1", "kind": "SipDomain",
         "metadata": {"name": "bench"},
-        "spec": {"domain": format!("{}.bench.example.com", ns.name), "defaultProfile": "agent"}
+        "spec": {
+            "domain": format!("{}.bench.example.com", ns.name), "defaultProfile": "agent",
+            "registrar": {"kamailio": {
+                "urls": [kamailio.rpc_url()],
+                "tokenSecretRef": {"name": "kamailio-rpc", "key": "token"}
+            }}
+        }
     }))
     .expect("domain");
+    let token: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kamailio-rpc"},
+        "stringData": {"token": kamailio.token()}
+    }))
+    .expect("token Secret");
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &ns.name)
+        .create(&pp, &token)
+        .await
+        .expect("create token Secret");
     Api::<SipDomain>::namespaced(client.clone(), &ns.name)
         .create(&pp, &domain)
         .await
@@ -113,11 +180,13 @@ async fn main() {
         .await
         .expect("create profile");
 
-    let mut operator = Operator::start(&ns).await;
+    let check_interval = "2";
+    let mut operator =
+        Operator::start_with(&ns, &["--registrar-check-interval-seconds", check_interval]).await;
     let users: Api<SipUser> = Api::namespaced(client.clone(), &ns.name);
     let mut audit = AuditLog::mark();
     println!(
-        "sip-operator scale benchmark: {n} users, Kubernetes {}",
+        "sip-operator scale benchmark: {n} users with a Kamailio registrar, Kubernetes {}",
         cp.env("KUBE_VERSION")
     );
 
@@ -151,7 +220,7 @@ async fn main() {
         n as f64 / created.as_secs_f64()
     );
     println!(
-        "all Ready after {:.1}s: {:.0} users/s end to end (Secret + status + finalizer + event each)",
+        "all Ready after {:.1}s: {:.0} users/s end to end (Secret + registrar push + status + finalizer + event each)",
         all_ready.as_secs_f64(),
         n as f64 / all_ready.as_secs_f64()
     );
@@ -163,7 +232,7 @@ async fn main() {
     operator.stop().await;
     writes(&mut audit, &ns.name);
     let restart = Instant::now();
-    let operator = Operator::start(&ns).await;
+    let operator = Operator::start_with(&ns, &["--registrar-check-interval-seconds", check_interval]).await;
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let done = operator
@@ -188,4 +257,37 @@ async fn main() {
     print_writes("resync", n, &writes(&mut audit, &ns.name));
     let (rss, hwm) = memory_mib(operator.pid());
     println!("operator memory after resync: RSS {rss:.1} MiB (peak {hwm:.1} MiB)");
+
+    // Kamailio crashes: its memory is gone. The next check (every 2 s here) notices and
+    // pushes every user back.
+    assert_eq!(held(&kamailio), n as u64, "the registrar holds every user");
+    kamailio.kill_and_restart();
+    let restarted = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut first = None;
+    loop {
+        let now_held = held(&kamailio);
+        if now_held > 0 && first.is_none() {
+            first = Some(restarted.elapsed());
+        }
+        if now_held >= n as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {now_held} of {n} users re-pushed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let all = restarted.elapsed();
+    let first = first.unwrap_or(all);
+    println!(
+        "full re-sync of a restarted Kamailio: first user back after {:.2}s (detection, check every {check_interval}s), \
+         all {n} after {:.2}s: {:.0} users/s once started",
+        first.as_secs_f64(),
+        all.as_secs_f64(),
+        n as f64 / (all - first).as_secs_f64().max(0.001)
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    print_writes("full re-sync", n, &writes(&mut audit, &ns.name));
 }

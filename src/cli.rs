@@ -8,9 +8,15 @@ use clap::{Parser, ValueEnum};
 #[derive(Parser, Debug, Clone)]
 #[command(name = "sip-operator", version, about)]
 pub struct Args {
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "SIP_OPERATOR_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch only these namespaces, comma-separated or repeated (default: all namespaces).
+    /// Namespaced RBAC (a Role per namespace) is then enough.
+    #[arg(
+        long = "namespace",
+        env = "SIP_OPERATOR_NAMESPACE",
+        value_delimiter = ',',
+        value_name = "NAMESPACE"
+    )]
+    pub namespaces: Vec<String>,
 
     /// Address of the HTTP server for /healthz, /readyz and /metrics.
     #[arg(long, env = "SIP_OPERATOR_HTTP_ADDR", default_value = "0.0.0.0:8080")]
@@ -20,7 +26,7 @@ pub struct Args {
     #[arg(long, env = "SIP_OPERATOR_LEASE_NAME", default_value = "sip-operator")]
     pub lease_name: String,
 
-    /// Namespace of the Lease (default: --namespace, else "default"); in a cluster, the
+    /// Namespace of the Lease (default: the first --namespace, else "default"); in a cluster, the
     /// operator's own namespace via the downward API.
     #[arg(long, env = "POD_NAMESPACE")]
     pub lease_namespace: Option<String>,
@@ -60,7 +66,7 @@ impl Args {
     pub fn lease_namespace(&self) -> String {
         self.lease_namespace
             .clone()
-            .or_else(|| self.namespace.clone())
+            .or_else(|| self.namespaces.first().cloned())
             .unwrap_or_else(|| "default".into())
     }
 
@@ -91,6 +97,14 @@ mod tests {
         assert_eq!(args.lease_namespace(), "default");
         let args = Args::try_parse_from(["sip-operator", "--namespace", "voip"]).expect("parse");
         assert_eq!(args.lease_namespace(), "voip");
+    }
+
+    #[test]
+    fn namespaces_are_a_comma_separated_or_repeated_list() {
+        let args =
+            Args::try_parse_from(["sip-operator", "--namespace", "a,b", "--namespace", "c"]).expect("parse");
+        assert_eq!(args.namespaces, ["a", "b", "c"]);
+        assert_eq!(args.lease_namespace(), "a");
     }
 
     #[test]

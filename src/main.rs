@@ -37,7 +37,7 @@ async fn run(args: Args) -> Result<(), String> {
     crd_check::ensure_installed(&client).await?;
 
     let identity = args.identity();
-    let scope = args.namespace.clone().map_or(Scope::All, Scope::Namespace);
+    let scope = Scope::of(&args.namespaces);
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
 

@@ -1,15 +1,19 @@
-//! The README's local-run command works on this machine: it starts its own control plane,
-//! applies examples/ and shows them, and `down` stops it again.
+//! The README's local-run command works on this machine: it starts its own control plane and
+//! Kamailio, applies examples/, registers alice's phone and shows it, and `down` stops it all.
 use std::process::Command;
 
 #[test]
 fn run_local_applies_the_examples_and_stops_cleanly() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let state = std::env::temp_dir().join(format!("sip-operator-local-{}", std::process::id()));
+    // Ports nobody else uses right now (the other tests run Kamailios of their own).
+    let (sip_port, rpc_port) = (free_port(), free_port());
     let run = |arg: Option<&str>| {
         let out = Command::new(root.join("scripts/run-local.sh"))
             .args(arg)
             .env("SIP_OPERATOR_LOCAL_DIR", &state)
+            .env("SIP_OPERATOR_LOCAL_SIP_PORT", sip_port.to_string())
+            .env("SIP_OPERATOR_LOCAL_RPC_PORT", rpc_port.to_string())
             .output()
             .expect("run scripts/run-local.sh");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -22,6 +26,7 @@ fn run_local_applies_the_examples_and_stops_cleanly() {
     };
     let up = run(None);
     let pids = std::fs::read_to_string(state.join("control-plane/pids")).expect("pids file");
+    let kamailio = std::fs::read_to_string(state.join("kamailio.pid")).expect("kamailio.pid");
     let down_guard = scopeguard(|| {
         let _ = Command::new(root.join("scripts/run-local.sh"))
             .arg("down")
@@ -48,15 +53,42 @@ fn run_local_applies_the_examples_and_stops_cleanly() {
     ] {
         assert!(up.contains(want), "run-local output lacks {want}:\n{up}");
     }
+    // alice's phone registered with the password from her Secret, and her status shows it.
+    assert!(
+        up.contains(&format!(
+            "run-local: alice REGISTER at 127.0.0.1:{sip_port}: final=200"
+        )),
+        "no successful registration in:\n{up}"
+    );
+    let header = up
+        .lines()
+        .find(|l| l.starts_with("NAME") && l.contains("CONTACTS"))
+        .unwrap_or_else(|| panic!("no sipusers table:\n{up}"));
+    let alice = up
+        .lines()
+        .find(|l| l.starts_with("sipuser.sipoperator.io/alice ") && l.contains(" acme "))
+        .expect("alice's row");
+    let at = header.find("CONTACTS").expect("CONTACTS column");
+    assert_eq!(
+        alice.get(at..).and_then(|r| r.split_whitespace().next()),
+        Some("1"),
+        "alice's CONTACTS:\n{header}\n{alice}"
+    );
     // Idempotent: a second run reuses the control plane.
     run(None);
     assert_eq!(
         std::fs::read_to_string(state.join("control-plane/pids")).expect("pids file"),
         pids
     );
+    assert_eq!(
+        std::fs::read_to_string(state.join("kamailio.pid")).expect("kamailio.pid"),
+        kamailio,
+        "the running Kamailio is reused"
+    );
 
     drop(down_guard);
-    for line in pids.lines() {
+    let kamailio_pid = format!("kamailio {}", kamailio.trim());
+    for line in pids.lines().chain([kamailio_pid.as_str()]) {
         let pid = line.split_whitespace().nth(1).expect("pid");
         // Gone, or a zombie waiting for its reaper: either way no longer running.
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -82,4 +114,15 @@ fn scopeguard(f: impl FnOnce()) -> impl Drop {
         }
     }
     Guard(Some(f))
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 right now.
+fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
+        let port = udp.local_addr().expect("local address").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }

@@ -74,6 +74,12 @@ impl Stores {
     }
 }
 
+/// Locks `m`, also after a panic elsewhere poisoned it (the maps behind these locks stay
+/// consistent: every update is a single insert or remove).
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Consecutive failures per object UID, for exponential backoff (kube has none per object).
 #[derive(Default)]
 pub struct Backoff {
@@ -86,7 +92,7 @@ impl Backoff {
 
     /// Records a failure and returns how long to wait: 1 s, 2 s, 4 s ... capped at 5 min.
     pub fn failed(&self, uid: &str) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failures = lock(&self.failures);
         let n = failures.entry(uid.to_string()).or_insert(0);
         *n = n.saturating_add(1);
         Self::BASE
@@ -96,10 +102,7 @@ impl Backoff {
 
     /// Forgets the failures of an object that reconciled.
     pub fn succeeded(&self, uid: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(uid);
+        lock(&self.failures).remove(uid);
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::channel::mpsc::UnboundedSender;
 use kube::runtime::reflector::ObjectRef;
 
+use super::context::lock;
 use super::{Stores, triggers};
 use crate::api::SipUser;
 
@@ -21,11 +22,11 @@ pub struct Dirty(Arc<Mutex<HashSet<String>>>);
 
 impl Dirty {
     pub fn mark(&self, namespace: String) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(namespace);
+        lock(&self.0).insert(namespace);
     }
 
     fn take(&self) -> HashSet<String> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(&mut *lock(&self.0))
     }
 }
 

@@ -54,20 +54,41 @@ pub struct Settings {
 }
 
 /// Which namespaces the operator watches.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {
     All,
-    Namespace(String),
+    /// These namespaces only (one watch each, so namespaced RBAC is enough).
+    Namespaces(Vec<String>),
 }
 
 impl Scope {
-    fn api<K>(&self, client: &Client) -> Api<K>
+    /// All namespaces for an empty list, else the listed ones (duplicates dropped).
+    pub fn of(namespaces: &[String]) -> Scope {
+        let mut list: Vec<String> = namespaces
+            .iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        list.sort();
+        list.dedup();
+        if list.is_empty() {
+            Scope::All
+        } else {
+            Scope::Namespaces(list)
+        }
+    }
+
+    /// One Api per watch: all namespaces, or one per listed namespace.
+    fn apis<K>(&self, client: &Client) -> Vec<Api<K>>
     where
         K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
     {
         match self {
-            Scope::All => Api::all(client.clone()),
-            Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+            Scope::All => vec![Api::all(client.clone())],
+            Scope::Namespaces(list) => list
+                .iter()
+                .map(|ns| Api::namespaced(client.clone(), ns))
+                .collect(),
         }
     }
 }
@@ -108,12 +129,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let (synced_tx, synced) = tokio::sync::watch::channel(false);
-    let tracker = watches::sync_tracker(synced_tx, 3);
-    let (users, user_stream) = watches::cached::<SipUser>(scope.api(&client), tracker(), metrics.clone());
+    // Three kinds, one watch per namespace each (or one for all namespaces).
+    let tracker = watches::sync_tracker(synced_tx, 3 * scope.apis::<SipUser>(&client).len());
+    let (users, user_stream) = watches::cached::<SipUser>(scope.apis(&client), &tracker, metrics.clone());
     let (domains, domain_stream) =
-        watches::cached::<SipDomain>(scope.api(&client), tracker(), metrics.clone());
+        watches::cached::<SipDomain>(scope.apis(&client), &tracker, metrics.clone());
     let (profiles, profile_stream) =
-        watches::cached::<SipProfile>(scope.api(&client), tracker(), metrics.clone());
+        watches::cached::<SipProfile>(scope.apis(&client), &tracker, metrics.clone());
     let stores = Stores {
         users: users.clone(),
         domains: domains.clone(),
@@ -162,24 +184,21 @@ pub async fn run(
 
     // Api<PartialObjectMeta<_>> makes metadata-only requests: no Secret data in this process
     // beyond what a reconcile reads on purpose.
-    let secrets: Api<PartialObjectMeta<Secret>> = match &scope {
-        Scope::All => Api::all(client.clone()),
-        Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+    let secret_watches = |labels: String| {
+        let config = watcher::Config::default().labels(&labels);
+        futures::stream::select_all(scope.apis::<PartialObjectMeta<Secret>>(&client).into_iter().map(
+            move |api| {
+                watcher(api, config.clone())
+                    .default_backoff()
+                    .touched_objects()
+                    .boxed()
+            },
+        ))
     };
     // Our Secrets, metadata only and by label: deleting or editing one re-reconciles its owner.
-    let owned_secrets = watcher(
-        secrets.clone(),
-        watcher::Config::default().labels(&managed_secrets_selector()),
-    )
-    .default_backoff()
-    .touched_objects();
+    let owned_secrets = secret_watches(managed_secrets_selector());
     // Everyone else's Secrets, metadata only: a change of an imported password source.
-    let other_secrets = watcher(
-        secrets,
-        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}!={MANAGED_BY_VALUE}")),
-    )
-    .default_backoff()
-    .touched_objects();
+    let other_secrets = secret_watches(format!("{MANAGED_BY_LABEL}!={MANAGED_BY_VALUE}"));
 
     let config = ControllerConfig::default().concurrency(CONCURRENCY);
     let user_controller = {

@@ -10,37 +10,54 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
+use super::context::lock;
 use crate::api::{KamailioRegistrar, SipDomain};
 use crate::credentials::secret_value;
 use crate::registrar::kamailio::Kamailio;
+use crate::registrar::{UserEntry, UserKey};
 
-/// Kamailio clients by URL, with the token they were made with, and the sync marker this
-/// operator last left on each endpoint.
+/// Kamailio clients by URL (with the token they were made with), the sync marker this
+/// operator last left on each endpoint, and the entry it last pushed for each user, so that an
+/// endpoint that lost its memory gets every user back in one batch, without a reconcile (and a
+/// Secret read) per user.
 #[derive(Default)]
 pub struct Clients {
     by_url: Mutex<HashMap<String, (Option<String>, Kamailio)>>,
     markers: Mutex<HashMap<String, String>>,
+    pushed: Mutex<HashMap<String, UserEntry>>,
 }
 
 impl Clients {
     /// The marker this process left on `endpoint`, if any.
     pub fn marker(&self, endpoint: &str) -> Option<String> {
-        self.markers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(endpoint)
-            .cloned()
+        lock(&self.markers).get(endpoint).cloned()
     }
 
     pub fn set_marker(&self, endpoint: &str, marker: String) {
-        self.markers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(endpoint.to_string(), marker);
+        lock(&self.markers).insert(endpoint.to_string(), marker);
+    }
+
+    /// Records that every endpoint of the user's domain holds `entry`.
+    pub fn remember(&self, entry: &UserEntry) {
+        lock(&self.pushed).insert(entry.key.key(), entry.clone());
+    }
+
+    /// Records that no endpoint holds the user any more.
+    pub fn forget(&self, key: &UserKey) {
+        lock(&self.pushed).remove(&key.key());
+    }
+
+    /// The entries last pushed for the users of SIP domain `fqdn`.
+    pub fn pushed_in(&self, fqdn: &str) -> Vec<UserEntry> {
+        lock(&self.pushed)
+            .values()
+            .filter(|e| e.key.domain == fqdn)
+            .cloned()
+            .collect()
     }
 
     fn get(&self, url: &str, token: &Option<String>) -> Result<Kamailio, String> {
-        let mut clients = self.by_url.lock().unwrap_or_else(|e| e.into_inner());
+        let mut clients = lock(&self.by_url);
         if let Some((t, client)) = clients.get(url)
             && t == token
         {

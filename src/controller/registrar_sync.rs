@@ -3,6 +3,8 @@
 //! Kamailio lost its memory) or with another one gets a new marker and every user of the
 //! domain is reconciled, which pushes it again. Then one bulk read of the live registrations
 //! per endpoint. Two RPCs per endpoint per interval; no API write unless a status changes.
+use std::collections::HashSet;
+
 use futures::future::join_all;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
@@ -131,8 +133,9 @@ fn queue_changed_registrations(domain: &SipDomain, view: &View, ctx: &Context) {
     }
 }
 
-/// Leaves a new marker on the endpoint and queues every user of the domain, whose reconcile
-/// pushes it (the marker goes first: a restart during the re-push is noticed next time).
+/// Leaves a new marker on the endpoint and pushes it every user of the domain: those this
+/// operator pushed before in one batch from memory, the others through their reconcile (the
+/// marker goes first: a restart during the re-push is noticed next time).
 async fn full_sync(
     domain: &SipDomain,
     endpoint: &crate::registrar::kamailio::Kamailio,
@@ -146,13 +149,16 @@ async fn full_sync(
     };
     endpoint.set_sync_marker(&marker).await?;
     ctx.registrars.set_marker(endpoint.endpoint(), marker);
+    let known = ctx.registrars.pushed_in(&domain.spec.domain);
+    endpoint.upsert(&known).await?;
+    let known: HashSet<String> = known.iter().map(|e| e.key.key()).collect();
     let ns = domain.namespace();
     let name = domain.name_any();
-    for user in ctx
-        .stores
-        .users
-        .state_filter(|u| u.namespace() == ns && u.spec.domain_ref == name)
-    {
+    for user in ctx.stores.users.state_filter(|u| {
+        u.namespace() == ns
+            && u.spec.domain_ref == name
+            && !known.contains(&UserKey::new(u.username(), &domain.spec.domain).key())
+    }) {
         let _ = ctx
             .resync_users
             .unbounded_send(ObjectRef::from_obj(user.as_ref()));

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
 
+use super::context::lock;
 use super::registration_view::{Dump, View};
 use crate::registrar::{Registrar, RegistrarError};
 
@@ -53,8 +54,4 @@ impl Registrations {
     pub fn prune(&self, max_age: Duration) {
         lock(&self.dumps).retain(|_, (read, _)| read.elapsed() < max_age);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -188,6 +188,12 @@ async fn cleanup(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
         .get(SKIP_CLEANUP_ANNOTATION)
         .is_some_and(|v| v == "true");
     match ctx.stores.domain(&ns, &user.spec.domain_ref) {
+        Some(domain) if domain.spec.registrar.is_some() && skip && !key_held_by_another(user, ctx) => {
+            // Not removed from the registrar, but never pushed again by a full sync either.
+            ctx.registrars
+                .forget(&UserKey::new(user.username(), &domain.spec.domain));
+            tracing::info!(user = %key, "deleted without the registrar cleanup, as annotated");
+        }
         Some(domain) if domain.spec.registrar.is_some() && !skip && !key_held_by_another(user, ctx) => {
             if let RegistrarState::Failed { message } =
                 user_registrar::sync(user, &domain, Intent::Remove, ctx).await

@@ -37,9 +37,17 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, intent: Intent<'_>, ctx: &
     let result = match &intent {
         Intent::Push { password, profile } => {
             let entry = entry(user, domain, password, *profile);
-            push_all(&endpoints, |r| r.upsert(std::slice::from_ref(&entry))).await
+            let pushed = push_all(&endpoints, |r| r.upsert(std::slice::from_ref(&entry))).await;
+            if pushed.is_ok() {
+                ctx.registrars.remember(&entry);
+            }
+            pushed
         }
-        Intent::Remove => push_all(&endpoints, |r| r.remove(std::slice::from_ref(&key))).await,
+        Intent::Remove => {
+            // Forgotten first: a full sync must not bring back a user being removed.
+            ctx.registrars.forget(&key);
+            push_all(&endpoints, |r| r.remove(std::slice::from_ref(&key))).await
+        }
         Intent::Leave => Ok(()),
     };
     match (result, intent) {

@@ -5,20 +5,21 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt};
 use kube::core::DeserializeGuard;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::metrics::Metrics;
 
-/// A watch feeding a cache. managedFields are dropped (most of an object's size; never read).
-/// `listed` is told once the initial list is cached.
+/// Watches feeding one cache: one per Api (all namespaces, or one per watched namespace).
+/// managedFields are dropped (most of an object's size; never read). Each watch calls its own
+/// `listed` callback from `tracker` once its initial list is cached.
 pub fn cached<K>(
-    api: Api<DeserializeGuard<K>>,
-    listed: impl Fn() + Send + 'static,
+    apis: Vec<Api<DeserializeGuard<K>>>,
+    tracker: &impl Fn() -> Box<dyn Fn() + Send>,
     metrics: Arc<Metrics>,
 ) -> (
     Store<K>,
@@ -28,17 +29,73 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let events = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .filter_map(move |event| futures::future::ready(unguard(event, &metrics)));
-    let stream = reflector::reflector(writer, events)
-        .inspect_ok(move |event| {
-            if matches!(event, watcher::Event::InitDone) {
-                listed();
-            }
-        })
-        .touched_objects();
+    let watches = apis.into_iter().map(|api| {
+        let metrics = metrics.clone();
+        let events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .filter_map(move |event| futures::future::ready(unguard(event, &metrics)));
+        relists_as_updates(events, store.clone(), tracker()).boxed()
+    });
+    // The store counts as listed from the start (an empty list), so that a Controller reading
+    // it does not wait for a whole-store swap that never comes; reconciles wait for every
+    // watch's list through `tracker` instead.
+    let listed_empty = futures::stream::iter([Ok(watcher::Event::Init), Ok(watcher::Event::InitDone)]);
+    let events = listed_empty.chain(futures::stream::select_all(watches));
+    let stream = reflector::reflector(writer, events).touched_objects();
     (store, stream)
+}
+
+/// Turns a watch's (re-)lists into updates of a cache that several watches share. The
+/// reflector would swap its whole store for the list at `InitDone`, dropping what the other
+/// watches put there; instead each listed object is applied, objects of this watch that the
+/// new list no longer has are deleted, and `listed` is told.
+fn relists_as_updates<K>(
+    events: impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
+    store: Store<K>,
+    listed: Box<dyn Fn() + Send>,
+) -> impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    // What this watch put in the cache, and what the list in progress has shown so far.
+    let mut known: HashSet<ObjectRef<K>> = HashSet::new();
+    let mut listing: Option<HashSet<ObjectRef<K>>> = None;
+    events
+        .map(move |event| {
+            let out = match event {
+                Err(e) => vec![Err(e)],
+                Ok(watcher::Event::Init) => {
+                    listing = Some(HashSet::new());
+                    Vec::new()
+                }
+                Ok(watcher::Event::InitApply(obj)) => {
+                    let r = ObjectRef::from_obj(&obj);
+                    listing.get_or_insert_with(HashSet::new).insert(r.clone());
+                    known.insert(r);
+                    vec![Ok(watcher::Event::Apply(obj))]
+                }
+                Ok(watcher::Event::InitDone) => {
+                    let seen = listing.take().unwrap_or_default();
+                    let gone: Vec<_> = known.difference(&seen).cloned().collect();
+                    known = seen;
+                    listed();
+                    gone.iter()
+                        .filter_map(|r| store.get(r))
+                        .map(|obj| Ok(watcher::Event::Delete(obj.as_ref().clone())))
+                        .collect()
+                }
+                Ok(watcher::Event::Apply(obj)) => {
+                    known.insert(ObjectRef::from_obj(&obj));
+                    vec![Ok(watcher::Event::Apply(obj))]
+                }
+                Ok(watcher::Event::Delete(obj)) => {
+                    known.remove(&ObjectRef::from_obj(&obj));
+                    vec![Ok(watcher::Event::Delete(obj))]
+                }
+            };
+            futures::stream::iter(out)
+        })
+        .flatten()
 }
 
 /// Passes readable objects on (without managedFields) and reports unreadable ones.
@@ -91,10 +148,10 @@ fn static_kind(kind: &str) -> &'static str {
     }
 }
 
-/// Hands out one `listed` callback per cache; flips `synced` once `caches` have listed.
+/// Hands out one `listed` callback per watch; flips `synced` once `watches` have listed.
 pub fn sync_tracker(
     synced: tokio::sync::watch::Sender<bool>,
-    caches: usize,
+    watches: usize,
 ) -> impl Fn() -> Box<dyn Fn() + Send> {
     let listed = Arc::new(Mutex::new(HashSet::new()));
     let synced = Arc::new(synced);
@@ -103,10 +160,10 @@ pub fn sync_tracker(
         let id = next.fetch_add(1, Ordering::Relaxed);
         let (listed, synced) = (listed.clone(), synced.clone());
         Box::new(move || {
-            let mut done = listed.lock().unwrap_or_else(|e| e.into_inner());
-            // A re-list after a lost watch lists again: count each cache once.
+            let mut done = super::context::lock(&listed);
+            // A re-list after a lost watch lists again: count each watch once.
             done.insert(id);
-            if done.len() == caches {
+            if done.len() == watches {
                 synced.send_replace(true);
             }
         })
