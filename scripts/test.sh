@@ -10,6 +10,9 @@ for tool in cargo go kubectl; do
   command -v "$tool" >/dev/null || { echo "scripts/test.sh: $tool is required but not on PATH" >&2; exit 1; }
 done
 tests/control-plane/install-deps.sh
+# helm for the chart tests, built from the Go module proxy once and cached like the control plane.
+SIP_OPERATOR_TEST_HELM=$(tests/tools/helm/build.sh)
+export SIP_OPERATOR_TEST_HELM
 
 state=$(mktemp -d "${TMPDIR:-/tmp}/sip-operator-test.XXXXXX")
 trap 'tests/control-plane/stop.sh "$state" --purge' EXIT

@@ -1,16 +1,26 @@
-//! `crds/` must be exactly what `crdgen` produces from the Rust types: a stale CRD would let
-//! the API server accept or refuse different input than the operator expects.
+//! `crds/` and the chart's `charts/sip-operator/crds/` must be exactly what `crdgen` produces
+//! from the Rust types: a stale CRD would let the API server accept or refuse different input
+//! than the operator expects.
 use std::collections::BTreeMap;
 
 #[test]
 fn committed_crds_match_crdgen_output() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    same_as_crdgen("crds");
+}
+
+#[test]
+fn the_charts_crds_are_the_same_bytes() {
+    same_as_crdgen("charts/sip-operator/crds");
+}
+
+fn same_as_crdgen(rel: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
     let generated: BTreeMap<String, String> = sip_operator::crds::files()
         .expect("render CRDs")
         .into_iter()
         .collect();
     let committed: BTreeMap<String, String> = std::fs::read_dir(&dir)
-        .expect("read crds/")
+        .expect("read the CRD directory")
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .map(|p| {
@@ -21,12 +31,12 @@ fn committed_crds_match_crdgen_output() {
     assert_eq!(
         generated.keys().collect::<Vec<_>>(),
         committed.keys().collect::<Vec<_>>(),
-        "crds/ holds other files than crdgen writes; run `cargo run --bin crdgen -- --out-dir crds`"
+        "{rel}/ holds other files than crdgen writes; run `cargo run --bin crdgen -- --out-dir {rel}`"
     );
     for (name, yaml) in &generated {
         assert!(
             committed[name] == *yaml,
-            "crds/{name} is stale; run `cargo run --bin crdgen -- --out-dir crds` and commit the result"
+            "{rel}/{name} is stale; run `cargo run --bin crdgen -- --out-dir {rel}` and commit the result"
         );
     }
 }

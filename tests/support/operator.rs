@@ -60,7 +60,7 @@ impl Operator {
         Self::spawn_with_env(ns, extra_args, &[])
     }
 
-    fn spawn_with_env(ns: &TestNamespace, extra_args: &[&str], env: &[(&str, &str)]) -> Operator {
+    pub fn spawn_with_env(ns: &TestNamespace, extra_args: &[&str], env: &[(&str, &str)]) -> Operator {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let cp = ControlPlane::shared();
@@ -83,7 +83,14 @@ impl Operator {
                 std::env::var("SIP_OPERATOR_TEST_RUST_LOG")
                     .unwrap_or_else(|_| "info,sip_operator=debug".into()),
             )
-            .args(["--namespace", &ns.name, "--lease-namespace", &ns.name])
+            .args(["--namespace", &ns.name])
+            // The Lease in the test's namespace, unless the test names its own.
+            .args(
+                (!extra_args.contains(&"--lease-namespace"))
+                    .then_some(["--lease-namespace", &ns.name])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(["--http-addr", &addr.to_string()])
             .args(["--identity", &identity])
             .args(["--log-format", "json"])
