@@ -171,15 +171,31 @@ pub async fn run(
     };
     let domain_stream = {
         let (stores, utx, dtx) = (stores.clone(), user_tx.clone(), domain_tx.clone());
+        let mut seen = triggers::Seen::default();
         domain_stream.inspect_ok(move |domain| {
-            let (u, rivals) = triggers::on_domain(domain, &stores);
-            send_all(&utx, u);
-            send_all(&dtx, rivals);
+            let stalled = domain
+                .status
+                .as_ref()
+                .and_then(|s| conditions::true_reason(&s.conditions, reasons::types::STALLED));
+            let cached = stores.domains.get(&ObjectRef::from_obj(domain)).is_some();
+            let state = cached.then(|| triggers::user_relevant(domain, stalled));
+            if seen.changed(&domain.uid().unwrap_or_default(), state) {
+                let (u, rivals) = triggers::on_domain(domain, &stores);
+                send_all(&utx, u);
+                send_all(&dtx, rivals);
+            }
         })
     };
     let profile_stream = {
         let (stores, utx) = (stores.clone(), user_tx.clone());
-        profile_stream.inspect_ok(move |profile| send_all(&utx, triggers::on_profile(profile, &stores)))
+        let mut seen = triggers::Seen::default();
+        profile_stream.inspect_ok(move |profile| {
+            let cached = stores.profiles.get(&ObjectRef::from_obj(profile)).is_some();
+            let state = cached.then(|| triggers::user_relevant(profile, None));
+            if seen.changed(&profile.uid().unwrap_or_default(), state) {
+                send_all(&utx, triggers::on_profile(profile, &stores));
+            }
+        })
     };
 
     // Api<PartialObjectMeta<_>> makes metadata-only requests: no Secret data in this process

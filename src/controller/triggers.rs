@@ -54,6 +54,36 @@ pub fn admission_drift(namespace: &str, stores: &Stores) -> Vec<ObjectRef<SipUse
         .collect()
 }
 
+/// What of a SipDomain or SipProfile its users depend on: the spec (generation) and, for a
+/// domain, whether it is stalled and why. Status counters (users, registered users, endpoint
+/// states) change with every user and must not re-queue all of them, which would make
+/// provisioning N users cost O(N²) reconciles.
+pub fn user_relevant<K: kube::Resource>(
+    obj: &K,
+    stalled_reason: Option<&str>,
+) -> (Option<i64>, Option<String>) {
+    (obj.meta().generation, stalled_reason.map(str::to_string))
+}
+
+/// The last [`user_relevant`] state per object UID, to tell a change users care about from a
+/// status-only update.
+#[derive(Default)]
+pub struct Seen(std::collections::HashMap<String, (Option<i64>, Option<String>)>);
+
+impl Seen {
+    /// Records `state` for `uid`; true when it differs from the last one (or is the first).
+    /// `None` (the object is gone from the cache) is always a change, and forgets it.
+    pub fn changed(&mut self, uid: &str, state: Option<(Option<i64>, Option<String>)>) -> bool {
+        match state {
+            Some(state) => self.0.insert(uid.to_string(), state.clone()) != Some(state),
+            None => {
+                self.0.remove(uid);
+                true
+            }
+        }
+    }
+}
+
 /// A domain changed: all its users, and the other domains claiming the same FQDN.
 pub fn on_domain(
     domain: &SipDomain,
@@ -113,4 +143,30 @@ pub fn on_source_secret(namespace: Option<String>, name: &str, stores: &Stores) 
         .iter()
         .map(|u| ObjectRef::from_obj(u.as_ref()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::fixtures;
+
+    #[test]
+    fn only_spec_stall_and_deletion_changes_concern_users() {
+        let mut seen = Seen::default();
+        let mut d = fixtures::domain("acme").build();
+        d.metadata.generation = Some(1);
+        assert!(seen.changed("u1", Some(user_relevant(&d, None))), "first sight");
+        assert!(
+            !seen.changed("u1", Some(user_relevant(&d, None))),
+            "a status-only update"
+        );
+        assert!(seen.changed("u1", Some(user_relevant(&d, Some("DomainConflict")))));
+        d.metadata.generation = Some(2);
+        assert!(seen.changed("u1", Some(user_relevant(&d, Some("DomainConflict")))));
+        assert!(seen.changed("u1", None), "deleted");
+        assert!(
+            seen.changed("u1", Some(user_relevant(&d, None))),
+            "forgotten after deletion"
+        );
+    }
 }

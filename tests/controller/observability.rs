@@ -219,3 +219,39 @@ async fn health_readiness_metrics_and_json_logs() {
         );
     }
 }
+
+/// GitOps health (Flux, Argo CD and `kubectl wait` read the same kstatus conditions): waiting
+/// for Ready returns for a ready object and times out for a stalled one, whose Stalled
+/// condition a tool can wait for instead.
+#[tokio::test]
+async fn kubectl_wait_returns_for_ready_and_times_out_for_stalled() {
+    let sc = Scenario::new("wait-health").await;
+    sc.apply(&user("ready-user")).await;
+    sc.apply(&user("orphan").domain("no-such-domain")).await;
+    sc.ready("ready-user").await;
+    sc.stalled("orphan", reasons::DOMAIN_NOT_FOUND).await;
+
+    let wait = |target: &str, condition: &str, timeout: &str| {
+        sc.ns
+            .kubectl(&[
+                "wait",
+                &format!("--for=condition={condition}"),
+                &format!("--timeout={timeout}"),
+                target,
+            ])
+            .output()
+    };
+    let ready = wait("sipuser/ready-user", "Ready", "30s");
+    assert!(ready.success, "{}{}", ready.stdout, ready.stderr);
+    assert!(ready.stdout.contains("condition met"), "{}", ready.stdout);
+
+    let stalled = wait("sipuser/orphan", "Ready", "3s");
+    assert!(
+        !stalled.success,
+        "waiting for a stalled user to be Ready must fail"
+    );
+    assert!(stalled.stderr.contains("timed out"), "{}", stalled.stderr);
+
+    let health = wait("sipuser/orphan", "Stalled", "30s");
+    assert!(health.success, "a tool can wait for Stalled: {}", health.stderr);
+}
