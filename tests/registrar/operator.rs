@@ -97,7 +97,11 @@ async fn rotation_swaps_the_password_at_the_registrar() {
     let old = s.password("alice").await;
     assert_eq!(s.register("alice", &old), 200);
 
-    s.apply_user("alice", "", "sipoperator.io/rotate: \"1\"");
+    // As the README says to.
+    let out =
+        s.ns.kubectl(&["annotate", "sipuser", "alice", "sipoperator.io/rotate=1", "--overwrite"])
+            .output();
+    assert!(out.success, "{}", out.stderr);
     let new = eventually("a rotated password", WAIT, || async {
         let u = s.users.get_opt("alice").await.ok().flatten()?;
         let handled = u.status.as_ref()?.last_handled_rotation.as_deref() == Some("1");
