@@ -49,6 +49,12 @@ pub async fn reconcile(user: Arc<SipUser>, ctx: Arc<Context>) -> Result<Action, 
             tracing::debug!(user = %user.name_any(), "finalizer already added; waiting for the cache");
             Ok(Action::requeue(STALE_CACHE_RETRY))
         }
+        // A queued reconcile ran on a cached copy that still had the finalizer after the
+        // object was gone (its cleanup is idempotent): nothing is left to do.
+        Err(finalizer::Error::RemoveFinalizer(kube::Error::Api(status))) if status.is_not_found() => {
+            tracing::debug!(user = %user.name_any(), "already gone when its finalizer was removed");
+            Ok(Action::await_change())
+        }
         other => other.map_err(|e| Error::Finalizer(Box::new(e))),
     }
 }
