@@ -99,8 +99,14 @@ async fn rotation_swaps_the_password_at_the_registrar() {
 
     // As the README says to.
     let out =
-        s.ns.kubectl(&["annotate", "sipuser", "alice", "sipoperator.io/rotate=1", "--overwrite"])
-            .output();
+        s.ns.kubectl(&[
+            "annotate",
+            "sipuser",
+            "alice",
+            "sipoperator.io/rotate=1",
+            "--overwrite",
+        ])
+        .output();
     assert!(out.success, "{}", out.stderr);
     let new = eventually("a rotated password", WAIT, || async {
         let u = s.users.get_opt("alice").await.ok().flatten()?;
