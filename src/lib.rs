@@ -3,6 +3,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod crd_check;
+pub mod crd_reference;
 pub mod crds;
 pub mod credentials;
 pub mod http;

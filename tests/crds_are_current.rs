@@ -13,6 +13,16 @@ fn the_charts_crds_are_the_same_bytes() {
     same_as_crdgen("charts/sip-operator/crds");
 }
 
+#[test]
+fn the_api_reference_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reference.md");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == sip_operator::crd_reference::markdown(),
+        "docs/reference.md is stale; run `cargo run --bin crdgen -- --reference docs/reference.md`"
+    );
+}
+
 fn same_as_crdgen(rel: &str) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
     let generated: BTreeMap<String, String> = sip_operator::crds::files()

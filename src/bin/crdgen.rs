@@ -1,5 +1,7 @@
 //! Prints the CustomResourceDefinitions as YAML: `crdgen` writes all three to stdout,
-//! `crdgen --out-dir crds` writes one file per CRD (what is committed under `crds/`).
+//! `crdgen --out-dir crds` writes one file per CRD (what is committed under `crds/` and
+//! `charts/sip-operator/crds/`), `crdgen --reference docs/reference.md` the Markdown API
+//! reference.
 use std::path::PathBuf;
 
 use sip_operator::crds;
@@ -15,7 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 std::fs::write(dir.join(file), yaml)?;
             }
         }
-        _ => return Err("usage: crdgen [--out-dir DIR]".into()),
+        (Some("--reference"), Some(file)) => std::fs::write(file, sip_operator::crd_reference::markdown())?,
+        _ => return Err("usage: crdgen [--out-dir DIR | --reference FILE]".into()),
     }
     Ok(())
 }
