@@ -188,7 +188,7 @@ pub struct ServiceRef {
     pub namespace: Option<String>,
     /// Name of the Service port that serves JSON-RPC (`spec.ports[].name`). Each endpoint is
     /// called on the port its EndpointSlice lists under this name, so a `targetPort` that
-    /// differs from the Service port works.
+    /// differs from the Service port works. A Service with a single unnamed port uses that one.
     #[serde(default = "default_rpc_port_name")]
     #[schemars(length(min = 1, max = 63), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub port_name: String,

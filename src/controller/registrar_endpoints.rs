@@ -23,18 +23,26 @@ use crate::registrar::{UserEntry, UserKey};
 #[derive(Default)]
 pub struct Clients {
     by_url: Mutex<HashMap<String, (Option<String>, Kamailio)>>,
-    markers: Mutex<HashMap<String, String>>,
+    markers: Mutex<HashMap<(String, String), String>>,
     pushed: Mutex<HashMap<String, UserEntry>>,
 }
 
 impl Clients {
-    /// The marker this process left on `endpoint`, if any.
-    pub fn marker(&self, endpoint: &str) -> Option<String> {
-        lock(&self.markers).get(endpoint).cloned()
+    /// The marker this process left on `endpoint` for SIP domain `domain`, if any.
+    pub fn marker(&self, endpoint: &str, domain: &str) -> Option<String> {
+        lock(&self.markers)
+            .get(&(endpoint.to_string(), domain.to_string()))
+            .cloned()
     }
 
-    pub fn set_marker(&self, endpoint: &str, marker: String) {
-        lock(&self.markers).insert(endpoint.to_string(), marker);
+    /// Records the marker left on `endpoint` for `domain`; `None` forgets it, so that the next
+    /// check syncs the endpoint fully again.
+    pub fn set_marker(&self, endpoint: &str, domain: &str, marker: Option<String>) {
+        let key = (endpoint.to_string(), domain.to_string());
+        match marker {
+            Some(m) => lock(&self.markers).insert(key, m),
+            None => lock(&self.markers).remove(&key),
+        };
     }
 
     /// Records that every endpoint of the user's domain holds `entry`.
@@ -47,12 +55,12 @@ impl Clients {
         lock(&self.pushed).remove(&key.key());
     }
 
-    /// The entries last pushed for the users of SIP domain `fqdn`.
-    pub fn pushed_in(&self, fqdn: &str) -> Vec<UserEntry> {
+    /// The entries last pushed for the users of SIP domain `fqdn`, by registrar key.
+    pub fn pushed_in(&self, fqdn: &str) -> HashMap<String, UserEntry> {
         lock(&self.pushed)
-            .values()
-            .filter(|e| e.key.domain == fqdn)
-            .cloned()
+            .iter()
+            .filter(|(_, e)| e.key.domain == fqdn)
+            .map(|(k, e)| (k.clone(), e.clone()))
             .collect()
     }
 
@@ -147,12 +155,13 @@ pub fn endpoint_urls(slices: &[EndpointSlice], port_name: &str, path: &str) -> V
     let mut urls: Vec<String> = slices
         .iter()
         .filter_map(|slice| {
-            let port = slice
-                .ports
-                .iter()
-                .flatten()
-                .find(|p| p.name.as_deref() == Some(port_name))?
-                .port?;
+            let ports = slice.ports.as_deref().unwrap_or_default();
+            let port = match ports {
+                // A Service with a single port may leave it unnamed.
+                [only] if only.name.as_deref().unwrap_or_default().is_empty() => only,
+                _ => ports.iter().find(|p| p.name.as_deref() == Some(port_name))?,
+            }
+            .port?;
             Some((slice, port))
         })
         .flat_map(|(slice, port)| {
@@ -234,5 +243,11 @@ mod tests {
             ["http://10.0.0.1:5071/RPC", "http://[fd00::1]:6000/RPC"]
         );
         assert!(endpoint_urls(&slices, "admin", "/RPC").is_empty());
+    }
+
+    #[test]
+    fn the_only_port_of_a_service_may_be_unnamed() {
+        let s = slice(("", 5071), vec![endpoint("10.0.0.1", None)]);
+        assert_eq!(endpoint_urls(&[s], "rpc", "/RPC"), ["http://10.0.0.1:5071/RPC"]);
     }
 }

@@ -12,10 +12,12 @@ use kube::runtime::reflector::ObjectRef;
 use rand::RngExt;
 
 use super::Context;
+use super::reasons::types::REGISTRAR_SYNCED;
 use super::registrar_endpoints;
 use super::registration_view::{View, summarize};
-use crate::api::{Conditioned, RegistrarEndpointStatus, SipDomain};
-use crate::registrar::{Registrar, UserKey};
+use crate::api::{Conditioned, RegistrarEndpointStatus, SipDomain, SipUser};
+use crate::registrar::kamailio::Kamailio;
+use crate::registrar::{Registrar, RegistrarError, UserEntry, UserKey};
 
 /// What one check of a domain's registrar found.
 #[derive(Debug, Default)]
@@ -52,12 +54,13 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
         .state_filter(|u| {
             u.namespace().as_deref() == Some(ns.as_str())
                 && u.spec.domain_ref == name
-                && u.condition_status(super::reasons::types::REGISTRAR_SYNCED) == Some("True")
+                && u.condition_status(REGISTRAR_SYNCED) == Some("True")
         })
         .len() as i32;
     // Domains sharing an endpoint read it once per interval between them.
     let fresh_for = ctx.settings.registrar_check_interval / 2;
     let (ns, name) = (&ns, &name);
+    let fqdn = domain.spec.domain.as_str();
     let checks = endpoints.iter().map(|endpoint| async move {
         let before = previous.iter().find(|p| p.address == endpoint.endpoint());
         let mut status = RegistrarEndpointStatus {
@@ -66,16 +69,16 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
             last_full_sync: before.and_then(|b| b.last_full_sync.clone()),
             last_error: None,
         };
-        match endpoint.sync_marker().await {
+        match endpoint.sync_marker(fqdn).await {
             Ok(Some(marker))
-                if ctx.registrars.marker(endpoint.endpoint()).as_deref() == Some(marker.as_str()) => {}
+                if ctx.registrars.marker(endpoint.endpoint(), fqdn).as_deref() == Some(marker.as_str()) => {}
             Ok(found) => match full_sync(domain, endpoint, ctx).await {
                 Ok(()) => {
                     tracing::info!(
                         endpoint = endpoint.endpoint(),
                         domain = %format!("{ns}/{name}"),
                         restarted = found.is_none(),
-                        "registrar endpoint needs every user again; re-pushing"
+                        "registrar endpoint needs every user again; re-pushed"
                     );
                     status.last_full_sync = Some(Time(k8s_openapi::jiff::Timestamp::now()));
                 }
@@ -90,9 +93,17 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
                 None
             }
         };
-        (status, dump)
+        let recovered = before.is_some_and(|b| b.last_error.is_some()) && status.last_error.is_none();
+        (status, dump, recovered)
     });
-    let (statuses, dumps): (Vec<_>, Vec<_>) = join_all(checks).await.into_iter().unzip();
+    let results = join_all(checks).await;
+    if results.iter().any(|(_, _, recovered)| *recovered) {
+        // Users that failed against it (or wait to be deleted) need not sit out their backoff.
+        queue_users(domain, ctx, |u| {
+            u.metadata.deletion_timestamp.is_some() || u.condition_status(REGISTRAR_SYNCED) != Some("True")
+        });
+    }
+    let (statuses, dumps): (Vec<_>, Vec<_>) = results.into_iter().map(|(s, d, _)| (s, d)).unzip();
     let dumps: Vec<_> = dumps.into_iter().flatten().collect();
     let registered_users = if dumps.is_empty() {
         // Nothing could be read: the last view stands, and so does the count.
@@ -133,35 +144,77 @@ fn queue_changed_registrations(domain: &SipDomain, view: &View, ctx: &Context) {
     }
 }
 
-/// Leaves a new marker on the endpoint and pushes it every user of the domain: those this
-/// operator pushed before in one batch from memory, the others through their reconcile (the
-/// marker goes first: a restart during the re-push is noticed next time).
-async fn full_sync(
-    domain: &SipDomain,
-    endpoint: &crate::registrar::kamailio::Kamailio,
-    ctx: &Context,
-) -> Result<(), crate::registrar::RegistrarError> {
+/// The users of `domain` (this SipDomain object) that `pick` selects, queued for reconcile.
+fn queue_users(domain: &SipDomain, ctx: &Context, pick: impl Fn(&SipUser) -> bool) {
+    let ns = domain.namespace();
+    let name = domain.name_any();
+    for user in ctx
+        .stores
+        .users
+        .state_filter(|u| u.namespace() == ns && u.spec.domain_ref == name && pick(u))
+    {
+        let _ = ctx
+            .resync_users
+            .unbounded_send(ObjectRef::from_obj(user.as_ref()));
+    }
+}
+
+/// Pushes every user of the domain to an endpoint that lost them, and leaves a new marker.
+/// Users whose current entry this operator pushed (admitted, enabled, synced, not being
+/// deleted) go in one batch from memory; the others through their reconcile, queued first so
+/// that a failing batch cannot lose them. The marker goes before the batch (a restart during
+/// it is noticed next time) and is forgotten when the batch fails (the next check retries).
+async fn full_sync(domain: &SipDomain, endpoint: &Kamailio, ctx: &Context) -> Result<(), RegistrarError> {
+    let fqdn = domain.spec.domain.as_str();
+    let pushed = ctx.registrars.pushed_in(fqdn);
+    let current = |u: &SipUser| {
+        u.spec.enabled
+            && u.metadata.deletion_timestamp.is_none()
+            && u.condition_status(REGISTRAR_SYNCED) == Some("True")
+    };
+    let key_of = |u: &SipUser| UserKey::new(u.username(), fqdn).key();
+    let ns = domain.namespace();
+    let name = domain.name_any();
+    let users = ctx
+        .stores
+        .users
+        .state_filter(|u| u.namespace() == ns && u.spec.domain_ref == name);
+    let batch: Vec<UserEntry> = users
+        .iter()
+        .filter(|u| current(u))
+        .filter_map(|u| pushed.get(&key_of(u)).cloned())
+        .collect();
+    let in_batch: HashSet<String> = batch.iter().map(|e| e.key.key()).collect();
+    queue_users(domain, ctx, |u| !in_batch.contains(&key_of(u)));
+
     let marker: String = {
         let mut rng = rand::rng();
         (0..16)
             .map(|_| format!("{:x}", rng.random_range(0..16u8)))
             .collect()
     };
-    endpoint.set_sync_marker(&marker).await?;
-    ctx.registrars.set_marker(endpoint.endpoint(), marker);
-    let known = ctx.registrars.pushed_in(&domain.spec.domain);
-    endpoint.upsert(&known).await?;
-    let known: HashSet<String> = known.iter().map(|e| e.key.key()).collect();
-    let ns = domain.namespace();
-    let name = domain.name_any();
-    for user in ctx.stores.users.state_filter(|u| {
-        u.namespace() == ns
-            && u.spec.domain_ref == name
-            && !known.contains(&UserKey::new(u.username(), &domain.spec.domain).key())
-    }) {
-        let _ = ctx
-            .resync_users
-            .unbounded_send(ObjectRef::from_obj(user.as_ref()));
+    endpoint.set_sync_marker(fqdn, &marker).await?;
+    ctx.registrars.set_marker(endpoint.endpoint(), fqdn, Some(marker));
+    let pushed_all = async {
+        endpoint.upsert(&batch).await?;
+        // Reconciles during the batch may have removed a user or changed its entry (a
+        // suspension, a rotation): the endpoint follows them.
+        let now = ctx.registrars.pushed_in(fqdn);
+        let gone: Vec<UserKey> = batch
+            .iter()
+            .filter(|e| !now.contains_key(&e.key.key()))
+            .map(|e| e.key.clone())
+            .collect();
+        let changed: Vec<UserEntry> = batch
+            .iter()
+            .filter_map(|e| now.get(&e.key.key()).filter(|n| *n != e).cloned())
+            .collect();
+        endpoint.remove(&gone).await?;
+        endpoint.upsert(&changed).await
     }
-    Ok(())
+    .await;
+    if pushed_all.is_err() {
+        ctx.registrars.set_marker(endpoint.endpoint(), fqdn, None);
+    }
+    pushed_all
 }

@@ -67,7 +67,8 @@ pub fn summarize(seen: &[Seen], previous: Option<&RegistrationStatus>, now: Time
     // The same device on two endpoints (a replicated location table) counts once, with the
     // later expiry.
     let mut by_address: HashMap<&str, &Seen> = HashMap::new();
-    for s in seen {
+    // A view can be old (its registrar stopped answering): what lapsed since is gone.
+    for s in seen.iter().filter(|s| expiry(s).is_none_or(|t| t > now)) {
         let expiry = expiry(s);
         by_address
             .entry(s.contact.address.as_str())
@@ -245,6 +246,13 @@ mod tests {
         assert!(none.user_agents.is_empty() && none.earliest_expiry.is_none());
         assert_eq!(none.last_seen, Some(Time(at(5))), "last seen is kept");
         assert_eq!(summarize(&[], Some(&none), at(200)), none, "stable once empty");
+    }
+
+    #[test]
+    fn contacts_that_lapsed_since_the_read_are_left_out() {
+        let view = View::build("d", &[dump(0, vec![contact("u@d", "sip:u@h", "P", 60, 0)])]);
+        assert_eq!(summarize(view.seen("u@d"), None, at(59)).contacts, 1);
+        assert_eq!(summarize(view.seen("u@d"), None, at(60)).contacts, 0);
     }
 
     #[test]

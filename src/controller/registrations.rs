@@ -28,8 +28,11 @@ impl Registrations {
             return Ok(dump.clone());
         }
         let contacts = endpoint.registrations().await?;
+        // Whole seconds: status timestamps are stored with second precision, and a finer
+        // one would make every recomputed status differ from the stored one.
+        let now = Timestamp::now();
         let dump = Dump {
-            read_at: Timestamp::now(),
+            read_at: Timestamp::from_second(now.as_second()).unwrap_or(now),
             contacts: Arc::new(contacts),
         };
         lock(&self.dumps).insert(endpoint.endpoint().to_string(), (Instant::now(), dump.clone()));

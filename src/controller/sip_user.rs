@@ -32,6 +32,9 @@ pub async fn reconcile(user: Arc<SipUser>, ctx: Arc<Context>) -> Result<Action, 
     let ns = user
         .namespace()
         .ok_or_else(|| Error::NotNamespaced(user.name_any()))?;
+    // Cleanup too needs whole caches: on a partial one a domain looks missing and the
+    // registrar entry would be left behind.
+    ctx.stores.ready().await?;
     let api: Api<SipUser> = Api::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, REGISTRAR_CLEANUP_FINALIZER, user.clone(), |event| async {
         match event {

@@ -28,26 +28,30 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, intent: Intent<'_>, ctx: &
             RegistrarState::Suspended
         };
     }
+    let key = UserKey::new(user.username(), &domain.spec.domain);
+    if matches!(intent, Intent::Remove) {
+        // Forgotten first, even if the registrar cannot be reached now: a full sync must
+        // never bring back a user being removed.
+        ctx.registrars.forget(&key);
+    }
     let endpoints = match registrar_endpoints::resolve(domain, &ctx.client, &ctx.registrars).await {
         Ok(None) => return RegistrarState::NotConfigured,
         Ok(Some(endpoints)) => endpoints,
         Err(message) => return RegistrarState::Failed { message },
     };
-    let key = UserKey::new(user.username(), &domain.spec.domain);
     let result = match &intent {
         Intent::Push { password, profile } => {
             let entry = entry(user, domain, password, *profile);
             let pushed = push_all(&endpoints, |r| r.upsert(std::slice::from_ref(&entry))).await;
-            if pushed.is_ok() {
-                ctx.registrars.remember(&entry);
+            match &pushed {
+                Ok(()) => ctx.registrars.remember(&entry),
+                // Some endpoint may hold an older entry: nothing is replayed from memory
+                // until a push succeeds again.
+                Err(_) => ctx.registrars.forget(&key),
             }
             pushed
         }
-        Intent::Remove => {
-            // Forgotten first: a full sync must not bring back a user being removed.
-            ctx.registrars.forget(&key);
-            push_all(&endpoints, |r| r.remove(std::slice::from_ref(&key))).await
-        }
+        Intent::Remove => push_all(&endpoints, |r| r.remove(std::slice::from_ref(&key))).await,
         Intent::Leave => Ok(()),
     };
     match (result, intent) {

@@ -50,7 +50,7 @@ pub fn stalled(facts: &Facts<'_>) -> Option<(&'static str, String)> {
     }
 }
 
-fn wanted(facts: &Facts<'_>) -> Vec<Want> {
+fn wanted(facts: &Facts<'_>, previous: Option<&RegistrationStatus>) -> Vec<Want> {
     let credentials = match facts.credentials {
         Some(Outcome::Ready { secret_name, .. }) => Want::new(
             types::CREDENTIALS_READY,
@@ -157,13 +157,14 @@ fn wanted(facts: &Facts<'_>) -> Vec<Want> {
         stalled,
         credentials,
         registrar,
-        registered(facts),
+        registered(facts, previous),
     ]
 }
 
 /// The informational `Registered` condition.
-fn registered(facts: &Facts<'_>) -> Want {
-    match (&facts.registrar, &facts.registration) {
+fn registered(facts: &Facts<'_>, previous: Option<&RegistrationStatus>) -> Want {
+    // Not read this time: the last reading stands, for the condition as for the field.
+    match (&facts.registrar, facts.registration.as_ref().or(previous)) {
         (RegistrarState::NotConfigured, _) => Want::new(
             types::REGISTERED,
             Status::Unknown,
@@ -220,7 +221,12 @@ pub fn build(facts: &Facts<'_>, previous: Option<&SipUserStatus>, now: &Time) ->
     };
     SipUserStatus {
         observed_generation: facts.generation,
-        conditions: conditions::merge(&previous.conditions, &wanted(facts), facts.generation, now),
+        conditions: conditions::merge(
+            &previous.conditions,
+            &wanted(facts, previous.registration.as_ref()),
+            facts.generation,
+            now,
+        ),
         username: Some(facts.username.to_string()),
         profile: facts.profile.map(str::to_string),
         aor: facts.aor.clone().or(previous.aor),

@@ -38,12 +38,17 @@ pub trait Registrar: Send + Sync {
     /// Removes the users and drops their registered contacts.
     fn remove<'a>(&'a self, users: &'a [UserKey]) -> BoxFuture<'a, Result<(), RegistrarError>>;
 
-    /// The sync marker the operator left on this endpoint, `None` when there is none (a
-    /// registrar that restarted lost it along with its users).
-    fn sync_marker(&self) -> BoxFuture<'_, Result<Option<String>, RegistrarError>>;
+    /// The sync marker the operator left on this endpoint for SIP domain `domain`, `None`
+    /// when there is none (a registrar that restarted lost it along with its users). One per
+    /// domain, so that domains sharing a registrar each notice its restart.
+    fn sync_marker<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, Result<Option<String>, RegistrarError>>;
 
-    /// Leaves a new sync marker.
-    fn set_sync_marker<'a>(&'a self, marker: &'a str) -> BoxFuture<'a, Result<(), RegistrarError>>;
+    /// Leaves a new sync marker for SIP domain `domain`.
+    fn set_sync_marker<'a>(
+        &'a self,
+        domain: &'a str,
+        marker: &'a str,
+    ) -> BoxFuture<'a, Result<(), RegistrarError>>;
 
     /// Every live registration on the endpoint, in one bulk read (not one call per user).
     /// Lapsed contacts the registrar has not purged yet are left out.

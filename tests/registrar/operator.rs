@@ -305,3 +305,37 @@ async fn a_username_conflict_loser_never_removes_the_winner_from_the_registrar()
         "alice survives the loser's deletion"
     );
 }
+
+#[tokio::test]
+async fn domains_sharing_a_kamailio_all_get_their_users_back_after_a_restart() {
+    let mut s = Setup::new("e2e-shared").await;
+    let beta = format!("beta.{}", s.fqdn);
+    s.apply(&format!(
+        "apiVersion: sipoperator.io/v1alpha1\nkind: SipDomain\nmetadata: {{name: beta}}\nspec:\n  domain: {beta}\n  \
+         registrar:\n    kamailio:\n      urls: [\"{url}\"]\n      tokenSecretRef: {{name: kamailio-rpc, key: token}}\n---\n\
+         apiVersion: sipoperator.io/v1alpha1\nkind: SipUser\nmetadata: {{name: bob}}\nspec: {{domainRef: beta}}\n",
+        url = s.kamailio().rpc_url()
+    ));
+    s.apply_user("alice", "", "");
+    s.registrar_synced("alice", "True").await;
+    s.registrar_synced("bob", "True").await;
+    let (alice, bob) = (s.password("alice").await, s.password("bob").await);
+    let register = |s: &Setup, user: &str, domain: &str, pw: &str| {
+        Registration::new(user, domain, pw)
+            .run(s.kamailio().sip_addr())
+            .status
+    };
+    assert_eq!(register(&s, "bob", &beta, &bob), 200);
+
+    s.kamailios[0].kill_and_restart();
+    // Each domain has its own marker on the shared instance, so each notices the restart.
+    eventually(
+        "alice and bob to register again after the restart",
+        WAIT,
+        || async {
+            (register(&s, "alice", &s.fqdn, &alice) == 200 && register(&s, "bob", &beta, &bob) == 200)
+                .then_some(())
+        },
+    )
+    .await;
+}

@@ -129,10 +129,10 @@ impl Registrar for Kamailio {
         &self.endpoint
     }
 
-    fn sync_marker(&self) -> BoxFuture<'_, Result<Option<String>, RegistrarError>> {
+    fn sync_marker<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, Result<Option<String>, RegistrarError>> {
         async move {
             match self
-                .call("htable.get", json!([SYNC_HTABLE, SYNC_MARKER_KEY]))
+                .call("htable.get", json!([SYNC_HTABLE, marker_key(domain)]))
                 .await
             {
                 Ok(value) => Ok(marker_value(&value)),
@@ -144,9 +144,13 @@ impl Registrar for Kamailio {
         .boxed()
     }
 
-    fn set_sync_marker<'a>(&'a self, marker: &'a str) -> BoxFuture<'a, Result<(), RegistrarError>> {
+    fn set_sync_marker<'a>(
+        &'a self,
+        domain: &'a str,
+        marker: &'a str,
+    ) -> BoxFuture<'a, Result<(), RegistrarError>> {
         async move {
-            self.call("htable.sets", json!([SYNC_HTABLE, SYNC_MARKER_KEY, marker]))
+            self.call("htable.sets", json!([SYNC_HTABLE, marker_key(domain), marker]))
                 .await
                 .map(drop)
         }
@@ -189,6 +193,11 @@ impl Registrar for Kamailio {
         }
         .boxed()
     }
+}
+
+/// The htable key of a domain's sync marker, `epoch@<domain>`.
+fn marker_key(domain: &str) -> String {
+    format!("{SYNC_MARKER_KEY}@{domain}")
 }
 
 /// The string value of an `htable.get` result (`{"item": {"name": .., "value": ..}}`).
