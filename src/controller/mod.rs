@@ -2,6 +2,7 @@
 //! cross-kind triggers (a user changes → its domain, profile and affected users; a domain or
 //! profile changes → its users), metadata-only watches for Secrets.
 mod admission;
+mod clock;
 mod conditions;
 mod context;
 mod error;

@@ -23,7 +23,8 @@ use crate::registrar::{UserEntry, UserKey};
 #[derive(Default)]
 pub struct Clients {
     by_url: Mutex<HashMap<String, (Option<String>, Kamailio)>>,
-    markers: Mutex<HashMap<(String, String), String>>,
+    /// By (endpoint, SIP domain): the marker, and when the full sync that left it ran.
+    markers: Mutex<HashMap<(String, String), (String, k8s_openapi::jiff::Timestamp)>>,
     pushed: Mutex<HashMap<String, UserEntry>>,
 }
 
@@ -32,7 +33,15 @@ impl Clients {
     pub fn marker(&self, endpoint: &str, domain: &str) -> Option<String> {
         lock(&self.markers)
             .get(&(endpoint.to_string(), domain.to_string()))
-            .cloned()
+            .map(|(m, _)| m.clone())
+    }
+
+    /// When this process last synced `endpoint` fully for `domain` (kept here as well as in
+    /// the status, so that a status write that failed does not lose it).
+    pub fn last_full_sync(&self, endpoint: &str, domain: &str) -> Option<k8s_openapi::jiff::Timestamp> {
+        lock(&self.markers)
+            .get(&(endpoint.to_string(), domain.to_string()))
+            .map(|(_, at)| *at)
     }
 
     /// Records the marker left on `endpoint` for `domain`; `None` forgets it, so that the next
@@ -40,7 +49,7 @@ impl Clients {
     pub fn set_marker(&self, endpoint: &str, domain: &str, marker: Option<String>) {
         let key = (endpoint.to_string(), domain.to_string());
         match marker {
-            Some(m) => lock(&self.markers).insert(key, m),
+            Some(m) => lock(&self.markers).insert(key, (m, super::clock::now())),
             None => lock(&self.markers).remove(&key),
         };
     }

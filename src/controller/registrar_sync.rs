@@ -73,18 +73,18 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
             Ok(Some(marker))
                 if ctx.registrars.marker(endpoint.endpoint(), fqdn).as_deref() == Some(marker.as_str()) => {}
             Ok(found) => match full_sync(domain, endpoint, ctx).await {
-                Ok(()) => {
-                    tracing::info!(
-                        endpoint = endpoint.endpoint(),
-                        domain = %format!("{ns}/{name}"),
-                        restarted = found.is_none(),
-                        "registrar endpoint needs every user again; re-pushed"
-                    );
-                    status.last_full_sync = Some(Time(k8s_openapi::jiff::Timestamp::now()));
-                }
+                Ok(()) => tracing::info!(
+                    endpoint = endpoint.endpoint(),
+                    domain = %format!("{ns}/{name}"),
+                    restarted = found.is_none(),
+                    "registrar endpoint needs every user again; re-pushed"
+                ),
                 Err(e) => status.last_error = Some(e.to_string()),
             },
             Err(e) => status.last_error = Some(e.to_string()),
+        }
+        if let Some(at) = ctx.registrars.last_full_sync(endpoint.endpoint(), fqdn) {
+            status.last_full_sync = Some(Time(at));
         }
         let dump = match ctx.registrations.read(endpoint, fresh_for).await {
             Ok(dump) => Some(dump),

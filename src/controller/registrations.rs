@@ -5,8 +5,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::jiff::Timestamp;
-
 use super::context::lock;
 use super::registration_view::{Dump, View};
 use crate::registrar::{Registrar, RegistrarError};
@@ -28,11 +26,8 @@ impl Registrations {
             return Ok(dump.clone());
         }
         let contacts = endpoint.registrations().await?;
-        // Whole seconds: status timestamps are stored with second precision, and a finer
-        // one would make every recomputed status differ from the stored one.
-        let now = Timestamp::now();
         let dump = Dump {
-            read_at: Timestamp::from_second(now.as_second()).unwrap_or(now),
+            read_at: super::clock::now(),
             contacts: Arc::new(contacts),
         };
         lock(&self.dumps).insert(endpoint.endpoint().to_string(), (Instant::now(), dump.clone()));

@@ -128,13 +128,19 @@ async fn a_quiet_registration_causes_no_status_writes() {
         .local_port(free_port(true));
     assert_eq!(phone.run(s.kamailio().sip_addr()).status, 200);
     let first = s.registration("alice", 1, 1).await;
+    let domain = s.domains.get("acme").await.expect("domain");
     // The device refreshes: same device, later expiry. The stored expiry still lies ahead,
-    // so nothing is written (checks run every second).
+    // so nothing is written (checks run every second), to the user or to its domain.
     assert_eq!(phone.run(s.kamailio().sip_addr()).status, 200);
     tokio::time::sleep(Duration::from_secs(4)).await;
     let later = s.users.get("alice").await.expect("alice");
     assert_eq!(
         later.metadata.resource_version, first.metadata.resource_version,
         "a refresh within the stored expiry is not written"
+    );
+    let domain_later = s.domains.get("acme").await.expect("domain");
+    assert_eq!(
+        domain_later.metadata.resource_version, domain.metadata.resource_version,
+        "the domain's status is not rewritten by its checks"
     );
 }
