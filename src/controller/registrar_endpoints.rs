@@ -159,30 +159,41 @@ async fn urls(kamailio: &KamailioRegistrar, ns: &str, client: &Client) -> Result
 }
 
 /// The JSON-RPC URL of every ready endpoint: its address and the port its slice lists under
-/// `port_name`; sorted, without duplicates.
+/// `port_name`; sorted, without duplicates. A dual-stack Service lists each pod in an IPv4
+/// and an IPv6 slice; one Kamailio must be one endpoint (it holds one users table and one
+/// sync marker per domain), so a pod named by `targetRef` counts once, IPv4 first.
 pub fn endpoint_urls(slices: &[EndpointSlice], port_name: &str, path: &str) -> Vec<String> {
-    let mut urls: Vec<String> = slices
-        .iter()
-        .filter_map(|slice| {
-            let ports = slice.ports.as_deref().unwrap_or_default();
-            let port = match ports {
-                // A Service with a single port may leave it unnamed.
-                [only] if only.name.as_deref().unwrap_or_default().is_empty() => only,
-                _ => ports.iter().find(|p| p.name.as_deref() == Some(port_name))?,
+    let mut ordered: Vec<&EndpointSlice> = slices.iter().collect();
+    ordered.sort_by_key(|s| s.address_type != "IPv4");
+    let mut pods = std::collections::HashSet::new();
+    let mut urls = Vec::new();
+    for slice in ordered {
+        let ports = slice.ports.as_deref().unwrap_or_default();
+        let port = match ports {
+            // A Service with a single port may leave it unnamed.
+            [only] if only.name.as_deref().unwrap_or_default().is_empty() => Some(only),
+            _ => ports.iter().find(|p| p.name.as_deref() == Some(port_name)),
+        };
+        let Some(port) = port.and_then(|p| p.port) else {
+            continue;
+        };
+        // Ready unset means ready (EndpointSlice API semantics).
+        let ready = slice
+            .endpoints
+            .iter()
+            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true));
+        for endpoint in ready {
+            let pod = endpoint
+                .target_ref
+                .as_ref()
+                .map(|r| (r.namespace.clone(), r.name.clone(), r.uid.clone()));
+            if pod.is_some_and(|p| !pods.insert(p)) {
+                continue;
             }
-            .port?;
-            Some((slice, port))
-        })
-        .flat_map(|(slice, port)| {
-            slice
-                .endpoints
-                .iter()
-                // Ready unset means ready (EndpointSlice API semantics).
-                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
-                .flat_map(|e| e.addresses.iter())
-                .map(move |addr| format!("http://{}:{port}{path}", bracket(addr)))
-        })
-        .collect();
+            let first = endpoint.addresses.first();
+            urls.extend(first.map(|addr| format!("http://{}:{port}{path}", bracket(addr))));
+        }
+    }
     urls.sort();
     urls.dedup();
     urls
@@ -252,6 +263,31 @@ mod tests {
             ["http://10.0.0.1:5071/RPC", "http://[fd00::1]:6000/RPC"]
         );
         assert!(endpoint_urls(&slices, "admin", "/RPC").is_empty());
+    }
+
+    #[test]
+    fn a_dual_stack_pod_is_one_endpoint() {
+        let pod = |name: &str, addr: &str| Endpoint {
+            target_ref: Some(k8s_openapi::api::core::v1::ObjectReference {
+                kind: Some("Pod".into()),
+                namespace: Some("voip".into()),
+                name: Some(name.into()),
+                ..Default::default()
+            }),
+            ..endpoint(addr, Some(true))
+        };
+        let mut v6 = slice(
+            ("rpc", 5071),
+            vec![pod("kamailio-0", "fd00::7"), pod("kamailio-1", "fd00::8")],
+        );
+        v6.address_type = "IPv6".into();
+        let mut v4 = slice(("rpc", 5071), vec![pod("kamailio-0", "10.0.0.7")]);
+        v4.address_type = "IPv4".into();
+        assert_eq!(
+            endpoint_urls(&[v6, v4], "rpc", "/RPC"),
+            ["http://10.0.0.7:5071/RPC", "http://[fd00::8]:5071/RPC"],
+            "kamailio-0 once (IPv4), kamailio-1 only has IPv6"
+        );
     }
 
     #[test]
