@@ -72,6 +72,15 @@ impl Stores {
         self.domains
             .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
     }
+
+    /// The cached users of `domain` (this SipDomain object: its namespace, its name) that
+    /// `pick` selects.
+    pub fn domain_users(&self, domain: &SipDomain, pick: impl Fn(&SipUser) -> bool) -> Vec<Arc<SipUser>> {
+        let ns = domain.namespace();
+        let name = domain.name_any();
+        self.users
+            .state_filter(|u| u.namespace() == ns && u.spec.domain_ref == name && pick(u))
+    }
 }
 
 /// Locks `m`, also after a panic elsewhere poisoned it (the maps behind these locks stay

@@ -14,7 +14,7 @@ use rand::RngExt;
 use super::Context;
 use super::reasons::types::REGISTRAR_SYNCED;
 use super::registrar_endpoints;
-use super::registration_view::{View, summarize};
+use super::registration_view::View;
 use crate::api::{Conditioned, RegistrarEndpointStatus, SipDomain, SipUser};
 use crate::registrar::kamailio::Kamailio;
 use crate::registrar::{Registrar, RegistrarError, UserEntry, UserKey};
@@ -50,12 +50,7 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
     let name = domain.name_any();
     let synced_users = ctx
         .stores
-        .users
-        .state_filter(|u| {
-            u.namespace().as_deref() == Some(ns.as_str())
-                && u.spec.domain_ref == name
-                && u.condition_status(REGISTRAR_SYNCED) == Some("True")
-        })
+        .domain_users(domain, |u| u.condition_status(REGISTRAR_SYNCED) == Some("True"))
         .len() as i32;
     // Domains sharing an endpoint read it once per interval between them.
     let fresh_for = ctx.settings.registrar_check_interval / 2;
@@ -127,32 +122,15 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
 /// so that the user reconciler writes it (and nobody else).
 fn queue_changed_registrations(domain: &SipDomain, view: &View, ctx: &Context) {
     let now = k8s_openapi::jiff::Timestamp::now();
-    let ns = domain.namespace();
-    let name = domain.name_any();
-    for user in ctx
-        .stores
-        .users
-        .state_filter(|u| u.namespace() == ns && u.spec.domain_ref == name)
-    {
-        let current = user.status.as_ref().and_then(|s| s.registration.as_ref());
-        let aor = UserKey::new(user.username(), &domain.spec.domain).key();
-        if Some(summarize(view.seen(&aor), current, now)) != current.cloned() {
-            let _ = ctx
-                .resync_users
-                .unbounded_send(ObjectRef::from_obj(user.as_ref()));
-        }
-    }
+    queue_users(domain, ctx, |u| {
+        let current = u.status.as_ref().and_then(|s| s.registration.as_ref());
+        Some(&view.registration_of(u, &domain.spec.domain, now)) != current
+    });
 }
 
 /// The users of `domain` (this SipDomain object) that `pick` selects, queued for reconcile.
 fn queue_users(domain: &SipDomain, ctx: &Context, pick: impl Fn(&SipUser) -> bool) {
-    let ns = domain.namespace();
-    let name = domain.name_any();
-    for user in ctx
-        .stores
-        .users
-        .state_filter(|u| u.namespace() == ns && u.spec.domain_ref == name && pick(u))
-    {
+    for user in ctx.stores.domain_users(domain, pick) {
         let _ = ctx
             .resync_users
             .unbounded_send(ObjectRef::from_obj(user.as_ref()));
@@ -173,15 +151,10 @@ async fn full_sync(domain: &SipDomain, endpoint: &Kamailio, ctx: &Context) -> Re
             && u.condition_status(REGISTRAR_SYNCED) == Some("True")
     };
     let key_of = |u: &SipUser| UserKey::new(u.username(), fqdn).key();
-    let ns = domain.namespace();
-    let name = domain.name_any();
-    let users = ctx
+    let batch: Vec<UserEntry> = ctx
         .stores
-        .users
-        .state_filter(|u| u.namespace() == ns && u.spec.domain_ref == name);
-    let batch: Vec<UserEntry> = users
+        .domain_users(domain, current)
         .iter()
-        .filter(|u| current(u))
         .filter_map(|u| pushed.get(&key_of(u)).cloned())
         .collect();
     let in_batch: HashSet<String> = batch.iter().map(|e| e.key.key()).collect();

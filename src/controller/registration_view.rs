@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use crate::api::RegistrationStatus;
-use crate::registrar::Contact;
+use crate::api::{RegistrationStatus, SipUser};
+use crate::registrar::{Contact, UserKey};
 
 /// One endpoint's contacts and when they were read.
 #[derive(Clone, Debug)]
@@ -48,6 +48,17 @@ impl View {
     /// The contacts of `aor` (`username@domain`).
     pub fn seen(&self, aor: &str) -> &[Seen] {
         self.by_aor.get(aor).map_or(&[], Vec::as_slice)
+    }
+
+    /// The `status.registration` `user` of SIP domain `fqdn` should have now (see
+    /// [`summarize`]).
+    pub fn registration_of(&self, user: &SipUser, fqdn: &str, now: Timestamp) -> RegistrationStatus {
+        let current = user.status.as_ref().and_then(|s| s.registration.as_ref());
+        summarize(
+            self.seen(&UserKey::new(user.username(), fqdn).key()),
+            current,
+            now,
+        )
     }
 
     /// How many AORs have at least one live contact.

@@ -13,7 +13,6 @@ use kube::{Resource, ResourceExt};
 use super::admission::Verdict;
 use super::conditions::true_reason;
 use super::reasons::types;
-use super::registration_view::summarize;
 use super::user_registrar::{self, Intent};
 use super::user_status::{self, Facts, RegistrarState};
 use super::{Context, Error, events, status_patch, user_credentials};
@@ -105,9 +104,7 @@ async fn apply(user: &SipUser, api: &Api<SipUser>, ctx: &Context) -> Result<Acti
     let previous = user.status.as_ref();
     let registration = domain.as_ref().and_then(|d| {
         let view = ctx.registrations.view(&ns, &d.name_any())?;
-        let aor = UserKey::new(user.username(), &d.spec.domain).key();
-        let current = previous.and_then(|s| s.registration.as_ref());
-        Some(summarize(view.seen(&aor), current, now.0))
+        Some(view.registration_of(user, &d.spec.domain, now.0))
     });
     let facts = Facts {
         generation: user.meta().generation,

@@ -89,11 +89,8 @@ pub fn on_domain(
     domain: &SipDomain,
     stores: &Stores,
 ) -> (Vec<ObjectRef<SipUser>>, Vec<ObjectRef<SipDomain>>) {
-    let ns = domain.namespace();
-    let name = domain.name_any();
     let users = stores
-        .users
-        .state_filter(|u| u.namespace() == ns && u.spec.domain_ref == name)
+        .domain_users(domain, |_| true)
         .iter()
         .map(|u| ObjectRef::from_obj(u.as_ref()))
         .collect();

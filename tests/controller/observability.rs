@@ -1,12 +1,11 @@
 //! What people and tools see: `kubectl wait` and the printer columns once the examples are
 //! reconciled, domain and profile counts, the health and metrics endpoints, JSON logs.
-use std::collections::HashMap;
-
 use sip_operator::api::SipUser;
 
 use crate::builders::user;
 use crate::scenario::{Scenario, is_current, reasons};
 use crate::support::example_files;
+use crate::support::kubectl::table_by_header;
 use crate::support::operator::metric_value;
 
 /// Applies examples/ into the scenario's namespace, with the example SIP domain replaced by
@@ -22,37 +21,6 @@ fn apply_examples(sc: &Scenario) {
             .output_with_stdin(&text);
         assert!(out.success, "apply {}: {}", file.display(), out.stderr);
     }
-}
-
-/// A `kubectl get` table as rows of header -> cell, cut at the header's column offsets (cells
-/// may be blank, so splitting on whitespace could shift them).
-fn table_by_header(out: &str) -> Vec<HashMap<String, String>> {
-    let mut lines = out.lines().filter(|l| !l.trim().is_empty());
-    let header = lines.next().expect("table header");
-    let mut starts: Vec<(usize, String)> = Vec::new();
-    let mut prev_space = true;
-    for (i, c) in header.char_indices() {
-        if !c.is_whitespace() && prev_space {
-            let name: String = header[i..].chars().take_while(|c| !c.is_whitespace()).collect();
-            starts.push((i, name));
-        }
-        prev_space = c.is_whitespace();
-    }
-    lines
-        .map(|line| {
-            let mut row = HashMap::new();
-            for (n, (start, name)) in starts.iter().enumerate() {
-                let end = starts.get(n + 1).map(|(s, _)| *s).unwrap_or(line.len());
-                let cell = line
-                    .get(*start..end.min(line.len()))
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
-                row.insert(name.clone(), cell);
-            }
-            row
-        })
-        .collect()
 }
 
 #[tokio::test]

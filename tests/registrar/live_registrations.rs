@@ -9,6 +9,7 @@ use sip_operator::api::{Conditioned, RegistrationStatus, SipUser};
 use crate::setup::{Setup, WAIT};
 use crate::support::eventually;
 use crate::support::kamailio::{Kamailio, free_port};
+use crate::support::kubectl::table_by_header;
 use crate::support::sipp::Registration;
 
 impl Setup {
@@ -40,17 +41,10 @@ impl Setup {
     /// The CONTACTS cell of `kubectl get sipusers <user>`.
     fn contacts_column(&self, user: &str) -> String {
         let table = self.ns.kubectl(&["get", "sipusers", user]).ok();
-        let mut lines = table.lines();
-        let header = lines.next().unwrap_or_default();
-        let row = lines.next().unwrap_or_default();
-        // Cells are aligned under their headers (and may be blank), so cut by position.
-        let at = header
-            .find("CONTACTS")
-            .unwrap_or_else(|| panic!("no CONTACTS column:\n{table}"));
-        row.get(at..)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_default()
-            .to_string()
+        let rows = table_by_header(&table);
+        rows.first()
+            .and_then(|row| row.get("CONTACTS").cloned())
+            .unwrap_or_else(|| panic!("no CONTACTS cell:\n{table}"))
     }
 }
 

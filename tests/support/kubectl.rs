@@ -1,5 +1,6 @@
 //! `kubectl` against the test control plane: what users type is what the tests run, so the
 //! messages and tables asserted on are the ones a person would see.
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -102,4 +103,35 @@ impl From<Output> for Outcome {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
+}
+
+/// A `kubectl get` table as rows of header -> cell, cut at the header's column offsets (cells
+/// may be blank, so splitting on whitespace could shift them).
+pub fn table_by_header(out: &str) -> Vec<HashMap<String, String>> {
+    let mut lines = out.lines().filter(|l| !l.trim().is_empty());
+    let header = lines.next().expect("table header");
+    let mut starts: Vec<(usize, String)> = Vec::new();
+    let mut prev_space = true;
+    for (i, c) in header.char_indices() {
+        if !c.is_whitespace() && prev_space {
+            let name: String = header[i..].chars().take_while(|c| !c.is_whitespace()).collect();
+            starts.push((i, name));
+        }
+        prev_space = c.is_whitespace();
+    }
+    lines
+        .map(|line| {
+            let mut row = HashMap::new();
+            for (n, (start, name)) in starts.iter().enumerate() {
+                let end = starts.get(n + 1).map(|(s, _)| *s).unwrap_or(line.len());
+                let cell = line
+                    .get(*start..end.min(line.len()))
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                row.insert(name.clone(), cell);
+            }
+            row
+        })
+        .collect()
 }
