@@ -6,13 +6,14 @@ need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
-command -v flock >/dev/null || need+=(util-linux)
+command -v flock >/dev/null && command -v unshare >/dev/null || need+=(util-linux)
 # The registrar end-to-end tests run a real Kamailio (Debian's base package holds every module
 # the shipped config loads) and real SIP clients (SIPp, from sip-tester).
 command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || need+=(kamailio)
 command -v sipp >/dev/null || need+=(sip-tester)
-# A hosts file for the operator alone in the scale-out test (EndpointSlices refuse loopback IPs).
-[ -e /usr/lib/x86_64-linux-gnu/libnss_wrapper.so ] || need+=(libnss-wrapper)
+# The scale-out test gives one operator a hosts file of its own (EndpointSlices refuse
+# loopback IPs): unshare (util-linux, above) and mount.
+command -v mount >/dev/null || need+=(mount)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "install-deps.sh: installing ${need[*]}" >&2
 sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd=sudo

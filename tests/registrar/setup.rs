@@ -33,19 +33,19 @@ impl Setup {
     /// SipDomain.
     pub async fn with(prefix: &str, kamailio: Kamailio, domain_spec: &str) -> Setup {
         let target = format!("      urls: [\"{}\"]\n", kamailio.rpc_url());
-        Self::with_registrar(prefix, vec![kamailio], &target, domain_spec, |_| {}, &[]).await
+        Self::with_registrar(prefix, vec![kamailio], &target, domain_spec, |_| {}, None).await
     }
 
     /// A setup around `kamailios` (sharing one token), reached as `target` says (YAML lines
     /// under `spec.registrar.kamailio:`); `prepare` runs in the namespace before the operator
-    /// starts, which gets `operator_env` in its environment.
+    /// starts, which resolves host names with `hosts` as its `/etc/hosts` when given.
     pub async fn with_registrar(
         prefix: &str,
         kamailios: Vec<Kamailio>,
         target: &str,
         domain_spec: &str,
         prepare: impl FnOnce(&TestNamespace),
-        operator_env: &[(&str, &str)],
+        hosts: Option<&std::path::Path>,
     ) -> Setup {
         let ns = TestNamespace::create(prefix);
         let client = ControlPlane::shared().client().await;
@@ -62,8 +62,11 @@ impl Setup {
         assert!(out.success, "apply the domain: {}", out.stderr);
         prepare(&ns);
         // Check the registrar every second (default 15 s) to keep tests short.
-        let operator =
-            Operator::start_with_env(&ns, &["--registrar-check-interval-seconds", "1"], operator_env).await;
+        let args = ["--registrar-check-interval-seconds", "1"];
+        let operator = match hosts {
+            Some(hosts) => Operator::start_with_hosts(&ns, &args, hosts).await,
+            None => Operator::start_with(&ns, &args).await,
+        };
         Setup {
             kamailios,
             users: Api::namespaced(client.clone(), &ns.name),

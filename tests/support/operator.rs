@@ -50,17 +50,30 @@ impl Operator {
 
     /// [`Operator::start_with`] with extra environment variables.
     pub async fn start_with_env(ns: &TestNamespace, extra_args: &[&str], env: &[(&str, &str)]) -> Operator {
-        let mut op = Self::spawn_with_env(ns, extra_args, env);
+        let mut op = Self::spawn_with(ns, extra_args, env, None);
+        op.wait_for("/readyz", READY_TIMEOUT).await;
+        op
+    }
+
+    /// [`Operator::start_with`], the process resolving host names with `hosts` as its
+    /// `/etc/hosts` (bind-mounted in a mount namespace of its own; nobody else sees it).
+    pub async fn start_with_hosts(ns: &TestNamespace, extra_args: &[&str], hosts: &Path) -> Operator {
+        let mut op = Self::spawn_with(ns, extra_args, &[], Some(hosts));
         op.wait_for("/readyz", READY_TIMEOUT).await;
         op
     }
 
     /// Spawns the binary without waiting for anything.
     pub fn spawn(ns: &TestNamespace, extra_args: &[&str]) -> Operator {
-        Self::spawn_with_env(ns, extra_args, &[])
+        Self::spawn_with(ns, extra_args, &[], None)
     }
 
-    pub fn spawn_with_env(ns: &TestNamespace, extra_args: &[&str], env: &[(&str, &str)]) -> Operator {
+    fn spawn_with(
+        ns: &TestNamespace,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+        hosts: Option<&Path>,
+    ) -> Operator {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let cp = ControlPlane::shared();
@@ -76,7 +89,28 @@ impl Operator {
             .unwrap_or_else(|e| panic!("open {}: {e}", log_path.display()));
         let log_err = log.try_clone().expect("clone log file handle");
         let addr = free_local_addr();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sip-operator"));
+        let bin = env!("CARGO_BIN_EXE_sip-operator");
+        let mut cmd = match hosts {
+            None => Command::new(bin),
+            Some(hosts) => {
+                // unshare and sh exec in place, so the PID is the operator's. Without root a
+                // user namespace makes the mount possible.
+                let mut c = Command::new("unshare");
+                if !is_root() {
+                    c.arg("--map-root-user");
+                }
+                c.args([
+                    "--mount",
+                    "sh",
+                    "-c",
+                    r#"mount --bind "$1" /etc/hosts && shift && exec "$@""#,
+                    "sh",
+                ])
+                .arg(hosts)
+                .arg(bin);
+                c
+            }
+        };
         cmd.env("KUBECONFIG", cp.env("OPERATOR_KUBECONFIG"))
             .env(
                 "RUST_LOG",
@@ -99,9 +133,7 @@ impl Operator {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", env!("CARGO_BIN_EXE_sip-operator")));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
         Operator {
             child,
             namespace: ns.name.clone(),
@@ -348,4 +380,14 @@ pub fn metric_value(scrape: &str, name: &str, labels: &[(&str, &str)]) -> Option
         }
     }
     found
+}
+
+/// Whether this process runs as root (effective UID 0).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        == Some("0")
 }
