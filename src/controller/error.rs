@@ -1,7 +1,5 @@
 //! Errors of a reconcile: each says what was being done, so a log line is actionable, and maps
 //! to a stable metric label.
-use kube::runtime::finalizer;
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A request to the API server failed (network, conflict, permission).
@@ -21,8 +19,12 @@ pub enum Error {
     #[error("registrar cleanup: {0}")]
     RegistrarCleanup(String),
     /// Adding or removing the finalizer failed.
-    #[error("finalizer {finalizer}: {0}", finalizer = crate::keys::REGISTRAR_CLEANUP_FINALIZER)]
-    Finalizer(#[source] Box<finalizer::Error<Error>>),
+    #[error("{action} the finalizer {finalizer}: {source}", finalizer = crate::keys::REGISTRAR_CLEANUP_FINALIZER)]
+    Finalizer {
+        action: &'static str,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl Error {
@@ -33,10 +35,7 @@ impl Error {
             Error::NotNamespaced(_) => "not_namespaced",
             Error::CachesClosed => "caches_closed",
             Error::RegistrarCleanup(_) => "registrar",
-            Error::Finalizer(inner) => match inner.as_ref() {
-                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.metric_label(),
-                _ => "finalizer",
-            },
+            Error::Finalizer { .. } => "finalizer",
         }
     }
 }

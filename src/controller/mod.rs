@@ -2,11 +2,13 @@
 //! cross-kind triggers (a user changes → its domain, profile and affected users; a domain or
 //! profile changes → its users), metadata-only watches for Secrets.
 mod admission;
+mod cache;
 mod clock;
 mod conditions;
 mod context;
 mod error;
 mod events;
+mod finalizer;
 mod healing;
 pub mod reasons;
 mod registrar_endpoints;
@@ -18,6 +20,7 @@ mod sip_profile;
 mod sip_user;
 mod status_patch;
 mod triggers;
+mod unreadable;
 mod user_credentials;
 mod user_registrar;
 mod user_status;
@@ -132,11 +135,14 @@ pub async fn run(
     let (synced_tx, synced) = tokio::sync::watch::channel(false);
     // Three kinds, one watch per namespace each (or one for all namespaces).
     let tracker = watches::sync_tracker(synced_tx, 3 * scope.apis::<SipUser>(&client).len());
-    let (users, user_stream) = watches::cached::<SipUser>(scope.apis(&client), &tracker, metrics.clone());
+    let recorder = Recorder::new(client.clone(), reporter);
+    let on_unreadable = unreadable::reporter(recorder.clone(), metrics.clone());
+    let (users, user_stream) =
+        watches::cached::<SipUser>(scope.apis(&client), &tracker, on_unreadable.clone());
     let (domains, domain_stream) =
-        watches::cached::<SipDomain>(scope.apis(&client), &tracker, metrics.clone());
+        watches::cached::<SipDomain>(scope.apis(&client), &tracker, on_unreadable.clone());
     let (profiles, profile_stream) =
-        watches::cached::<SipProfile>(scope.apis(&client), &tracker, metrics.clone());
+        watches::cached::<SipProfile>(scope.apis(&client), &tracker, on_unreadable);
     let stores = Stores {
         users: users.clone(),
         domains: domains.clone(),
@@ -146,7 +152,7 @@ pub async fn run(
     let (user_tx, user_rx) = mpsc::unbounded::<ObjectRef<SipUser>>();
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder,
         metrics,
         stores: stores.clone(),
         backoff: Backoff::default(),

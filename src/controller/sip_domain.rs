@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
@@ -47,8 +46,7 @@ pub async fn reconcile(domain: Arc<SipDomain>, ctx: Arc<Context>) -> Result<Acti
         _ => None,
     };
     desired.registrars = check.endpoints;
-    let api: Api<SipDomain> = Api::namespaced(ctx.client.clone(), &ns);
-    status_patch::apply_if_changed(&api, domain.as_ref(), previous, &desired).await?;
+    status_patch::apply_if_changed(&ctx.client, domain.as_ref(), previous, &desired).await?;
 
     let previous_stalled = previous.and_then(|s| true_reason(&s.conditions, types::STALLED));
     events::on_stalled(

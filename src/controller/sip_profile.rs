@@ -2,7 +2,6 @@
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
@@ -29,8 +28,7 @@ pub async fn reconcile(profile: Arc<SipProfile>, ctx: Arc<Context>) -> Result<Ac
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let previous = profile.status.as_ref();
     let desired = build_status(&profile, previous, users, &now);
-    let api: Api<SipProfile> = Api::namespaced(ctx.client.clone(), &ns);
-    status_patch::apply_if_changed(&api, profile.as_ref(), previous, &desired).await?;
+    status_patch::apply_if_changed(&ctx.client, profile.as_ref(), previous, &desired).await?;
     ctx.metrics
         .record_object("SipProfile", &format!("{ns}/{name}"), "True", "False");
     ctx.backoff.succeeded(&profile.uid().unwrap_or_default());

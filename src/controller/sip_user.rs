@@ -7,11 +7,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{self, finalizer};
 use kube::{Resource, ResourceExt};
 
 use super::admission::Verdict;
+use super::cache::Lean;
 use super::conditions::true_reason;
+use super::finalizer::{self, Phase};
 use super::reasons::types;
 use super::user_registrar::{self, Intent};
 use super::user_status::{self, Facts, RegistrarState};
@@ -34,35 +35,53 @@ pub async fn reconcile(user: Arc<SipUser>, ctx: Arc<Context>) -> Result<Action, 
     // Cleanup too needs whole caches: on a partial one a domain looks missing and the
     // registrar entry would be left behind.
     ctx.stores.ready().await?;
-    let api: Api<SipUser> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, REGISTRAR_CLEANUP_FINALIZER, user.clone(), |event| async {
-        match event {
-            finalizer::Event::Apply(user) => apply(&user, &api, &ctx).await,
-            finalizer::Event::Cleanup(user) => cleanup(&user, &ctx).await,
+    let api: Api<Lean<SipUser>> = Api::namespaced(ctx.client.clone(), &ns);
+    match finalizer::phase(user.as_ref(), REGISTRAR_CLEANUP_FINALIZER) {
+        Phase::Live => apply(&user, &ctx).await,
+        Phase::Unclaimed => {
+            match finalizer::add(&api, &user, REGISTRAR_CLEANUP_FINALIZER).await {
+                Ok(()) => {}
+                // The cache had not yet seen our own finalizer patch, so the patch's test
+                // failed: not a failure, the watch event with the finalizer is on its way.
+                Err(kube::Error::Api(status)) if status.is_invalid() || status.is_conflict() => {
+                    tracing::debug!(user = %user.name_any(), "finalizer already added; waiting for the cache");
+                    return Ok(Action::requeue(STALE_CACHE_RETRY));
+                }
+                Err(source) => {
+                    return Err(Error::Finalizer {
+                        action: "adding",
+                        source,
+                    });
+                }
+            }
+            // Go on in the same pass (the finalizer is on the server now) rather than
+            // waiting for the watch event of our own patch.
+            apply(&user, &ctx).await
         }
-    })
-    .await;
-    match result {
-        // The cache had not yet seen our own finalizer patch, so adding it again failed its
-        // precondition: not a failure, the watch event with the finalizer is on its way.
-        Err(finalizer::Error::AddFinalizer(kube::Error::Api(status)))
-            if status.is_invalid() || status.is_conflict() =>
-        {
-            tracing::debug!(user = %user.name_any(), "finalizer already added; waiting for the cache");
-            Ok(Action::requeue(STALE_CACHE_RETRY))
+        Phase::Cleanup => {
+            let action = cleanup(&user, &ctx).await?;
+            match finalizer::remove(&api, &user, REGISTRAR_CLEANUP_FINALIZER).await {
+                Ok(()) => Ok(action),
+                // A queued reconcile ran on a cached copy that still had the finalizer after
+                // the object was gone (its cleanup is idempotent): nothing is left to do.
+                Err(kube::Error::Api(status)) if status.is_not_found() => {
+                    tracing::debug!(user = %user.name_any(), "already gone when its finalizer was removed");
+                    Ok(Action::await_change())
+                }
+                Err(kube::Error::Api(status)) if status.is_invalid() || status.is_conflict() => {
+                    Ok(Action::requeue(STALE_CACHE_RETRY))
+                }
+                Err(source) => Err(Error::Finalizer {
+                    action: "removing",
+                    source,
+                }),
+            }
         }
-        // A queued reconcile ran on a cached copy that still had the finalizer after the
-        // object was gone (its cleanup is idempotent): nothing is left to do.
-        Err(finalizer::Error::RemoveFinalizer(kube::Error::Api(status))) if status.is_not_found() => {
-            tracing::debug!(user = %user.name_any(), "already gone when its finalizer was removed");
-            Ok(Action::await_change())
-        }
-        other => other.map_err(|e| Error::Finalizer(Box::new(e))),
+        Phase::Released => Ok(Action::await_change()),
     }
 }
 
-async fn apply(user: &SipUser, api: &Api<SipUser>, ctx: &Context) -> Result<Action, Error> {
-    ctx.stores.ready().await?;
+async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
     let ns = user.namespace().unwrap_or_default();
     let name = user.name_any();
     let admission = ctx.stores.admission(&ns, Some(user));
@@ -120,7 +139,7 @@ async fn apply(user: &SipUser, api: &Api<SipUser>, ctx: &Context) -> Result<Acti
         registration,
     };
     let desired = user_status::build(&facts, previous, &now);
-    status_patch::apply_if_changed(api, user, previous, &desired).await?;
+    status_patch::apply_if_changed(&ctx.client, user, previous, &desired).await?;
 
     let stalled = user_status::stalled(&facts);
     let previous_stalled = previous.and_then(|s| true_reason(&s.conditions, types::STALLED));

@@ -5,19 +5,24 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Error;
+use super::cache::Lean;
 use super::error::kube_err;
 use crate::keys::FIELD_MANAGER;
 
 /// Applies `desired` as the status of `obj` unless `current` already equals it. Returns
-/// whether a write happened.
+/// whether a write happened. The answer is decoded as [`Lean`], so an object whose
+/// managedFields nest deeper than the decoder's limit can still be written.
 pub async fn apply_if_changed<K, S>(
-    api: &Api<K>,
+    client: &kube::Client,
     obj: &K,
     current: Option<&S>,
     desired: &S,
 ) -> Result<bool, Error>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
     S: Serialize + PartialEq,
 {
     if current == Some(desired) {
@@ -30,6 +35,7 @@ where
         "status": desired,
     });
     let name = obj.name_any();
+    let api: Api<Lean<K>> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
     api.patch_status(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),

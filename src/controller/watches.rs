@@ -1,26 +1,29 @@
-//! The watches that feed the caches. Objects are read through `DeserializeGuard`, so one object
-//! the Rust types cannot read (written by another tool, or under an older schema) is reported
-//! and skipped instead of failing every list and stalling the whole watch.
+//! The watches that feed the caches. Objects are decoded as [`Lean`]: without managedFields
+//! (which can nest past any decoder's limit) and with a failure confined to its object, so one
+//! object the Rust types cannot read (written by another tool, or under an older schema) is
+//! reported and skipped instead of failing every list and stalling the whole watch.
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt};
-use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 
-use crate::metrics::Metrics;
+use super::cache::{Lean, Unreadable};
+
+/// Told about every object a watch could not decode (the watch goes on without it).
+pub type OnUnreadable = Arc<dyn Fn(&'static str, &Unreadable) + Send + Sync>;
 
 /// Watches feeding one cache: one per Api (all namespaces, or one per watched namespace).
-/// managedFields are dropped (most of an object's size; never read). Each watch calls its own
-/// `listed` callback from `tracker` once its initial list is cached.
+/// Each watch calls its own `listed` callback from `tracker` once its initial list is cached;
+/// `on_unreadable` hears of each object that could not be decoded.
 pub fn cached<K>(
-    apis: Vec<Api<DeserializeGuard<K>>>,
+    apis: Vec<Api<Lean<K>>>,
     tracker: &impl Fn() -> Box<dyn Fn() + Send>,
-    metrics: Arc<Metrics>,
+    on_unreadable: OnUnreadable,
 ) -> (
     Store<K>,
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -30,10 +33,10 @@ where
 {
     let (store, writer) = reflector::store();
     let watches = apis.into_iter().map(|api| {
-        let metrics = metrics.clone();
+        let on_unreadable = on_unreadable.clone();
         let events = watcher(api, watcher::Config::default())
             .default_backoff()
-            .filter_map(move |event| futures::future::ready(unguard(event, &metrics)));
+            .filter_map(move |event| futures::future::ready(readable(event, &on_unreadable)));
         relists_as_updates(events, store.clone(), tracker()).boxed()
     });
     // The store counts as listed from the start (an empty list), so that a Controller reading
@@ -98,48 +101,35 @@ where
         .flatten()
 }
 
-/// Passes readable objects on (without managedFields) and reports unreadable ones.
-fn unguard<K>(
-    event: watcher::Result<watcher::Event<DeserializeGuard<K>>>,
-    metrics: &Metrics,
+/// Passes decoded objects on and reports the others.
+fn readable<K>(
+    event: watcher::Result<watcher::Event<Lean<K>>>,
+    on_unreadable: &OnUnreadable,
 ) -> Option<watcher::Result<watcher::Event<K>>>
 where
     K: Resource<DynamicType = ()> + Clone,
 {
-    let readable = |guard: DeserializeGuard<K>| match guard.0 {
-        Ok(mut obj) => {
-            obj.managed_fields_mut().clear();
-            Some(obj)
-        }
-        Err(invalid) => {
-            let kind = K::kind(&());
-            tracing::warn!(
-                kind = %kind,
-                object = %format!(
-                    "{}/{}",
-                    invalid.metadata.namespace.as_deref().unwrap_or_default(),
-                    invalid.metadata.name.as_deref().unwrap_or_default()
-                ),
-                error = %invalid.error,
-                "skipping an object that does not match the sip-operator API; fix or re-apply it"
-            );
-            metrics.reconcile_failed(static_kind(&kind), "invalid_object");
+    let decoded = |lean: Lean<K>| match lean.into_result() {
+        Ok(obj) => Some(obj),
+        Err(unreadable) => {
+            on_unreadable(static_kind(&K::kind(&())), &unreadable);
             None
         }
     };
     Some(match event {
         Err(e) => Err(e),
-        Ok(watcher::Event::Apply(g)) => Ok(watcher::Event::Apply(readable(g)?)),
-        Ok(watcher::Event::InitApply(g)) => Ok(watcher::Event::InitApply(readable(g)?)),
+        Ok(watcher::Event::Apply(g)) => Ok(watcher::Event::Apply(decoded(g)?)),
+        Ok(watcher::Event::InitApply(g)) => Ok(watcher::Event::InitApply(decoded(g)?)),
         // An object deleted while unreadable cannot be named to the cache; if it was cached
         // while readable, that copy stays until the next re-list.
-        Ok(watcher::Event::Delete(g)) => Ok(watcher::Event::Delete(readable(g)?)),
+        Ok(watcher::Event::Delete(g)) => Ok(watcher::Event::Delete(decoded(g)?)),
         Ok(watcher::Event::Init) => Ok(watcher::Event::Init),
         Ok(watcher::Event::InitDone) => Ok(watcher::Event::InitDone),
     })
 }
 
-fn static_kind(kind: &str) -> &'static str {
+/// The kind as a metric label.
+pub fn static_kind(kind: &str) -> &'static str {
     match kind {
         "SipUser" => "SipUser",
         "SipDomain" => "SipDomain",

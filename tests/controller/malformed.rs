@@ -121,10 +121,91 @@ async fn an_unreadable_object_is_reported_and_skipped() {
             .any(|l| l.contains("does not match the sip-operator API") && l.contains("unreadable")),
         "the operator log names the unreadable object"
     );
+    eventually(
+        "a Warning Event on the unreadable profile",
+        Duration::from_secs(30),
+        || async {
+            crate::scenario::namespace_events(&sc)
+                .await
+                .into_iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some("UnreadableObject")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("unreadable")
+                })
+        },
+    )
+    .await;
 
     // A fresh operator lists it among the others and still starts.
     sc.restart_operator().await;
     sc.apply(&user("after-list")).await;
     sc.ready("after-list").await;
     sc.ready("after-watch-event").await;
+}
+
+/// `{"a":{"a":...}}` nested `depth` levels: the API server prunes it from the spec (an unknown
+/// field) but keeps its shape in `metadata.managedFields`.
+fn nested(depth: usize) -> Value {
+    let mut v = json!({});
+    for _ in 0..depth {
+        v = json!({ "a": v });
+    }
+    v
+}
+
+/// The `Ready` status of a user read through kubectl (Go decodes any depth; kube-rs in this
+/// test would hit the same recursion limit the operator used to).
+fn kubectl_ready(ns: &str, name: &str) -> String {
+    ControlPlane::shared()
+        .kubectl()
+        .run_in(ns, &["get", "sipuser", name, "-o"])
+        .arg("jsonpath={.status.conditions[?(@.type==\"Ready\")].status}")
+        .ok()
+}
+
+#[tokio::test]
+async fn managed_fields_nested_past_the_decoder_limit_stop_nothing() {
+    let mut sc = Scenario::new("deepnest").await;
+    sc.apply(&user("before")).await;
+    sc.ready("before").await;
+
+    // Applied by kubectl (as a person would): accepted, spec pruned, managedFields deep.
+    let deep = json!({
+        "apiVersion": "sipoperator.io/v1alpha1",
+        "kind": "SipUser",
+        "metadata": {"name": "deep"},
+        "spec": {"domainRef": crate::builders::DOMAIN, "credentials": {"generated": nested(130)}},
+    });
+    let applied = ControlPlane::shared()
+        .kubectl()
+        .run_in(
+            sc.namespace(),
+            &["apply", "--server-side", "--field-manager=person", "-f", "-"],
+        )
+        .output_with_stdin(&deep.to_string());
+    assert!(applied.success, "kubectl apply: {}", applied.stderr);
+
+    // The watch goes on: a new user is reconciled, and so is the deep one (its spec is valid).
+    sc.apply(&user("after-watch-event")).await;
+    sc.ready("after-watch-event").await;
+    eventually("the deep user to be Ready", Duration::from_secs(60), || async {
+        (kubectl_ready(sc.namespace(), "deep") == "True").then_some(())
+    })
+    .await;
+
+    // A fresh operator lists it among the others and reconciles new users and rotations.
+    sc.restart_operator().await;
+    sc.apply(&user("after-list")).await;
+    sc.ready("after-list").await;
+    sc.apply(&user("before").rotate("r1")).await;
+    sc.wait_user("before", "the rotation to be handled", |u| {
+        u.status.as_ref().and_then(|s| s.last_handled_rotation.as_deref()) == Some("r1")
+    })
+    .await;
+    let log = sc.operator.log();
+    assert!(
+        !log.contains("recursion limit"),
+        "no decoding failure in the operator log:\n{}",
+        sc.context()
+    );
 }
