@@ -35,8 +35,9 @@ pub struct Lean<K>(pub Result<K, Unreadable>);
 /// An object that does not decode as its kind, with the identity it could still be read with.
 #[derive(Clone, Debug)]
 pub struct Unreadable {
-    /// Name, namespace, uid and resourceVersion as far as they could be read.
-    pub metadata: ObjectMeta,
+    /// Name, namespace, uid and resourceVersion as far as they could be read (boxed: the
+    /// error path should not make every decoded object's `Result` larger).
+    pub metadata: Box<ObjectMeta>,
     /// What the decoder said (a type or shape problem; never the object's content).
     pub error: String,
 }
@@ -60,7 +61,7 @@ impl<'de, K: DeserializeOwned> Deserialize<'de> for Lean<K> {
 /// Decodes one object's JSON text as `K` (see the module docs for what is left out).
 pub fn decode<K: DeserializeOwned>(json: &str) -> Result<K, Unreadable> {
     let unreadable = |error: serde_json::Error| Unreadable {
-        metadata: identity(json),
+        metadata: Box::new(identity(json)),
         error: error.to_string(),
     };
     let Stripped(object) = serde_json::from_str(json).map_err(unreadable)?;
