@@ -12,7 +12,7 @@ use rand::RngExt;
 use sha2::Sha256;
 
 use crate::api::{CharacterSet, DigestAlgorithm, PasswordPolicy};
-use crate::keys::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, USER_LABEL};
+use crate::keys::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, USER_ANNOTATION, USER_LABEL, user_label_value};
 
 /// A plaintext SIP password. It has no `Display`, and its `Debug` is redacted, so it cannot
 /// reach a log line, an event or a panic message by accident.
@@ -126,8 +126,11 @@ pub fn build_secret(spec: &SecretSpec<'_>) -> Secret {
             namespace: Some(spec.namespace.to_string()),
             labels: Some(BTreeMap::from([
                 (MANAGED_BY_LABEL.to_string(), MANAGED_BY_VALUE.to_string()),
-                (USER_LABEL.to_string(), spec.user_name.to_string()),
+                (USER_LABEL.to_string(), user_label_value(spec.user_name)),
             ])),
+            // The full name, where the label could only hold a digest of it.
+            annotations: (user_label_value(spec.user_name) != spec.user_name)
+                .then(|| BTreeMap::from([(USER_ANNOTATION.to_string(), spec.user_name.to_string())])),
             owner_references: Some(vec![spec.owner.clone()]),
             ..Default::default()
         },
@@ -140,12 +143,13 @@ pub fn build_secret(spec: &SecretSpec<'_>) -> Secret {
 /// Whether `existing` already is `desired` in everything the operator sets (labels and owner
 /// references it adds; others' additions are left alone), so no write is needed.
 pub fn secret_is_current(existing: &Secret, desired: &Secret) -> bool {
-    let labels_ok = desired
-        .metadata
-        .labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| existing.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v));
+    let subset = |want: &Option<BTreeMap<String, String>>, have: &Option<BTreeMap<String, String>>| {
+        want.iter()
+            .flatten()
+            .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
+    };
+    let labels_ok = subset(&desired.metadata.labels, &existing.metadata.labels)
+        && subset(&desired.metadata.annotations, &existing.metadata.annotations);
     let owners_ok = desired.metadata.owner_references.iter().flatten().all(|want| {
         existing.metadata.owner_references.iter().flatten().any(|o| {
             o.uid == want.uid && o.controller == want.controller && o.kind == want.kind && o.name == want.name
@@ -164,7 +168,57 @@ pub fn is_controlled_by(secret: &Secret, owner_uid: &str) -> bool {
         .any(|o| o.controller == Some(true) && o.uid == owner_uid)
 }
 
-/// The value of `key` in a Secret, as text.
+/// The raw bytes of `key` in a Secret (`data`, else `stringData`).
+pub fn secret_bytes<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
+    let data = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.as_slice());
+    data.or_else(|| {
+        secret
+            .string_data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|s| s.as_bytes())
+    })
+}
+
+/// Why bytes cannot be a password, without quoting them.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordBytesError {
+    #[error("is empty")]
+    Empty,
+    /// Digest input is text that a person or a phone's keypad enters; changing undecodable
+    /// bytes into U+FFFD would make a password no device knows.
+    #[error("is not UTF-8 text (an invalid byte at offset {offset})")]
+    NotUtf8 { offset: usize },
+    #[error(
+        "contains the control character U+{code:04X} at offset {offset} (a trailing newline usually comes from `echo`; \
+         use `printf '%s'` or `kubectl create secret --from-literal`)"
+    )]
+    ControlCharacter { code: u32, offset: usize },
+}
+
+/// A password from a Secret's bytes, exactly as they are, or why it cannot be one: it must be
+/// non-empty UTF-8 text without control characters (no phone can enter those). Never altered.
+pub fn password_from_bytes(bytes: &[u8]) -> Result<Password, PasswordBytesError> {
+    if bytes.is_empty() {
+        return Err(PasswordBytesError::Empty);
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| PasswordBytesError::NotUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    if let Some((offset, c)) = text.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(PasswordBytesError::ControlCharacter {
+            code: c as u32,
+            offset,
+        });
+    }
+    Ok(Password::new(text))
+}
+
+/// The value of `key` in a Secret, as text (lossy: for values that are not passwords).
 pub fn secret_value(secret: &Secret, key: &str) -> Option<String> {
     let data = secret
         .data
@@ -320,6 +374,61 @@ mod tests {
         assert_eq!(secret_value(&s, "password").as_deref(), Some("pw"));
         assert!(is_controlled_by(&s, "uid-1"));
         assert!(!is_controlled_by(&s, "uid-2"));
+    }
+
+    #[test]
+    fn password_bytes_are_taken_exactly_or_refused_saying_why() {
+        assert_eq!(
+            password_from_bytes("pässwörd+1".as_bytes()).map(|p| p.expose().to_string()),
+            Ok("pässwörd+1".into())
+        );
+        assert_eq!(password_from_bytes(b"").err(), Some(PasswordBytesError::Empty));
+        assert_eq!(
+            password_from_bytes(&[0xff, 0xfe, 0x00, 0x61, 0x62, 0x63, 0x80]).err(),
+            Some(PasswordBytesError::NotUtf8 { offset: 0 })
+        );
+        assert_eq!(
+            password_from_bytes(b"secret\n").err(),
+            Some(PasswordBytesError::ControlCharacter {
+                code: 0x0a,
+                offset: 6
+            })
+        );
+        assert_eq!(
+            password_from_bytes(b"a\x00b").err(),
+            Some(PasswordBytesError::ControlCharacter { code: 0, offset: 1 })
+        );
+        let message = password_from_bytes(b"hunter2\n")
+            .expect_err("newline")
+            .to_string();
+        assert!(!message.contains("hunter2"), "never quotes the value: {message}");
+    }
+
+    #[test]
+    fn a_user_name_too_long_for_a_label_is_digested_there_and_kept_in_an_annotation() {
+        use kube::ResourceExt;
+        let p = Password::new("pw");
+        let short = build_secret(&spec(&p));
+        assert_eq!(short.labels().get(USER_LABEL).map(String::as_str), Some("alice"));
+        assert!(
+            short.metadata.annotations.is_none(),
+            "no annotation where the label says it all"
+        );
+        let long_name = "a".repeat(253);
+        let long = build_secret(&SecretSpec {
+            user_name: &long_name,
+            ..spec(&p)
+        });
+        let label = long.labels().get(USER_LABEL).expect("label");
+        assert!(label.len() <= 63 && label.starts_with("sha256-"), "{label}");
+        assert_eq!(long.annotations().get(USER_ANNOTATION), Some(&long_name));
+        assert!(secret_is_current(&long, &long));
+        let mut without = long.clone();
+        without.metadata.annotations = None;
+        assert!(
+            !secret_is_current(&without, &long),
+            "a lost annotation is written back"
+        );
     }
 
     #[test]

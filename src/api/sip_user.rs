@@ -189,13 +189,15 @@ impl SipUser {
             .unwrap_or_default()
     }
 
-    /// The credentials Secret's name: `spec.credentials.secretName`, else `<name>-sip-credentials`.
+    /// The credentials Secret's name: `spec.credentials.secretName`, else
+    /// `<name>-sip-credentials` (for a name longer than 237 characters, its start, a digest
+    /// and the suffix, so that it stays a valid name of at most 253).
     pub fn secret_name(&self) -> String {
         match &self.spec.credentials.secret_name {
             Some(name) => name.clone(),
-            None => format!(
-                "{}-sip-credentials",
-                self.metadata.name.as_deref().unwrap_or_default()
+            None => crate::keys::name_with_suffix(
+                self.metadata.name.as_deref().unwrap_or_default(),
+                "-sip-credentials",
             ),
         }
     }

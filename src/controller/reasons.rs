@@ -48,6 +48,10 @@ pub const DOMAIN_USER_LIMIT_REACHED: &str = "DomainUserLimitReached";
 pub const PROFILE_CAPACITY_EXCEEDED: &str = "ProfileCapacityExceeded";
 pub const PASSWORD_SOURCE_INVALID: &str = "PasswordSourceInvalid";
 pub const SECRET_NOT_OWNED: &str = "SecretNotOwned";
+/// The API server refuses the credentials Secret (invalid, or forbidden by RBAC or a quota).
+pub const SECRET_REJECTED: &str = "SecretRejected";
+/// Reading or writing the credentials Secret failed for a reason that may pass (retried).
+pub const SECRET_WRITE_FAILED: &str = "SecretWriteFailed";
 /// Credentials are not written for a user that is not admitted (see the Stalled reason).
 pub const NOT_ADMITTED: &str = "NotAdmitted";
 

@@ -13,7 +13,7 @@ use super::admission::Verdict;
 use super::cache::Lean;
 use super::conditions::true_reason;
 use super::finalizer::{self, Phase};
-use super::reasons::types;
+use super::reasons::{self, types};
 use super::user_registrar::{self, Intent};
 use super::user_status::{self, Facts, RegistrarState};
 use super::{Context, Error, events, status_patch, user_credentials};
@@ -90,7 +90,7 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
 
     let (credentials, password) = match (&verdict, &domain) {
         (Verdict::Admitted, Some(domain)) => {
-            let (outcome, password) = user_credentials::sync(user, domain, ctx).await?;
+            let (outcome, password) = user_credentials::sync(user, domain, ctx).await;
             (Some(outcome), password)
         }
         _ => (None, None),
@@ -117,7 +117,18 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
         _ if !user.spec.enabled => RegistrarState::Suspended,
         _ => RegistrarState::NotConfigured,
     };
-    let registrar_failed = matches!(registrar, RegistrarState::Failed { .. });
+    // Status says why; these are tried again later, backing off per user.
+    let retry = matches!(registrar, RegistrarState::Failed { .. })
+        || matches!(
+            credentials,
+            Some(
+                user_credentials::Outcome::Failed { .. }
+                    | user_credentials::Outcome::Problem {
+                        reason: reasons::SECRET_REJECTED,
+                        ..
+                    }
+            )
+        );
 
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let previous = user.status.as_ref();
@@ -161,8 +172,7 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
     }
     record_metrics(ctx, user, &desired);
     let uid = user.uid().unwrap_or_default();
-    if registrar_failed {
-        // Status says why; try again later, backing off per user.
+    if retry {
         return Ok(Action::requeue(ctx.backoff.failed(&uid)));
     }
     ctx.backoff.succeeded(&uid);

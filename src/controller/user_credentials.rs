@@ -36,6 +36,8 @@ pub enum Outcome {
     },
     /// A person must act; `reason` is a Stalled reason.
     Problem { reason: &'static str, message: String },
+    /// Reading or writing a Secret failed in a way that may pass (retried with backoff).
+    Failed { message: String },
 }
 
 /// Where the password comes from, as read.
@@ -86,20 +88,56 @@ fn imported_password(source: Option<&Secret>, name: &str, key: &str) -> Result<P
             "spec.credentials.passwordSecretRef names Secret {name:?}, which does not exist in this namespace; create it or correct the reference"
         ));
     };
-    match credentials::secret_value(secret, key) {
-        None => Err(format!(
+    let Some(bytes) = credentials::secret_bytes(secret, key) else {
+        return Err(format!(
             "Secret {name:?} (spec.credentials.passwordSecretRef) has no key {key:?}; add it or correct the key"
-        )),
-        Some(v) if v.is_empty() => Err(format!(
-            "key {key:?} of Secret {name:?} (spec.credentials.passwordSecretRef) is empty; put the password there"
-        )),
-        Some(v) => Ok(Password::new(v)),
+        ));
+    };
+    credentials::password_from_bytes(bytes).map_err(|problem| {
+        format!(
+            "key {key:?} of Secret {name:?} (spec.credentials.passwordSecretRef) {problem}; \
+             put the password there exactly as devices will enter it (the operator never alters it)"
+        )
+    })
+}
+
+/// What a failed API call in this step means for the user's status, pure: a request the API
+/// server refuses for good (invalid, forbidden — e.g. RBAC or a ResourceQuota) needs a person
+/// and is Stalled with the API's message; anything else is retried.
+fn failure_outcome(error: &Error) -> Outcome {
+    let refused = match error {
+        Error::Kube {
+            source: kube::Error::Api(status),
+            ..
+        } => status.is_invalid() || status.is_forbidden(),
+        _ => false,
+    };
+    if refused {
+        Outcome::Problem {
+            reason: reasons::SECRET_REJECTED,
+            message: format!("{error}; the API server refuses the credentials Secret, fix what it names"),
+        }
+    } else {
+        Outcome::Failed {
+            message: format!("{error}; retrying with backoff"),
+        }
     }
 }
 
 /// Runs the credentials step for an admitted user; with the outcome, the password in force
-/// (for the registrar step, which hashes it).
-pub async fn sync(
+/// (for the registrar step, which hashes it). A failed API call is an outcome too, so that it
+/// shows in status instead of only in the log.
+pub async fn sync(user: &SipUser, domain: &SipDomain, ctx: &Context) -> (Outcome, Option<Password>) {
+    match sync_secret(user, domain, ctx).await {
+        Ok(done) => done,
+        Err(error) => {
+            tracing::warn!(user = %user.name_any(), %error, "credentials step failed");
+            (failure_outcome(&error), None)
+        }
+    }
+}
+
+async fn sync_secret(
     user: &SipUser,
     domain: &SipDomain,
     ctx: &Context,
@@ -139,7 +177,11 @@ pub async fn sync(
         None => None,
     };
 
-    let rotate_request = user.annotations().get(ROTATE_ANNOTATION).cloned();
+    // Bounded: the value is copied into the Secret's annotations and the status.
+    let rotate_request = user
+        .annotations()
+        .get(ROTATE_ANNOTATION)
+        .map(|v| crate::keys::fit(v, crate::keys::MAX_NAME));
     let already_handled = |value: &String| {
         status.and_then(|s| s.last_handled_rotation.as_ref()) == Some(value)
             || existing
@@ -159,10 +201,11 @@ pub async fn sync(
             rotate: rotate_request.as_ref().is_some_and(|v| !already_handled(v)),
         },
     };
+    // A stored password that is no longer usable text counts as none (a new one is made).
     let current = |s: &Option<Secret>| {
         s.as_ref()
-            .and_then(|s| credentials::secret_value(s, data_keys::PASSWORD))
-            .map(Password::new)
+            .and_then(|s| credentials::secret_bytes(s, data_keys::PASSWORD))
+            .and_then(|b| credentials::password_from_bytes(b).ok())
     };
     let (password, change) = match choose_password(
         source,
@@ -251,6 +294,32 @@ mod tests {
     use super::*;
     use crate::api::PasswordPolicy;
 
+    fn api_error(code: u16, reason: &str) -> Error {
+        Error::Kube {
+            action: "applying Secret ns/x".into(),
+            source: kube::Error::Api(Box::new(
+                kube::core::Status::failure("metadata.labels: Invalid value", reason).with_code(code),
+            )),
+        }
+    }
+
+    #[test]
+    fn refused_secrets_stall_and_other_failures_retry() {
+        for (code, reason) in [(422, "Invalid"), (403, "Forbidden")] {
+            match failure_outcome(&api_error(code, reason)) {
+                Outcome::Problem { reason, message } => {
+                    assert_eq!(reason, reasons::SECRET_REJECTED);
+                    assert!(message.contains("metadata.labels: Invalid value"), "{message}");
+                }
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            failure_outcome(&api_error(500, "InternalError")),
+            Outcome::Failed { .. }
+        ));
+    }
+
     fn pw(s: &str) -> Option<Password> {
         Some(Password::new(s))
     }
@@ -313,6 +382,21 @@ mod tests {
         );
         let empty = imported_password(Some(&secret("pw", "")), "src", "pw").expect_err("empty");
         assert!(empty.contains("empty"), "{empty}");
+        let binary = Secret {
+            data: Some(
+                [(
+                    "pw".to_string(),
+                    k8s_openapi::ByteString(vec![0xff, 0xfe, 0x00, 0x61, 0x62, 0x63, 0x80]),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        let not_text = imported_password(Some(&binary), "src", "pw").expect_err("not UTF-8");
+        assert!(
+            not_text.contains("not UTF-8") && not_text.contains("\"src\""),
+            "{not_text}"
+        );
         assert_eq!(
             imported_password(Some(&secret("pw", "x")), "src", "pw").map(|p| p.expose().to_string()),
             Ok("x".into())

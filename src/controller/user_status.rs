@@ -61,6 +61,12 @@ fn wanted(facts: &Facts<'_>, previous: Option<&RegistrationStatus>) -> Vec<Want>
         Some(Outcome::Problem { reason, message }) => {
             Want::new(types::CREDENTIALS_READY, Status::False, reason, message.clone())
         }
+        Some(Outcome::Failed { message }) => Want::new(
+            types::CREDENTIALS_READY,
+            Status::False,
+            reasons::SECRET_WRITE_FAILED,
+            message.clone(),
+        ),
         None => Want::new(
             types::CREDENTIALS_READY,
             Status::Unknown,
@@ -107,6 +113,20 @@ fn wanted(facts: &Facts<'_>, previous: Option<&RegistrationStatus>) -> Vec<Want>
             Want::new(types::STALLED, Status::True, reason, message),
             Want::new(types::RECONCILING, Status::False, reasons::NOT_RECONCILING, ""),
         ),
+        None if matches!(facts.credentials, Some(Outcome::Failed { .. })) => {
+            let message =
+                "the credentials Secret could not be written yet; see the CredentialsReady condition";
+            (
+                Want::new(types::READY, Status::False, reasons::SECRET_WRITE_FAILED, message),
+                Want::new(types::STALLED, Status::False, reasons::NOT_STALLED, ""),
+                Want::new(
+                    types::RECONCILING,
+                    Status::True,
+                    reasons::SECRET_WRITE_FAILED,
+                    message,
+                ),
+            )
+        }
         None if matches!(facts.registrar, RegistrarState::Failed { .. }) => {
             let message = "waiting for the registrar to take the user; see the RegistrarSynced condition";
             (

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::Secret;
 use sip_operator::api::SipUser;
-use sip_operator::keys::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, USER_LABEL};
+use sip_operator::keys::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, USER_ANNOTATION, USER_LABEL, user_label_value};
 
 use crate::builders::{PROFILE, domain, secret, user};
 use crate::scenario::{
@@ -56,8 +56,8 @@ pub fn assert_credentials_secret(secret: &Secret, user: &SipUser, username: &str
         "Secret {name} labels {labels:?}"
     );
     assert_eq!(
-        labels.get(USER_LABEL).map(String::as_str),
-        user.metadata.name.as_deref(),
+        labels.get(USER_LABEL).cloned(),
+        user.metadata.name.as_deref().map(user_label_value),
         "Secret {name} labels {labels:?}"
     );
 
@@ -285,4 +285,106 @@ async fn changing_secret_name_moves_the_credentials() {
     assert_credentials_secret(&moved, &u, "dave", &sc.fqdn, &sc.fqdn);
     assert_eq!(password(&moved), pw, "moving the Secret keeps the password");
     sc.secret_gone("dave-phone", crate::scenario::WAIT).await;
+}
+
+#[tokio::test]
+async fn every_name_the_api_server_accepts_gets_credentials() {
+    let sc = Scenario::new("longnames").await;
+    // 63 fits a label; 64 does not; 238 makes `<name>-sip-credentials` longer than 253.
+    let names: Vec<String> = [63, 64, 238, 253]
+        .iter()
+        .map(|n| format!("{}{}", "u".repeat(n - 2), n % 10 * 11))
+        .collect();
+    for name in &names {
+        sc.apply(&user(name)).await;
+    }
+    for name in &names {
+        let u = sc.ready(name).await;
+        let secret_name = u
+            .status
+            .as_ref()
+            .and_then(|s| s.secret_name.clone())
+            .expect("status.secretName");
+        assert!(secret_name.len() <= 253, "{secret_name}");
+        let out = sc.secret(&secret_name).await;
+        assert_credentials_secret(&out, &u, name, &sc.fqdn, &sc.fqdn);
+        let label = out
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(USER_LABEL))
+            .cloned();
+        let annotation = out
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(USER_ANNOTATION))
+            .cloned();
+        if name.len() <= 63 {
+            assert_eq!(
+                label.as_deref(),
+                Some(name.as_str()),
+                "a short name is the label as is"
+            );
+        } else {
+            assert!(label.is_some_and(|l| l.len() <= 63), "the label fits");
+            assert_eq!(
+                annotation.as_deref(),
+                Some(name.as_str()),
+                "the full name is annotated"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_secret_the_api_server_refuses_shows_in_status_and_heals() {
+    let sc = Scenario::new("quota").await;
+    // No Secret may be created in the namespace: the API server refuses the credentials
+    // Secret (403, exceeded quota) — the user must say so instead of retrying in silence.
+    let quota = serde_json::json!({
+        "apiVersion": "v1", "kind": "ResourceQuota",
+        "metadata": {"name": "no-secrets"},
+        "spec": {"hard": {"count/secrets": "0"}},
+    });
+    let applied = crate::support::ControlPlane::shared()
+        .kubectl()
+        .run_in(sc.namespace(), &["apply", "-f", "-"])
+        .output_with_stdin(&quota.to_string());
+    assert!(applied.success, "{}", applied.stderr);
+    // The test control plane runs no quota controller: write the usage it would compute.
+    crate::support::ControlPlane::shared()
+        .kubectl()
+        .run_in(
+            sc.namespace(),
+            &[
+                "patch",
+                "resourcequota",
+                "no-secrets",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+            ],
+        )
+        .arg(r#"{"status":{"hard":{"count/secrets":"0"},"used":{"count/secrets":"0"}}}"#)
+        .ok();
+    sc.apply(&user("quota-bound")).await;
+    let message = sc.stalled("quota-bound", reasons::SECRET_REJECTED).await;
+    assert!(
+        message.contains("quota") && message.contains("quota-bound-sip-credentials"),
+        "the message carries the API server's answer and names the Secret: {message}"
+    );
+    let u = sc.user("quota-bound").await;
+    assert!(
+        has_condition(&u, reasons::CREDENTIALS_READY, "False", reasons::SECRET_REJECTED),
+        "{}",
+        describe(&u)
+    );
+
+    crate::support::ControlPlane::shared()
+        .kubectl()
+        .run_in(sc.namespace(), &["delete", "resourcequota", "no-secrets"])
+        .ok();
+    sc.ready("quota-bound").await;
+    sc.secret_appears("quota-bound-sip-credentials").await;
 }

@@ -117,3 +117,50 @@ async fn invalid_password_sources_stall_naming_secret_and_key_then_heal() {
         assert_credentials_secret(&out, &u, name, &sc.fqdn, &sc.fqdn);
     }
 }
+
+#[tokio::test]
+async fn a_password_that_is_not_text_is_refused_never_altered() {
+    let sc = Scenario::new("binarypw").await;
+    // ff fe 00 61 62 63 80: not UTF-8. And a value with the newline `echo` leaves.
+    for (name, base64) in [
+        ("binary-source", "//4AYWJjgA=="),
+        ("newline-source", "c2VjcmV0LVZhbHVlLTEK"),
+    ] {
+        sc.apply(&serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name},
+            "data": {"password": base64},
+        }))
+        .await;
+    }
+    sc.apply(&user("binary").import("binary-source", "password"))
+        .await;
+    sc.apply(&user("newline").import("newline-source", "password"))
+        .await;
+
+    let message = sc.stalled("binary", reasons::PASSWORD_SOURCE_INVALID).await;
+    assert!(
+        message.contains("binary-source") && message.contains("not UTF-8"),
+        "{message}"
+    );
+    let message = sc.stalled("newline", reasons::PASSWORD_SOURCE_INVALID).await;
+    assert!(
+        message.contains("newline-source")
+            && message.contains("U+000A")
+            && !message.contains("secret-Value-1"),
+        "names the character, never the value: {message}"
+    );
+    for name in ["binary", "newline"] {
+        assert!(
+            sc.try_secret(&format!("{name}-sip-credentials")).await.is_none(),
+            "{name}: no credentials Secret with an altered password"
+        );
+    }
+
+    // The source fixed: the exact value arrives.
+    sc.apply(&secret("binary-source").string("password", "Fixed-Välue-1"))
+        .await;
+    sc.ready("binary").await;
+    let out = sc.secret_appears("binary-sip-credentials").await;
+    assert_eq!(password(&out), "Fixed-Välue-1");
+}

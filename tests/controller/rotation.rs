@@ -152,3 +152,42 @@ async fn deleted_secret_is_recreated_with_a_new_password() {
         "a regenerated Secret gets a NEW password"
     );
 }
+
+#[tokio::test]
+async fn a_huge_rotate_value_rotates_once_and_is_stored_bounded() {
+    let sc = Scenario::new("hugerotate").await;
+    sc.apply(&user("hugo")).await;
+    sc.ready("hugo").await;
+    let p0 = password(&sc.secret_appears("hugo-sip-credentials").await);
+
+    let huge = "r".repeat(200 * 1024);
+    sc.apply(&user("hugo").rotate(&huge)).await;
+    let u = sc
+        .wait_user("hugo", "the rotation handled", |u| {
+            is_current(u) && handled_rotation(u).is_some()
+        })
+        .await;
+    let stored = handled_rotation(&u).unwrap_or_default();
+    assert!(stored.len() <= 253, "status holds {} bytes", stored.len());
+    let secret = sc.secret("hugo-sip-credentials").await;
+    let p1 = password(&secret);
+    assert_ne!(p1, p0, "rotated");
+    let annotation = secret
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(sip_operator::controller::ROTATION_HANDLED_ANNOTATION))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        annotation.len() <= 253,
+        "the Secret annotation holds {} bytes",
+        annotation.len()
+    );
+
+    // Once: another reconcile (a spec change) leaves the password alone.
+    sc.apply(&user("hugo").rotate(&huge).display_name("Hugo")).await;
+    sc.wait_user("hugo", "the display name change reconciled", |u| is_current(u))
+        .await;
+    assert_eq!(password(&sc.secret("hugo-sip-credentials").await), p1);
+}

@@ -55,6 +55,7 @@ pub mod reasons {
     pub const PROFILE_CAPACITY_EXCEEDED: &str = "ProfileCapacityExceeded";
     pub const PASSWORD_SOURCE_INVALID: &str = "PasswordSourceInvalid";
     pub const SECRET_NOT_OWNED: &str = "SecretNotOwned";
+    pub const SECRET_REJECTED: &str = "SecretRejected";
 
     /// Event reasons.
     pub const CREDENTIALS_CREATED: &str = "CredentialsCreated";
@@ -91,6 +92,7 @@ fn reasons_match_the_library() {
         (reasons::PROFILE_CAPACITY_EXCEEDED, lib::PROFILE_CAPACITY_EXCEEDED),
         (reasons::PASSWORD_SOURCE_INVALID, lib::PASSWORD_SOURCE_INVALID),
         (reasons::SECRET_NOT_OWNED, lib::SECRET_NOT_OWNED),
+        (reasons::SECRET_REJECTED, lib::SECRET_REJECTED),
         (reasons::CREDENTIALS_CREATED, lib::events::CREDENTIALS_CREATED),
         (reasons::PASSWORD_ROTATED, lib::events::PASSWORD_ROTATED),
     ];
