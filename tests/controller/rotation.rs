@@ -187,7 +187,7 @@ async fn a_huge_rotate_value_rotates_once_and_is_stored_bounded() {
 
     // Once: another reconcile (a spec change) leaves the password alone.
     sc.apply(&user("hugo").rotate(&huge).display_name("Hugo")).await;
-    sc.wait_user("hugo", "the display name change reconciled", |u| is_current(u))
+    sc.wait_user("hugo", "the display name change reconciled", is_current)
         .await;
     assert_eq!(password(&sc.secret("hugo-sip-credentials").await), p1);
 }
