@@ -3,8 +3,31 @@
 
 /// RFC 3261 §25.1 `user`: unreserved, user-unreserved and `%HH` escapes. It admits `+4930123456`
 /// and `first.last`, which are not valid object names, and refuses `@`, `:` and spaces, which
-/// would break the `user@domain` key the registrar stores.
-pub const SIP_USER_PATTERN: &str = r"^([A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$";
+/// would break the `user@domain` key the registrar stores. Narrower than the RFC where a
+/// registrar or a phone cannot cope: at least one letter or digit (so not `.`, `..` or `/`),
+/// and an escape must encode a visible ASCII character (`%21`..`%7E`: no NUL, no control
+/// characters, no space, no bytes of a multi-byte character).
+pub const SIP_USER_PATTERN: &str = concat!(
+    r"^([A-Za-z0-9\-_.!~*'()&=+$,;?/]|%(2[1-9A-Fa-f]|[3-6][0-9A-Fa-f]|7[0-9A-Ea-e]))*",
+    r"[A-Za-z0-9]",
+    r"([A-Za-z0-9\-_.!~*'()&=+$,;?/]|%(2[1-9A-Fa-f]|[3-6][0-9A-Fa-f]|7[0-9A-Ea-e]))*$"
+);
+
+/// Scheme, host and optional port of a registrar URL as a CEL regex (inside a single-quoted
+/// CEL string, so backslashes are doubled): a host name or a bracketed IPv6 address — never
+/// empty, never `user:password@` — and a port from 1 to 65535. (`url(u).getPort()` parsed as
+/// an int costs more than the API server's CEL budget allows for a list of URLs.)
+pub const URL_AUTHORITY_PATTERN: &str = concat!(
+    r"^[A-Za-z][A-Za-z0-9+.-]*://",
+    r"([A-Za-z0-9._~-]+|\\[[0-9A-Fa-f:.]+\\])",
+    r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?",
+    r"([/?#].*)?$"
+);
+
+/// The CEL rule that refuses a domain whose last label is all digits (an IPv4 literal such as
+/// `999.999.999.999`, or `123.456`): RFC 1123 §2.1 keeps top-level domains alphabetic, so a
+/// SIP domain here is always a DNS name.
+pub const FQDN_NOT_NUMERIC_RULE: &str = r"!self.matches('\\.[0-9]+$')";
 
 /// A fully qualified domain name: dot-separated DNS labels, lower case, at least two labels.
 pub const FQDN_PATTERN: &str = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
@@ -35,6 +58,8 @@ mod tests {
             "a-b_c!~*'()",
             "x&y=z$,;?/",
             "%40x",
+            "a.",
+            "%7Ea1",
         ] {
             assert!(matches(SIP_USER_PATTERN, ok), "{ok} should be a valid SIP user");
         }
@@ -51,8 +76,44 @@ mod tests {
             "al\"ice",
             "a<b>",
             "a#b",
+            ".",
+            "..",
+            "/",
+            "+",
+            "a%00b",
+            "a%1fb",
+            "a%20b",
+            "a%7fb",
+            "a%C3%A9",
         ] {
             assert!(!matches(SIP_USER_PATTERN, bad), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn registrar_urls_need_a_host_and_a_port_in_range() {
+        // The pattern as the API server's regex engine sees it, after CEL unescaping.
+        let pattern = URL_AUTHORITY_PATTERN.replace(r"\\", r"\");
+        for ok in [
+            "http://kamailio.voip.svc:5071/RPC",
+            "http://10.0.0.7:65535/RPC",
+            "http://[fd00::7]:5071/RPC",
+            "http://kamailio/RPC",
+            "http://kamailio:1",
+        ] {
+            assert!(matches(&pattern, ok), "{ok} should be accepted");
+        }
+        for bad in [
+            "http://:80/RPC",
+            "http://127.0.0.1:99999/RPC",
+            "http://127.0.0.1:0/RPC",
+            "http://127.0.0.1:65536/RPC",
+            "http://%zz/RPC",
+            "http://[::1/RPC",
+            "http://user:secret@host/RPC",
+            "http:///RPC",
+        ] {
+            assert!(!matches(&pattern, bad), "{bad} must be refused");
         }
     }
 

@@ -49,6 +49,7 @@ pub struct SipDomainSpec {
     /// wins) and immutable.
     #[schemars(length(min = 3, max = 253), regex(pattern = crate::api::FQDN_PATTERN))]
     #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("spec.domain is immutable: create a new SipDomain for another domain"))]
+    #[x_kube(validation = kube::core::Rule::new(crate::api::patterns::FQDN_NOT_NUMERIC_RULE).message("spec.domain must be a DNS name whose last label is not all digits (an IP address such as 999.999.999.999 is not a SIP domain here)"))]
     pub domain: String,
 
     /// Digest authentication realm (RFC 3261 §22). Defaults to `domain`. Immutable, because the
@@ -162,12 +163,17 @@ pub struct KamailioRegistrar {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceRef>,
     /// Fixed JSON-RPC URLs, e.g. `http://kamailio.voip.svc:5071/RPC`; each gets every user.
+    /// Each must parse as a URL with a host, a port of 1 to 65535 if it names one, and no
+    /// `user:password@` (the token goes in `tokenSecretRef`, so it never shows in status).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 16),
         inner(length(max = 2048), regex(pattern = "^https?://[^\\s]+$"))
     )]
     #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
+    #[x_kube(validation = kube::core::Rule::new("self.all(u, isURL(u))").message("spec.registrar.kamailio.urls: every entry must be a valid URL, e.g. http://kamailio.voip.svc:5071/RPC (check brackets around IPv6 addresses and % escapes)"))]
+    #[x_kube(validation = kube::core::Rule::new(format!("self.all(u, !isURL(u) || u.matches('{}'))", crate::api::patterns::URL_AUTHORITY_PATTERN)).message("spec.registrar.kamailio.urls: every entry must be scheme://host[:port]/path with a host name or a [bracketed] IPv6 address and a port from 1 to 65535"))]
+    #[x_kube(validation = kube::core::Rule::new("self.all(u, !u.matches('^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@'))").message("spec.registrar.kamailio.urls: must not carry user:password@; put the RPC token in tokenSecretRef, which never appears in status"))]
     pub urls: Option<Vec<String>>,
     /// Secret key holding a bearer token the operator sends on every RPC call and the
     /// registrar's config checks, so the RPC port is not open to the whole pod network.
