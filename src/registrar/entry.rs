@@ -27,6 +27,10 @@ impl UserKey {
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserEntry {
     pub key: UserKey,
+    /// The digest realm the HA1s were computed with: the SIP domain's realm, the same for
+    /// every user of the domain. Not secret; a registrar must challenge with it, or no
+    /// password matches its HA1.
+    pub realm: String,
     /// MD5 HA1, always present (nearly every phone speaks MD5 digest).
     pub ha1_md5: Option<String>,
     /// SHA-256 HA1 when the domain enables it (RFC 8760).
@@ -44,6 +48,7 @@ impl std::fmt::Debug for UserEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UserEntry")
             .field("key", &self.key)
+            .field("realm", &self.realm)
             .field("max_contacts", &self.max_contacts)
             .field("extension", &self.extension)
             .field("aliases", &self.aliases)
@@ -77,6 +82,7 @@ impl UserEntry {
         };
         Self {
             key: UserKey::new(spec.username, spec.domain),
+            realm: spec.realm.to_string(),
             ha1_md5: digest(DigestAlgorithm::Md5),
             ha1_sha256: digest(DigestAlgorithm::Sha256),
             max_contacts: spec.max_contacts,

@@ -25,6 +25,10 @@ pub enum RegistrarError {
         method: String,
         reason: String,
     },
+    /// The operator asked for something no registrar can hold, e.g. two realms for one SIP
+    /// domain in one batch; nothing of it was sent.
+    #[error("refused to push to registrar endpoint {endpoint}: {reason}")]
+    Inconsistent { endpoint: String, reason: String },
 }
 
 /// One registrar endpoint.
@@ -32,7 +36,8 @@ pub trait Registrar: Send + Sync {
     /// Where it is, for status and messages (no credentials in it).
     fn endpoint(&self) -> &str;
 
-    /// Creates or replaces the users.
+    /// Creates or replaces the users. The realm of each user's SIP domain goes with them:
+    /// a registrar that keeps it per domain has it before any user of that domain.
     fn upsert<'a>(&'a self, users: &'a [UserEntry]) -> BoxFuture<'a, Result<(), RegistrarError>>;
 
     /// Removes the users and drops their registered contacts.

@@ -16,6 +16,7 @@ mod contacts;
 mod digest;
 mod live_registrations;
 mod operator;
+mod realm;
 mod restart;
 mod rpc;
 mod scale_out;

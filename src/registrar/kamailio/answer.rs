@@ -55,6 +55,12 @@ pub fn is_not_found(error: &RegistrarError) -> bool {
             || reason.contains("doesn't exist"))
 }
 
+/// Whether a refusal says that the htable named in the call is not declared in the config
+/// (one written before that table existed).
+pub fn is_no_such_table(error: &RegistrarError) -> bool {
+    matches!(error, RegistrarError::Rejected { reason, .. } if reason.starts_with("error ") && reason.ends_with("No such htable"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +74,7 @@ mod tests {
     const UL_RM_MISSING: &str = r#"{"jsonrpc":"2.0","result":{},"id":1}"#;
     const NO_METHOD: &str = r#"{"jsonrpc":"2.0","error":{"code":500,"message":"Method Not Found"},"id":1}"#;
     const NO_TOKEN: &str = "a valid bearer token is required\n";
+    const NO_TABLE: &str = r#"{"jsonrpc":"2.0","error":{"code":500,"message":"No such htable"},"id":1}"#;
 
     fn read(method: &str, status: u16, body: &str) -> Result<Value, RegistrarError> {
         let status = StatusCode::from_u16(status).expect("status");
@@ -99,6 +106,16 @@ mod tests {
         let e = read("no.such", 500, NO_METHOD).expect_err("no method");
         assert!(!is_not_found(&e), "an unknown method is a real error: {e}");
         assert!(e.to_string().contains("Method Not Found"));
+        assert!(!is_no_such_table(&e));
+    }
+
+    #[test]
+    fn a_table_the_config_lacks_is_told_apart() {
+        let e = read("htable.sets", 500, NO_TABLE).expect_err("no table");
+        assert!(is_no_such_table(&e), "{e}");
+        assert!(!is_not_found(&e), "a missing table is not a missing key: {e}");
+        let e = read("htable.get", 500, GET_MISSING).expect_err("missing key");
+        assert!(!is_no_such_table(&e));
     }
 
     #[test]

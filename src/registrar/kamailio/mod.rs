@@ -1,8 +1,10 @@
 //! Kamailio over JSON-RPC (jsonrpcs behind xhttp): users live in the htable `users`, keyed
-//! `username@domain`, filled only by the operator; contacts live in usrloc (`location`).
+//! `username@domain`, filled only by the operator; each domain's digest realm lives in the
+//! htable `realms`, keyed by the domain; contacts live in usrloc (`location`).
 //!
 //! Kamailio 5.6 answers a batch array with an empty result and applies nothing, so calls go
 //! one by one over a keep-alive connection pool, several in flight at once.
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,6 +27,9 @@ use super::{Contact, Registrar, RegistrarError, UserEntry, UserKey};
 
 /// The htable holding the users (the shipped kamailio.cfg declares it).
 pub const USERS_HTABLE: &str = "users";
+/// The htable holding each SIP domain's digest realm, keyed by the lower-case domain: the
+/// shipped kamailio.cfg challenges with it before it looks the user up.
+pub const REALMS_HTABLE: &str = "realms";
 /// The usrloc table of registered contacts.
 pub const LOCATION_TABLE: &str = "location";
 /// The htable holding the operator's sync marker: empty after a Kamailio restart.
@@ -109,6 +114,26 @@ impl Kamailio {
         }
     }
 
+    async fn set_realm(&self, domain: String, realm: String) -> Result<(), RegistrarError> {
+        match self
+            .call("htable.sets", json!([REALMS_HTABLE, domain, realm]))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => missing_realms_table(e, &domain, &realm),
+        }
+    }
+
+    /// `htable.sets` with each of `calls`' params, several in flight at once.
+    async fn sets_all(&self, calls: Vec<Value>) -> Result<(), RegistrarError> {
+        let results: Vec<_> = futures::stream::iter(calls)
+            .map(|params| self.call("htable.sets", params))
+            .buffer_unordered(PARALLEL_CALLS)
+            .collect()
+            .await;
+        results.into_iter().try_for_each(|r| r.map(drop))
+    }
+
     async fn remove_one(&self, key: String) -> Result<(), RegistrarError> {
         // Removing is idempotent: a key that is already gone (Kamailio answers 404) is done.
         // htable.delete alone leaves registered contacts in place, hence ul.rm as well.
@@ -158,17 +183,31 @@ impl Registrar for Kamailio {
     }
 
     fn upsert<'a>(&'a self, users: &'a [UserEntry]) -> BoxFuture<'a, Result<(), RegistrarError>> {
-        let calls: Vec<Value> = users
+        // Built before the future (not lazily inside it) so that it stays Send.
+        let realms: Result<Vec<(String, String)>, String> = domain_realms(users).map(|realms| {
+            realms
+                .into_iter()
+                .map(|(domain, realm)| (domain, realm.to_string()))
+                .collect()
+        });
+        let user_calls: Vec<Value> = users
             .iter()
             .map(|u| json!([USERS_HTABLE, u.key.key(), htable_value(u)]))
             .collect();
         async move {
-            let results: Vec<_> = futures::stream::iter(calls)
-                .map(|params| self.call("htable.sets", params))
+            let realms = realms.map_err(|reason| RegistrarError::Inconsistent {
+                endpoint: self.endpoint.clone(),
+                reason,
+            })?;
+            // Realms first, and every time: they are idempotent, and a batch is also how a
+            // restarted instance gets everything back, so its realms come with its users.
+            let results: Vec<_> = futures::stream::iter(realms)
+                .map(|(domain, realm)| self.set_realm(domain, realm))
                 .buffer_unordered(PARALLEL_CALLS)
                 .collect()
                 .await;
-            results.into_iter().try_for_each(|r| r.map(drop))
+            results.into_iter().collect::<Result<(), _>>()?;
+            self.sets_all(user_calls).await
         }
         .boxed()
     }
@@ -195,6 +234,53 @@ impl Registrar for Kamailio {
     }
 }
 
+/// The `realms` entries a batch needs: each SIP domain (lower case, as the config looks it up)
+/// with its realm, once. Two realms for one domain would leave some users' HA1 unusable, so
+/// such a batch is refused whole.
+fn domain_realms(users: &[UserEntry]) -> Result<BTreeMap<String, &str>, String> {
+    let mut realms: BTreeMap<String, &str> = BTreeMap::new();
+    for user in users {
+        let domain = user.key.domain.to_ascii_lowercase();
+        match realms.get(&domain) {
+            Some(realm) if *realm != user.realm => {
+                return Err(format!(
+                    "users of SIP domain {domain} carry two digest realms ({realm:?} and {:?})",
+                    user.realm
+                ));
+            }
+            Some(_) => {}
+            None => {
+                realms.insert(domain, &user.realm);
+            }
+        }
+    }
+    Ok(realms)
+}
+
+/// What a failed `realms` write means. A config from before that table existed challenges
+/// with the From domain: right for a domain whose realm is the domain (so such a setup keeps
+/// working), and reason to refuse the users of any other, who could never register there.
+fn missing_realms_table(error: RegistrarError, domain: &str, realm: &str) -> Result<(), RegistrarError> {
+    if !answer::is_no_such_table(&error) {
+        return Err(error);
+    }
+    if realm == domain {
+        return Ok(());
+    }
+    let RegistrarError::Rejected { endpoint, method, .. } = error else {
+        return Err(error);
+    };
+    Err(RegistrarError::Rejected {
+        endpoint,
+        method,
+        reason: format!(
+            "its config has no htable {REALMS_HTABLE:?}, so it challenges with the From domain, \
+             but SIP domain {domain} has the realm {realm:?}: load the {REALMS_HTABLE:?} htable and \
+             route[REALM] of the shipped kamailio.cfg"
+        ),
+    })
+}
+
 /// The htable key of a domain's sync marker, `epoch@<domain>`.
 fn marker_key(domain: &str) -> String {
     format!("{SYNC_MARKER_KEY}@{domain}")
@@ -219,5 +305,88 @@ mod tests {
         assert!(Kamailio::new("http://127.0.0.1:5071/RPC", None).is_ok());
         assert!(Kamailio::new("https://x/RPC", None).is_err());
         assert!(Kamailio::new("not a url", None).is_err());
+    }
+
+    fn user(username: &str, domain: &str, realm: &str) -> UserEntry {
+        UserEntry::build(&crate::registrar::EntrySpec {
+            username,
+            domain,
+            realm,
+            password: &crate::credentials::Password::new("secret"),
+            algorithms: &[crate::api::DigestAlgorithm::Md5],
+            max_contacts: 1,
+            extension: None,
+            aliases: &[],
+            flags: &[],
+            barge_group: None,
+            caller_id: None,
+        })
+    }
+
+    #[test]
+    fn a_batch_sets_each_domain_realm_once_exactly_as_given() {
+        let batch = [
+            user("alice", "acme.example.com", "Custom Realm"),
+            user("bob", "acme.example.com", "Custom Realm"),
+            user("carol", "beta.example.com", "beta.example.com"),
+        ];
+        let realms = domain_realms(&batch).expect("consistent");
+        assert_eq!(
+            realms.into_iter().collect::<Vec<_>>(),
+            [
+                ("acme.example.com".to_string(), "Custom Realm"),
+                ("beta.example.com".to_string(), "beta.example.com"),
+            ]
+        );
+        assert!(domain_realms(&[]).expect("empty").is_empty());
+    }
+
+    #[test]
+    fn realm_keys_are_lower_case_as_the_config_looks_them_up() {
+        let batch = [user("alice", "Acme.Example.com", "R")];
+        let realms = domain_realms(&batch).expect("consistent");
+        assert_eq!(realms.get("acme.example.com"), Some(&"R"));
+    }
+
+    fn no_such_table() -> RegistrarError {
+        RegistrarError::Rejected {
+            endpoint: "http://127.0.0.1:5071/RPC".into(),
+            method: "htable.sets".into(),
+            reason: "error 500: No such htable".into(),
+        }
+    }
+
+    #[test]
+    fn a_config_without_realms_still_serves_domains_whose_realm_is_the_domain() {
+        assert!(missing_realms_table(no_such_table(), "acme.example.com", "acme.example.com").is_ok());
+        let e =
+            missing_realms_table(no_such_table(), "acme.example.com", "Custom Realm").expect_err("refused");
+        let text = e.to_string();
+        assert!(
+            text.contains("acme.example.com") && text.contains("Custom Realm"),
+            "{text}"
+        );
+        assert!(
+            text.contains("route[REALM]"),
+            "the message says what to do: {text}"
+        );
+        let other = RegistrarError::Unreachable {
+            endpoint: "http://127.0.0.1:5071/RPC".into(),
+            reason: "connection refused".into(),
+        };
+        assert!(
+            missing_realms_table(other, "acme.example.com", "acme.example.com").is_err(),
+            "any other failure stays one"
+        );
+    }
+
+    #[test]
+    fn two_realms_for_one_domain_are_refused() {
+        let batch = [
+            user("alice", "acme.example.com", "one"),
+            user("bob", "acme.example.com", "two"),
+        ];
+        let err = domain_realms(&batch).expect_err("inconsistent");
+        assert!(err.contains("acme.example.com"), "{err}");
     }
 }
