@@ -220,8 +220,17 @@ pub async fn run(
     };
     // Our Secrets, metadata only and by label: deleting or editing one re-reconciles its owner.
     let owned_secrets = secret_watches(managed_secrets_selector());
-    // Everyone else's Secrets, metadata only: a change of an imported password source.
-    let other_secrets = secret_watches(format!("{MANAGED_BY_LABEL}!={MANAGED_BY_VALUE}"));
+    // Everyone else's Secrets, metadata only: a change of an imported password source, or of
+    // a SipDomain's registrar token (that domain is queued as well).
+    let other_secrets = {
+        let (stores, dtx) = (stores.clone(), domain_tx.clone());
+        secret_watches(format!("{MANAGED_BY_LABEL}!={MANAGED_BY_VALUE}")).inspect_ok(move |s| {
+            send_all(
+                &dtx,
+                triggers::on_token_secret(s.namespace(), &s.name_any(), &stores),
+            );
+        })
+    };
 
     let config = ControllerConfig::default().concurrency(CONCURRENCY);
     let user_controller = {

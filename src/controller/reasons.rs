@@ -15,6 +15,8 @@ pub mod types {
     pub const REGISTRAR_SYNCED: &str = "RegistrarSynced";
     /// At least one device is registered (informational: it does not gate Ready).
     pub const REGISTERED: &str = "Registered";
+    /// SipDomain: its registrar endpoints are resolved and answered the last check.
+    pub const REGISTRAR_READY: &str = "RegistrarReady";
 }
 
 // Healthy states.
@@ -29,6 +31,13 @@ pub const REGISTRAR_UNREACHABLE: &str = "RegistrarUnreachable";
 pub const DEVICES_REGISTERED: &str = "DevicesRegistered";
 pub const NO_DEVICES_REGISTERED: &str = "NoDevicesRegistered";
 pub const REGISTRATIONS_NOT_READ: &str = "RegistrationsNotReadYet";
+/// SipDomain `RegistrarReady`: every endpoint answered the last check.
+pub const REGISTRAR_ENDPOINTS_READY: &str = "EndpointsReady";
+/// SipDomain: its registrar Service exists but has no ready endpoint on the named port yet
+/// (Kamailio starting or scaled to zero); passes by itself, so not Stalled.
+pub const REGISTRAR_ENDPOINTS_NOT_READY: &str = "RegistrarEndpointsNotReady";
+/// SipDomain `RegistrarReady`: not checked while the domain is stalled for another reason.
+pub const REGISTRAR_NOT_CHECKED: &str = "NotChecked";
 /// The False/Unknown reason of Stalled and Reconciling when they do not apply.
 pub const NOT_STALLED: &str = "NotStalled";
 pub const NOT_RECONCILING: &str = "Reconciled";
@@ -52,6 +61,21 @@ pub const SECRET_NOT_OWNED: &str = "SecretNotOwned";
 pub const SECRET_REJECTED: &str = "SecretRejected";
 /// Reading or writing the credentials Secret failed for a reason that may pass (retried).
 pub const SECRET_WRITE_FAILED: &str = "SecretWriteFailed";
+// Stalled reasons of a SipDomain whose `spec.registrar` cannot work as written; its users are
+// Stalled with DOMAIN_REGISTRAR_INVALID meanwhile.
+/// `spec.registrar.kamailio.tokenSecretRef` names a Secret that does not exist, or a key that
+/// is missing or empty in it.
+pub const REGISTRAR_TOKEN_NOT_FOUND: &str = "RegistrarTokenNotFound";
+/// `spec.registrar.kamailio.service` names a Service that does not exist.
+pub const REGISTRAR_SERVICE_NOT_FOUND: &str = "RegistrarServiceNotFound";
+/// The registrar Service has no port named `spec.registrar.kamailio.service.portName`.
+pub const REGISTRAR_SERVICE_PORT_NOT_FOUND: &str = "RegistrarServicePortNotFound";
+/// A registrar URL (`spec.registrar.kamailio.urls[i]`, or one made from `service.path`) is
+/// one the client cannot use: not parseable, or not `http://`.
+pub const REGISTRAR_URL_INVALID: &str = "RegistrarURLInvalid";
+/// SipUser: its SipDomain's `spec.registrar` cannot work as written (the domain is Stalled
+/// with one of the `Registrar*` reasons above); the user is pushed once it is fixed.
+pub const DOMAIN_REGISTRAR_INVALID: &str = "DomainRegistrarInvalid";
 /// Credentials are not written for a user that is not admitted (see the Stalled reason).
 pub const NOT_ADMITTED: &str = "NotAdmitted";
 

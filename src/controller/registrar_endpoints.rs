@@ -1,20 +1,23 @@
 //! Which registrar endpoints a SipDomain names: fixed URLs, or every ready endpoint of a
 //! Service (from its EndpointSlices, so a scaled-out Kamailio gets every user), with the RPC
 //! token read from the Secret the domain names. Clients are kept per URL so connections are
-//! reused across reconciles.
+//! reused across reconciles. When they cannot be resolved, [`ResolveError`] says whether a
+//! person must fix the spec (the domain is Stalled) or it may pass by itself.
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
+use super::conditions;
 use super::context::lock;
-use crate::api::{KamailioRegistrar, SipDomain};
+use super::reasons::{self, types};
+use crate::api::{KamailioRegistrar, ServiceRef, SipDomain};
 use crate::credentials::secret_value;
-use crate::registrar::kamailio::Kamailio;
-use crate::registrar::{UserEntry, UserKey};
+use crate::registrar::kamailio::{Kamailio, redact_userinfo};
+use crate::registrar::{RegistrarError, UserEntry, UserKey};
 
 /// Kamailio clients by URL (with the token they were made with), the sync marker this
 /// operator last left on each endpoint, and the entry it last pushed for each user, so that an
@@ -73,89 +76,290 @@ impl Clients {
             .collect()
     }
 
-    fn get(&self, url: &str, token: &Option<String>) -> Result<Kamailio, String> {
+    fn get(&self, url: &str, token: &Option<String>) -> Result<Kamailio, ResolveError> {
         let mut clients = lock(&self.by_url);
         if let Some((t, client)) = clients.get(url)
             && t == token
         {
             return Ok(client.clone());
         }
-        let client = Kamailio::new(url, token.clone()).map_err(|e| e.to_string())?;
+        // Only reached for URLs already checked; the field is the closest one to name.
+        let client =
+            Kamailio::new(url, token.clone()).map_err(|e| invalid_url("spec.registrar.kamailio", url, e))?;
         clients.insert(url.to_string(), (token.clone(), client.clone()));
         Ok(client)
     }
 }
 
-/// The endpoints of `domain`'s registrar; `Ok(None)` when it names none. An `Err` says what a
-/// person should fix (missing token Secret, Service without ready endpoints).
+/// Why the endpoints of a SipDomain's registrar could not be resolved. Messages name the
+/// field to fix and never hold a token or URL credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The token Secret does not exist.
+    #[error(
+        "the registrar token Secret {name:?} named by spec.registrar.kamailio.tokenSecretRef does not exist; \
+         create it, or correct spec.registrar.kamailio.tokenSecretRef"
+    )]
+    TokenSecretNotFound { name: String },
+    /// The token Secret lacks the key.
+    #[error(
+        "the registrar token Secret {name:?} has no key {key:?} (spec.registrar.kamailio.tokenSecretRef.key); \
+         add the key to the Secret, or correct spec.registrar.kamailio.tokenSecretRef"
+    )]
+    TokenKeyNotFound { name: String, key: String },
+    /// The key is there, but empty.
+    #[error(
+        "the key {key:?} of the registrar token Secret {name:?} (spec.registrar.kamailio.tokenSecretRef) is empty; \
+         put the registrar's RPC token in it"
+    )]
+    TokenKeyEmpty { name: String, key: String },
+    /// The Service does not exist.
+    #[error(
+        "the registrar Service {namespace}/{name} named by spec.registrar.kamailio.service does not exist; \
+         create it, or correct spec.registrar.kamailio.service"
+    )]
+    ServiceNotFound { namespace: String, name: String },
+    /// The Service has no port by that name (and is not a single unnamed port).
+    #[error(
+        "the registrar Service {namespace}/{name} has no port named {port_name:?} \
+         (spec.registrar.kamailio.service.portName; its ports: {ports:?}); name the Service's JSON-RPC port so, \
+         or correct spec.registrar.kamailio.service.portName"
+    )]
+    ServicePortNotFound {
+        namespace: String,
+        name: String,
+        port_name: String,
+        ports: Vec<String>,
+    },
+    /// A URL the client cannot use. `url` is redacted.
+    #[error("{field} ({url}) cannot be used: {reason}; correct {field}")]
+    UrlInvalid {
+        field: String,
+        url: String,
+        reason: String,
+    },
+    /// The Service is there but no endpoint is ready yet: passes by itself.
+    #[error(
+        "the registrar Service {namespace}/{name} has no ready endpoints with a port named {port_name:?} \
+         (spec.registrar.kamailio.service.portName) yet; waiting for Kamailio to become ready"
+    )]
+    NoReadyEndpoints {
+        namespace: String,
+        name: String,
+        port_name: String,
+    },
+    /// Reading a Secret, Service or EndpointSlices failed (network, permission).
+    #[error("{action}: {source}")]
+    Kube {
+        action: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ResolveError {
+    /// The SipDomain's Stalled reason when only a person can fix this; `None` when it may pass
+    /// by itself (retried at the next check).
+    pub fn stalled_reason(&self) -> Option<&'static str> {
+        match self {
+            ResolveError::TokenSecretNotFound { .. }
+            | ResolveError::TokenKeyNotFound { .. }
+            | ResolveError::TokenKeyEmpty { .. } => Some(reasons::REGISTRAR_TOKEN_NOT_FOUND),
+            ResolveError::ServiceNotFound { .. } => Some(reasons::REGISTRAR_SERVICE_NOT_FOUND),
+            ResolveError::ServicePortNotFound { .. } => Some(reasons::REGISTRAR_SERVICE_PORT_NOT_FOUND),
+            ResolveError::UrlInvalid { .. } => Some(reasons::REGISTRAR_URL_INVALID),
+            ResolveError::NoReadyEndpoints { .. } | ResolveError::Kube { .. } => None,
+        }
+    }
+
+    /// The reason of a transient failure (the domain is Reconciling meanwhile).
+    pub fn transient_reason(&self) -> &'static str {
+        match self {
+            ResolveError::NoReadyEndpoints { .. } => reasons::REGISTRAR_ENDPOINTS_NOT_READY,
+            _ => reasons::REGISTRAR_UNREACHABLE,
+        }
+    }
+}
+
+/// Whether a SipDomain Stalled reason says its `spec.registrar` cannot work as written.
+pub fn is_registrar_reason(reason: &str) -> bool {
+    [
+        reasons::REGISTRAR_TOKEN_NOT_FOUND,
+        reasons::REGISTRAR_SERVICE_NOT_FOUND,
+        reasons::REGISTRAR_SERVICE_PORT_NOT_FOUND,
+        reasons::REGISTRAR_URL_INVALID,
+    ]
+    .contains(&reason)
+}
+
+/// The message of `domain`'s Stalled condition when, as last recorded in its status for its
+/// current spec, its registrar cannot work as written. Users follow this rather than
+/// classifying on their own, so they change state exactly when the domain does (which
+/// re-queues them); a verdict about an older spec is not trusted.
+pub fn recorded_registrar_problem(domain: &SipDomain) -> Option<&str> {
+    let conditions = &domain.status.as_ref()?.conditions;
+    conditions::find(conditions, types::STALLED)
+        .filter(|c| c.status == "True" && is_registrar_reason(&c.reason))
+        .filter(|c| c.observed_generation == domain.metadata.generation)
+        .map(|c| c.message.as_str())
+}
+
+/// Checks that the client can use `url` (named `field` in messages), without any I/O.
+pub fn check_url(field: &str, url: &str) -> Result<(), ResolveError> {
+    Kamailio::new(url, None)
+        .map(drop)
+        .map_err(|e| invalid_url(field, url, e))
+}
+
+/// Checks that a Service's JSON-RPC `path` makes usable URLs, before any address is known
+/// (the same path goes with every address).
+pub fn check_path(path: &str) -> Result<(), ResolveError> {
+    let field = "spec.registrar.kamailio.service.path";
+    // A documentation address (RFC 5737) stands in for the endpoints.
+    Kamailio::new(&format!("http://192.0.2.1:5071{path}"), None)
+        .map(drop)
+        .map_err(|e| invalid_url(field, path, e))
+}
+
+fn invalid_url(field: &str, url: &str, e: RegistrarError) -> ResolveError {
+    let reason = match e {
+        RegistrarError::Unreachable { reason, .. }
+        | RegistrarError::Rejected { reason, .. }
+        | RegistrarError::Inconsistent { reason, .. } => reason,
+    };
+    ResolveError::UrlInvalid {
+        field: field.to_string(),
+        url: redact_userinfo(url),
+        reason,
+    }
+}
+
+/// The endpoints of `domain`'s registrar; `Ok(None)` when it names none. The fixed URLs are
+/// checked first (no I/O), then the token Secret, then the Service.
 pub async fn resolve(
     domain: &SipDomain,
     client: &Client,
     clients: &Clients,
-) -> Result<Option<Vec<Kamailio>>, String> {
+) -> Result<Option<Vec<Kamailio>>, ResolveError> {
     let Some(registrar) = &domain.spec.registrar else {
         return Ok(None);
     };
     let ns = domain.namespace().unwrap_or_default();
+    let fixed = registrar.kamailio.urls.as_deref().unwrap_or_default();
+    for (i, url) in fixed.iter().enumerate() {
+        check_url(&format!("spec.registrar.kamailio.urls[{i}]"), url)?;
+    }
+    if let Some(service) = &registrar.kamailio.service {
+        check_path(&service.path)?;
+    }
     let token = token(&registrar.kamailio, &ns, client).await?;
-    let urls = urls(&registrar.kamailio, &ns, client).await?;
+    let urls = match &registrar.kamailio.service {
+        Some(service) if registrar.kamailio.urls.is_none() => service_urls(service, &ns, client).await?,
+        _ => fixed.to_vec(),
+    };
     urls.iter()
         .map(|u| clients.get(u, &token))
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
 }
 
-async fn token(kamailio: &KamailioRegistrar, ns: &str, client: &Client) -> Result<Option<String>, String> {
+async fn token(
+    kamailio: &KamailioRegistrar,
+    ns: &str,
+    client: &Client,
+) -> Result<Option<String>, ResolveError> {
     let Some(r) = &kamailio.token_secret_ref else {
         return Ok(None);
     };
     let secret = Api::<Secret>::namespaced(client.clone(), ns)
         .get_opt(&r.name)
         .await
-        .map_err(|e| format!("reading the registrar token Secret {:?}: {e}", r.name))?
-        .ok_or_else(|| {
-            format!(
-                "the registrar token Secret {:?} (spec.registrar.kamailio.tokenSecretRef) does not exist",
-                r.name
-            )
+        .map_err(|source| ResolveError::Kube {
+            action: format!("reading the registrar token Secret {:?}", r.name),
+            source,
         })?;
-    secret_value(&secret, &r.key)
-        .filter(|v| !v.is_empty())
-        .map(Some)
-        .ok_or_else(|| {
-            format!(
-                "the registrar token Secret {:?} has no non-empty key {:?}",
-                r.name, r.key
-            )
-        })
+    token_value(secret.as_ref(), &r.name, &r.key).map(Some)
 }
 
-async fn urls(kamailio: &KamailioRegistrar, ns: &str, client: &Client) -> Result<Vec<String>, String> {
-    if let Some(urls) = &kamailio.urls {
-        return Ok(urls.clone());
-    }
-    let Some(service) = &kamailio.service else {
-        return Ok(Vec::new());
+/// The token from the Secret (if it exists), or which of its parts is missing. Pure.
+pub fn token_value(secret: Option<&Secret>, name: &str, key: &str) -> Result<String, ResolveError> {
+    let Some(secret) = secret else {
+        return Err(ResolveError::TokenSecretNotFound { name: name.into() });
     };
+    match secret_value(secret, key) {
+        None => Err(ResolveError::TokenKeyNotFound {
+            name: name.into(),
+            key: key.into(),
+        }),
+        Some(v) if v.is_empty() => Err(ResolveError::TokenKeyEmpty {
+            name: name.into(),
+            key: key.into(),
+        }),
+        Some(v) => Ok(v),
+    }
+}
+
+async fn service_urls(service: &ServiceRef, ns: &str, client: &Client) -> Result<Vec<String>, ResolveError> {
     let svc_ns = service.namespace.as_deref().unwrap_or(ns);
+    let found = Api::<Service>::namespaced(client.clone(), svc_ns)
+        .get_opt(&service.name)
+        .await
+        .map_err(|source| ResolveError::Kube {
+            action: format!("reading the registrar Service {svc_ns}/{}", service.name),
+            source,
+        })?;
+    check_service(found.as_ref(), svc_ns, service)?;
     let slices = Api::<EndpointSlice>::namespaced(client.clone(), svc_ns)
         .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={}", service.name)))
         .await
-        .map_err(|e| {
-            format!(
-                "listing the EndpointSlices of Service {svc_ns}/{}: {e}",
-                service.name
-            )
+        .map_err(|source| ResolveError::Kube {
+            action: format!("listing the EndpointSlices of Service {svc_ns}/{}", service.name),
+            source,
         })?;
     let urls = endpoint_urls(&slices.items, &service.port_name, &service.path);
     if urls.is_empty() {
-        return Err(format!(
-            "Service {svc_ns}/{} has no ready endpoints with a port named {:?} \
-             (spec.registrar.kamailio.service.portName)",
-            service.name, service.port_name
-        ));
+        return Err(ResolveError::NoReadyEndpoints {
+            namespace: svc_ns.to_string(),
+            name: service.name.clone(),
+            port_name: service.port_name.clone(),
+        });
     }
     Ok(urls)
+}
+
+/// That the Service exists and has the named port (or a single unnamed one, as
+/// [`endpoint_urls`] accepts). Pure.
+pub fn check_service(
+    found: Option<&Service>,
+    namespace: &str,
+    service: &ServiceRef,
+) -> Result<(), ResolveError> {
+    let Some(found) = found else {
+        return Err(ResolveError::ServiceNotFound {
+            namespace: namespace.to_string(),
+            name: service.name.clone(),
+        });
+    };
+    let ports: Vec<String> = found
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .map(|ports| ports.iter().map(|p| p.name.clone().unwrap_or_default()).collect())
+        .unwrap_or_default();
+    let usable = match ports.as_slice() {
+        [only] if only.is_empty() => true,
+        named => named.contains(&service.port_name),
+    };
+    if usable {
+        Ok(())
+    } else {
+        Err(ResolveError::ServicePortNotFound {
+            namespace: namespace.to_string(),
+            name: service.name.clone(),
+            port_name: service.port_name.clone(),
+            ports,
+        })
+    }
 }
 
 /// The JSON-RPC URL of every ready endpoint: its address and the port its slice lists under
@@ -287,6 +491,177 @@ mod tests {
             endpoint_urls(&[v6, v4], "rpc", "/RPC"),
             ["http://10.0.0.7:5071/RPC", "http://[fd00::8]:5071/RPC"],
             "kamailio-0 once (IPv4), kamailio-1 only has IPv6"
+        );
+    }
+
+    fn service_ref(port_name: &str) -> ServiceRef {
+        serde_json::from_value(serde_json::json!({"name": "kamailio", "portName": port_name}))
+            .expect("service ref")
+    }
+
+    fn service(ports: &[&str]) -> Service {
+        Service {
+            spec: Some(k8s_openapi::api::core::v1::ServiceSpec {
+                ports: Some(
+                    ports
+                        .iter()
+                        .map(|n| k8s_openapi::api::core::v1::ServicePort {
+                            name: (!n.is_empty()).then(|| n.to_string()),
+                            port: 5071,
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_missing_token_says_which_part_is_missing() {
+        let with = |data: &[(&str, &str)]| Secret {
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), k8s_openapi::ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        let e = token_value(None, "rpc", "token").expect_err("no Secret");
+        assert!(matches!(e, ResolveError::TokenSecretNotFound { .. }));
+        let e = token_value(Some(&with(&[("other", "x")])), "rpc", "token").expect_err("no key");
+        assert!(matches!(e, ResolveError::TokenKeyNotFound { .. }));
+        let e = token_value(Some(&with(&[("token", "")])), "rpc", "token").expect_err("empty");
+        assert!(matches!(e, ResolveError::TokenKeyEmpty { .. }));
+        assert_eq!(
+            token_value(Some(&with(&[("token", "t0k")])), "rpc", "token")
+                .ok()
+                .as_deref(),
+            Some("t0k")
+        );
+        for e in [
+            ResolveError::TokenSecretNotFound { name: "rpc".into() },
+            ResolveError::TokenKeyNotFound {
+                name: "rpc".into(),
+                key: "token".into(),
+            },
+            ResolveError::TokenKeyEmpty {
+                name: "rpc".into(),
+                key: "token".into(),
+            },
+        ] {
+            assert_eq!(e.stalled_reason(), Some(reasons::REGISTRAR_TOKEN_NOT_FOUND));
+            let message = e.to_string();
+            assert!(
+                message.contains("spec.registrar.kamailio.tokenSecretRef") && message.contains("\"rpc\""),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_service_must_exist_and_have_the_port() {
+        let rpc = service_ref("rpc");
+        let e = check_service(None, "voip", &rpc).expect_err("no Service");
+        assert_eq!(e.stalled_reason(), Some(reasons::REGISTRAR_SERVICE_NOT_FOUND));
+        assert!(
+            e.to_string().contains("voip/kamailio")
+                && e.to_string().contains("spec.registrar.kamailio.service")
+        );
+        let e = check_service(Some(&service(&["sip", "admin"])), "voip", &rpc).expect_err("no rpc port");
+        assert_eq!(
+            e.stalled_reason(),
+            Some(reasons::REGISTRAR_SERVICE_PORT_NOT_FOUND)
+        );
+        assert!(e.to_string().contains("service.portName"), "{e}");
+        assert!(check_service(Some(&service(&["sip", "rpc"])), "voip", &rpc).is_ok());
+        assert!(
+            check_service(Some(&service(&[""])), "voip", &rpc).is_ok(),
+            "a single unnamed port"
+        );
+        assert!(check_service(Some(&service(&[])), "voip", &rpc).is_err());
+    }
+
+    #[test]
+    fn urls_the_client_cannot_use_name_the_field_and_never_the_credentials() {
+        let e = check_url(
+            "spec.registrar.kamailio.urls[1]",
+            "https://rpc:s3cret@kamailio/RPC",
+        )
+        .expect_err("https");
+        assert_eq!(e.stalled_reason(), Some(reasons::REGISTRAR_URL_INVALID));
+        let message = e.to_string();
+        assert!(message.contains("spec.registrar.kamailio.urls[1]"), "{message}");
+        assert!(message.contains("only http://"), "{message}");
+        assert!(
+            message.contains("https://***@kamailio/RPC") && !message.contains("s3cret"),
+            "{message}"
+        );
+        assert!(check_url("f", "http://kamailio:5071/RPC").is_ok());
+        assert!(
+            check_url("f", "http://rpc:s3cret@kamailio:5071/RPC").is_ok(),
+            "still usable, redacted"
+        );
+        let e = check_path("/R PC").expect_err("a space");
+        assert!(
+            e.to_string().contains("spec.registrar.kamailio.service.path"),
+            "{e}"
+        );
+        assert!(check_path("/RPC").is_ok());
+    }
+
+    #[test]
+    fn endpoints_not_ready_yet_are_not_a_person_s_problem() {
+        let e = ResolveError::NoReadyEndpoints {
+            namespace: "voip".into(),
+            name: "kamailio".into(),
+            port_name: "rpc".into(),
+        };
+        assert_eq!(e.stalled_reason(), None);
+        assert_eq!(e.transient_reason(), reasons::REGISTRAR_ENDPOINTS_NOT_READY);
+    }
+
+    #[test]
+    fn users_follow_the_recorded_registrar_stall_only() {
+        let stalled = |reason: &'static str| {
+            let mut d = crate::controller::fixtures::domain("acme").build();
+            d.status = Some(crate::api::SipDomainStatus {
+                conditions: conditions::merge(
+                    &[],
+                    &[conditions::Want::new(
+                        types::STALLED,
+                        conditions::Status::True,
+                        reason,
+                        "what is wrong",
+                    )],
+                    d.metadata.generation,
+                    &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                    ),
+                ),
+                ..Default::default()
+            });
+            d
+        };
+        assert_eq!(
+            recorded_registrar_problem(&stalled(reasons::REGISTRAR_TOKEN_NOT_FOUND)),
+            Some("what is wrong")
+        );
+        assert_eq!(
+            recorded_registrar_problem(&stalled(reasons::DOMAIN_CONFLICT)),
+            None
+        );
+        let mut edited = stalled(reasons::REGISTRAR_URL_INVALID);
+        edited.metadata.generation = Some(2);
+        assert_eq!(
+            recorded_registrar_problem(&edited),
+            None,
+            "the spec changed since"
+        );
+        assert_eq!(
+            recorded_registrar_problem(&crate::controller::fixtures::domain("acme").build()),
+            None
         );
     }
 

@@ -12,8 +12,9 @@ use kube::runtime::reflector::ObjectRef;
 use rand::RngExt;
 
 use super::Context;
+use super::reasons::REGISTRAR_UNREACHABLE;
 use super::reasons::types::REGISTRAR_SYNCED;
-use super::registrar_endpoints;
+use super::registrar_endpoints::{self, ResolveError};
 use super::registration_view::View;
 use crate::api::{Conditioned, RegistrarEndpointStatus, SipDomain, SipUser};
 use crate::registrar::kamailio::Kamailio;
@@ -26,6 +27,60 @@ pub struct Check {
     pub endpoints: Vec<RegistrarEndpointStatus>,
     /// Users with a registered device, when at least one endpoint could be read.
     pub registered_users: Option<i32>,
+    /// The verdict for the domain's conditions.
+    pub health: Health,
+}
+
+/// Where a domain stands with its registrar.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Health {
+    /// No registrar named, or not checked (the domain is stalled for another reason).
+    #[default]
+    NotChecked,
+    /// Every endpoint answered the check.
+    Ready { endpoints: usize },
+    /// Something that may pass by itself (no ready endpoint yet, an endpoint unreachable):
+    /// retried at the next check.
+    Transient { reason: &'static str, message: String },
+    /// The spec cannot work as written: only a person can fix it.
+    Invalid { reason: &'static str, message: String },
+}
+
+impl Health {
+    /// The verdict for a registrar whose endpoints could not be resolved.
+    pub fn of_unresolved(e: &ResolveError) -> Health {
+        match e.stalled_reason() {
+            Some(reason) => Health::Invalid {
+                reason,
+                message: e.to_string(),
+            },
+            None => Health::Transient {
+                reason: e.transient_reason(),
+                message: format!("{e}; checked again every check interval"),
+            },
+        }
+    }
+
+    /// The verdict from the endpoints' status entries after a check.
+    pub fn of_endpoints(endpoints: &[RegistrarEndpointStatus]) -> Health {
+        let failed: Vec<&RegistrarEndpointStatus> =
+            endpoints.iter().filter(|e| e.last_error.is_some()).collect();
+        match failed.first() {
+            None => Health::Ready {
+                endpoints: endpoints.len(),
+            },
+            Some(first) => Health::Transient {
+                reason: REGISTRAR_UNREACHABLE,
+                message: format!(
+                    "{} of {} registrar endpoint(s) failed the last check, e.g. {}; checked again every check interval \
+                     (status.registrars[].lastError has each)",
+                    failed.len(),
+                    endpoints.len(),
+                    first.last_error.as_deref().unwrap_or_default()
+                ),
+            },
+        }
+    }
 }
 
 /// Checks every endpoint of `domain`'s registrar: restart detection (and a full re-push
@@ -35,14 +90,16 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
     let endpoints = match registrar_endpoints::resolve(domain, &ctx.client, &ctx.registrars).await {
         Ok(None) => return Check::default(),
         Ok(Some(endpoints)) => endpoints,
-        Err(message) => {
+        Err(e) => {
+            let health = Health::of_unresolved(&e);
             return Check {
                 endpoints: vec![RegistrarEndpointStatus {
                     address: "(unresolved)".into(),
-                    last_error: Some(message),
+                    last_error: Some(e.to_string()),
                     ..Default::default()
                 }],
                 registered_users: None,
+                health,
             };
         }
     };
@@ -113,6 +170,7 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
     ctx.registrations
         .prune(ctx.settings.registrar_check_interval.saturating_mul(4));
     Check {
+        health: Health::of_endpoints(&statuses),
         endpoints: statuses,
         registered_users,
     }

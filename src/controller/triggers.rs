@@ -142,6 +142,25 @@ pub fn on_source_secret(namespace: Option<String>, name: &str, stores: &Stores) 
         .collect()
 }
 
+/// A Secret that is not ours changed (or appeared, or went): the SipDomains of its namespace
+/// that read their registrar token from it, so that one stalled on it heals at once.
+pub fn on_token_secret(namespace: Option<String>, name: &str, stores: &Stores) -> Vec<ObjectRef<SipDomain>> {
+    stores
+        .domains
+        .state_filter(|d| {
+            let names_it = d
+                .spec
+                .registrar
+                .as_ref()
+                .and_then(|r| r.kamailio.token_secret_ref.as_ref())
+                .is_some_and(|r| r.name == name);
+            d.namespace() == namespace && names_it
+        })
+        .iter()
+        .map(|d| ObjectRef::from_obj(d.as_ref()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,7 @@
 //! The registrar step of a SipUser reconcile: push an admitted, enabled user (HA1 only) to
 //! every endpoint of its domain's registrar; remove a suspended or no longer admitted one.
+use kube::ResourceExt;
+
 use super::user_status::RegistrarState;
 use super::{Context, registrar_endpoints};
 use crate::api::{DEFAULT_MAX_CONTACTS, SipDomain, SipProfile, SipUser};
@@ -34,10 +36,24 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, intent: Intent<'_>, ctx: &
         // never bring back a user being removed.
         ctx.registrars.forget(&key);
     }
+    // The domain's check says whether its registrar settings can work at all; while they
+    // cannot, retrying per user is pointless. A deletion still tries (and waits) as before.
+    if user.metadata.deletion_timestamp.is_none()
+        && let Some(message) = registrar_endpoints::recorded_registrar_problem(domain)
+    {
+        return RegistrarState::DomainInvalid {
+            domain: domain.name_any(),
+            message: message.to_string(),
+        };
+    }
     let endpoints = match registrar_endpoints::resolve(domain, &ctx.client, &ctx.registrars).await {
         Ok(None) => return RegistrarState::NotConfigured,
         Ok(Some(endpoints)) => endpoints,
-        Err(message) => return RegistrarState::Failed { message },
+        Err(e) => {
+            return RegistrarState::Failed {
+                message: e.to_string(),
+            };
+        }
     };
     let result = match &intent {
         Intent::Push { password, profile } => {

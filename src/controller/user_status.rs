@@ -21,6 +21,29 @@ pub enum RegistrarState {
     Synced { endpoints: usize },
     /// Some endpoint could not be brought in line; retried with backoff.
     Failed { message: String },
+    /// The SipDomain `domain` is Stalled because its `spec.registrar` cannot work as written
+    /// (`message` is its Stalled message); not retried until the domain changes.
+    DomainInvalid { domain: String, message: String },
+}
+
+impl RegistrarState {
+    /// The user's Stalled reason and message when its registrar state needs a person.
+    fn stalled(&self) -> Option<(&'static str, String)> {
+        match self {
+            RegistrarState::DomainInvalid { domain, message } => {
+                Some((reasons::DOMAIN_REGISTRAR_INVALID, domain_invalid(domain, message)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What a user of a domain whose registrar settings cannot work is told: what is wrong, from
+/// the domain, and that nothing is needed on the user itself.
+fn domain_invalid(domain: &str, message: &str) -> String {
+    format!(
+        "SipDomain {domain}: {message}; the user is pushed to the registrar once the SipDomain's spec.registrar is fixed"
+    )
 }
 
 /// What the steps of one reconcile found.
@@ -46,7 +69,7 @@ pub fn stalled(facts: &Facts<'_>) -> Option<(&'static str, String)> {
     match (facts.verdict, facts.credentials) {
         (Verdict::Stalled { reason, message }, _) => Some((reason, message.clone())),
         (Verdict::Admitted, Some(Outcome::Problem { reason, message })) => Some((reason, message.clone())),
-        _ => None,
+        _ => facts.registrar.stalled(),
     }
 }
 
@@ -104,6 +127,12 @@ fn wanted(facts: &Facts<'_>, previous: Option<&RegistrationStatus>) -> Vec<Want>
             Status::False,
             reasons::REGISTRAR_UNREACHABLE,
             format!("{message}; retrying with backoff"),
+        ),
+        RegistrarState::DomainInvalid { domain, message } => Want::new(
+            types::REGISTRAR_SYNCED,
+            Status::False,
+            reasons::DOMAIN_REGISTRAR_INVALID,
+            domain_invalid(domain, message),
         ),
     };
 
@@ -407,6 +436,43 @@ mod tests {
         let s = build(&f, Some(&s), &now(4));
         assert_eq!(cond(&s, "Registered"), ("False", reasons::NO_DEVICES_REGISTERED));
         assert_eq!(cond(&s, "Ready"), ("True", reasons::READY), "informational only");
+    }
+
+    #[test]
+    fn a_domain_registrar_that_cannot_work_stalls_the_user_but_not_its_credentials() {
+        let outcome = ready_outcome(Some(PasswordChange::Created));
+        let mut f = facts(&Verdict::Admitted, Some(&outcome));
+        f.registrar = RegistrarState::DomainInvalid {
+            domain: "acme".into(),
+            message: "the registrar token Secret \"rpc\" ... does not exist; create it".into(),
+        };
+        let s = build(&f, None, &now(1));
+        assert_eq!(cond(&s, "Stalled"), ("True", reasons::DOMAIN_REGISTRAR_INVALID));
+        assert_eq!(cond(&s, "Ready"), ("False", reasons::DOMAIN_REGISTRAR_INVALID));
+        assert_eq!(cond(&s, "Reconciling"), ("False", reasons::NOT_RECONCILING));
+        assert_eq!(cond(&s, "CredentialsReady"), ("True", reasons::SECRET_READY));
+        assert_eq!(
+            cond(&s, "RegistrarSynced"),
+            ("False", reasons::DOMAIN_REGISTRAR_INVALID)
+        );
+        let message = conditions::find(&s.conditions, "RegistrarSynced").map(|c| c.message.clone());
+        assert!(
+            message.as_deref().is_some_and(
+                |m| m.starts_with("SipDomain acme: the registrar token") && m.contains("spec.registrar")
+            ),
+            "{message:?}"
+        );
+        assert_eq!(
+            stalled(&f).map(|(r, _)| r),
+            Some(reasons::DOMAIN_REGISTRAR_INVALID)
+        );
+        // An admission stall still comes first.
+        let verdict = Verdict::Stalled {
+            reason: reasons::USERNAME_CONFLICT,
+            message: "taken".into(),
+        };
+        f.verdict = &verdict;
+        assert_eq!(stalled(&f).map(|(r, _)| r), Some(reasons::USERNAME_CONFLICT));
     }
 
     #[test]

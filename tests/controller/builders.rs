@@ -164,6 +164,11 @@ impl DomainBuilder {
     pub fn max_users(self, max: i32) -> Self {
         self.set("maxUsers", json!(max))
     }
+
+    /// `spec.registrar.kamailio` as given (`urls` or `service`, `tokenSecretRef`).
+    pub fn kamailio(self, kamailio: Value) -> Self {
+        self.set("registrar", json!({ "kamailio": kamailio }))
+    }
 }
 
 impl Manifest for DomainBuilder {

@@ -19,6 +19,7 @@ mod leader;
 mod malformed;
 mod observability;
 mod references;
+mod registrar_settings;
 mod resync;
 mod rotation;
 mod suspension;

@@ -57,6 +57,16 @@ pub mod reasons {
     pub const SECRET_NOT_OWNED: &str = "SecretNotOwned";
     pub const SECRET_REJECTED: &str = "SecretRejected";
 
+    /// A SipDomain's registrar settings: Stalled reasons, the detail condition, and the
+    /// reasons of its users meanwhile.
+    pub const REGISTRAR_READY: &str = "RegistrarReady";
+    pub const REGISTRAR_TOKEN_NOT_FOUND: &str = "RegistrarTokenNotFound";
+    pub const REGISTRAR_SERVICE_NOT_FOUND: &str = "RegistrarServiceNotFound";
+    pub const REGISTRAR_URL_INVALID: &str = "RegistrarURLInvalid";
+    pub const REGISTRAR_ENDPOINTS_NOT_READY: &str = "RegistrarEndpointsNotReady";
+    pub const DOMAIN_REGISTRAR_INVALID: &str = "DomainRegistrarInvalid";
+    pub const NOT_STALLED: &str = "NotStalled";
+
     /// Event reasons.
     pub const CREDENTIALS_CREATED: &str = "CredentialsCreated";
     pub const PASSWORD_ROTATED: &str = "PasswordRotated";
@@ -93,6 +103,19 @@ fn reasons_match_the_library() {
         (reasons::PASSWORD_SOURCE_INVALID, lib::PASSWORD_SOURCE_INVALID),
         (reasons::SECRET_NOT_OWNED, lib::SECRET_NOT_OWNED),
         (reasons::SECRET_REJECTED, lib::SECRET_REJECTED),
+        (reasons::REGISTRAR_READY, lib::types::REGISTRAR_READY),
+        (reasons::REGISTRAR_TOKEN_NOT_FOUND, lib::REGISTRAR_TOKEN_NOT_FOUND),
+        (
+            reasons::REGISTRAR_SERVICE_NOT_FOUND,
+            lib::REGISTRAR_SERVICE_NOT_FOUND,
+        ),
+        (reasons::REGISTRAR_URL_INVALID, lib::REGISTRAR_URL_INVALID),
+        (
+            reasons::REGISTRAR_ENDPOINTS_NOT_READY,
+            lib::REGISTRAR_ENDPOINTS_NOT_READY,
+        ),
+        (reasons::DOMAIN_REGISTRAR_INVALID, lib::DOMAIN_REGISTRAR_INVALID),
+        (reasons::NOT_STALLED, lib::NOT_STALLED),
         (reasons::CREDENTIALS_CREATED, lib::events::CREDENTIALS_CREATED),
         (reasons::PASSWORD_ROTATED, lib::events::PASSWORD_ROTATED),
     ];

@@ -52,13 +52,15 @@ pub struct Kamailio {
 impl Kamailio {
     /// A client for `url`; `token` is sent as `Authorization: Bearer <token>`.
     pub fn new(url: &str, token: Option<String>) -> Result<Self, RegistrarError> {
+        // The endpoint string goes into status, messages and logs: never with credentials.
+        let endpoint = redact_userinfo(url);
         let parsed: Uri = url.parse().map_err(|e| RegistrarError::Unreachable {
-            endpoint: url.to_string(),
+            endpoint: endpoint.clone(),
             reason: format!("not a valid URL: {e}"),
         })?;
         if parsed.scheme_str() != Some("http") {
             return Err(RegistrarError::Unreachable {
-                endpoint: url.to_string(),
+                endpoint,
                 reason: "only http:// JSON-RPC endpoints are supported".into(),
             });
         }
@@ -67,7 +69,7 @@ impl Kamailio {
             .build_http();
         Ok(Self {
             url: parsed,
-            endpoint: url.to_string(),
+            endpoint,
             token,
             http,
         })
@@ -281,6 +283,18 @@ fn missing_realms_table(error: RegistrarError, domain: &str, realm: &str) -> Res
     })
 }
 
+/// `url` with any userinfo (`user:password@`) replaced by `***`, for status, messages and logs.
+/// Works on the raw string, so that a URL that does not even parse is redacted too; everything
+/// up to the last `@` after the scheme counts as userinfo (a password may hold `/`, `?`, `#`),
+/// so an `@` later in the path over-redacts, which is harmless.
+pub fn redact_userinfo(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    match url[start..].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_string(),
+    }
+}
+
 /// The htable key of a domain's sync marker, `epoch@<domain>`.
 fn marker_key(domain: &str) -> String {
     format!("{SYNC_MARKER_KEY}@{domain}")
@@ -388,5 +402,28 @@ mod tests {
         ];
         let err = domain_realms(&batch).expect_err("inconsistent");
         assert!(err.contains("acme.example.com"), "{err}");
+    }
+
+    #[test]
+    fn userinfo_never_reaches_the_endpoint_string() {
+        assert_eq!(
+            redact_userinfo("http://rpc:s3cret@10.0.0.7:5071/RPC"),
+            "http://***@10.0.0.7:5071/RPC"
+        );
+        assert_eq!(
+            redact_userinfo("http://10.0.0.7:5071/RPC"),
+            "http://10.0.0.7:5071/RPC"
+        );
+        assert_eq!(redact_userinfo("http://u:pa/ss@h/RPC"), "http://***@h/RPC");
+        assert_eq!(redact_userinfo("u:s3cret@h:1/RPC"), "***@h:1/RPC");
+        let ok = Kamailio::new("http://rpc:s3cret@127.0.0.1:5071/RPC", None).expect("a client");
+        assert_eq!(ok.endpoint(), "http://***@127.0.0.1:5071/RPC");
+        for bad in ["https://rpc:s3cret@x/RPC", "http://rpc:s3cret@x y/RPC"] {
+            let err = Kamailio::new(bad, None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("***@") && !err.contains("s3cret"), "{err}");
+        }
     }
 }
