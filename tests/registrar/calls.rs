@@ -3,14 +3,9 @@ use crate::support::kamailio::{Kamailio, free_port};
 use crate::support::sipp::{CallOutcome, Registration, Sipp};
 use crate::{DOMAIN, TestUser};
 
-#[test]
-fn registered_users_of_one_domain_can_call_each_other() {
-    let kamailio = Kamailio::start();
-    let alice = TestUser::new("alice");
-    let bob = TestUser::new("bob");
-    kamailio.set_user(&alice.key(), &alice.entry(1));
-    kamailio.set_user(&bob.key(), &bob.entry(1));
-
+/// bob's phone registers from a port and listens there; alice calls bob: 200 after a
+/// challenge, answered and hung up.
+pub fn alice_calls_registered_bob(kamailio: &Kamailio, alice: &TestUser, bob: &TestUser) {
     // bob's phone registers from a port, then listens there for the call.
     let port = free_port(true);
     let registered = Registration::new("bob", DOMAIN, &bob.password)
@@ -30,6 +25,17 @@ fn registered_users_of_one_domain_can_call_each_other() {
         }
     );
     assert!(phone.wait_answered());
+}
+
+#[test]
+fn registered_users_of_one_domain_can_call_each_other() {
+    let kamailio = Kamailio::start();
+    let alice = TestUser::new("alice");
+    let bob = TestUser::new("bob");
+    kamailio.set_user(&alice.key(), &alice.entry(1));
+    kamailio.set_user(&bob.key(), &bob.entry(1));
+
+    alice_calls_registered_bob(&kamailio, &alice, &bob);
 }
 
 #[test]

@@ -8,8 +8,8 @@ use sip_operator::credentials::{Password, ha1};
 use crate::digest::{Algorithm, Outcome, register};
 use crate::setup::{Setup, WAIT};
 use crate::support::eventually;
-use crate::support::kamailio::{Kamailio, free_port};
-use crate::support::sipp::{CallOutcome, Registration, Sipp};
+use crate::support::kamailio::Kamailio;
+use crate::support::sipp::{Registration, Sipp};
 use crate::{DOMAIN, TestUser};
 
 /// The realm of the issue: not the domain, and with a space in it.
@@ -156,23 +156,7 @@ fn calls_are_challenged_and_checked_in_the_callers_domain_realm() {
     kamailio.set_user(&alice.key(), &entry_in_realm(&alice, REALM));
     kamailio.set_user(&bob.key(), &entry_in_realm(&bob, REALM));
 
-    let port = free_port(true);
-    let registered = Registration::new("bob", DOMAIN, &bob.password)
-        .expires(300)
-        .local_port(port)
-        .run(kamailio.sip_addr());
-    assert_eq!(registered.status, 200, "{registered:?}");
-    let phone = Sipp::answer_one_call(port);
-    let call = Sipp::call(kamailio.sip_addr(), "alice", DOMAIN, &alice.password, "bob");
-    assert_eq!(
-        call,
-        CallOutcome {
-            status: 200,
-            challenged: true,
-            hung_up: true
-        }
-    );
-    assert!(phone.wait_answered());
+    crate::calls::alice_calls_registered_bob(&kamailio, &alice, &bob);
 
     let wrong = Sipp::call(kamailio.sip_addr(), "alice", DOMAIN, "wrong", "bob");
     assert_eq!((wrong.challenged, wrong.status), (true, 403), "{wrong:?}");
