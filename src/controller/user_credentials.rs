@@ -105,22 +105,29 @@ fn imported_password(source: Option<&Secret>, name: &str, key: &str) -> Result<P
 /// server refuses for good (invalid, forbidden — e.g. RBAC or a ResourceQuota) needs a person
 /// and is Stalled with the API's message; anything else is retried.
 fn failure_outcome(error: &Error) -> Outcome {
-    let refused = match error {
+    match error {
+        // The API's own words, without kube's debug dump of the whole Status.
         Error::Kube {
+            action,
             source: kube::Error::Api(status),
-            ..
-        } => status.is_invalid() || status.is_forbidden(),
-        _ => false,
-    };
-    if refused {
-        Outcome::Problem {
-            reason: reasons::SECRET_REJECTED,
-            message: format!("{error}; the API server refuses the credentials Secret, fix what it names"),
+        } => {
+            let answer = format!("{action}: {} ({} {})", status.message, status.code, status.reason);
+            if status.is_invalid() || status.is_forbidden() {
+                Outcome::Problem {
+                    reason: reasons::SECRET_REJECTED,
+                    message: format!(
+                        "{answer}; the API server refuses the credentials Secret, fix what it names"
+                    ),
+                }
+            } else {
+                Outcome::Failed {
+                    message: format!("{answer}; retrying with backoff"),
+                }
+            }
         }
-    } else {
-        Outcome::Failed {
-            message: format!("{error}; retrying with backoff"),
-        }
+        other => Outcome::Failed {
+            message: format!("{other}; retrying with backoff"),
+        },
     }
 }
 
@@ -310,6 +317,7 @@ mod tests {
                 Outcome::Problem { reason, message } => {
                     assert_eq!(reason, reasons::SECRET_REJECTED);
                     assert!(message.contains("metadata.labels: Invalid value"), "{message}");
+                    assert!(!message.contains("Status {"), "no debug dump: {message}");
                 }
                 other => panic!("{code}: {other:?}"),
             }
