@@ -115,6 +115,14 @@ fn error_policy<K: Resource>(kind: &'static str) -> impl Fn(Arc<K>, &Error, Arc<
     }
 }
 
+/// Drops what the operator keeps about an object that left its cache (deleted): its line in
+/// `sip_operator_objects` and its backoff count, so neither grows with every object ever seen.
+fn forget<K: Resource<DynamicType = ()>>(ctx: &Context, kind: &'static str, obj: &K) {
+    let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+    ctx.metrics.forget_object(kind, &key);
+    ctx.backoff.succeeded(&obj.uid().unwrap_or_default());
+}
+
 /// Queues reconciles. Sending only fails once the controllers are gone (shutdown), when
 /// dropping the request is right.
 fn send_all<K: Resource>(tx: &mpsc::UnboundedSender<ObjectRef<K>>, refs: Vec<ObjectRef<K>>) {
@@ -168,8 +176,11 @@ pub async fn run(
     let dirty = healing::Dirty::default();
     let sweeper = tokio::spawn(healing::run(stores.clone(), dirty.clone(), user_tx.clone()));
     let user_stream = {
-        let (stores, dtx, ptx) = (stores.clone(), domain_tx.clone(), profile_tx.clone());
+        let (stores, dtx, ptx, ctx) = (stores.clone(), domain_tx.clone(), profile_tx.clone(), ctx.clone());
         user_stream.inspect_ok(move |user| {
+            if stores.users.get(&ObjectRef::from_obj(user)).is_none() {
+                forget(&ctx, "SipUser", user);
+            }
             let t = triggers::on_user(user, &stores);
             send_all(&dtx, t.domains);
             send_all(&ptx, t.profiles);
@@ -177,7 +188,7 @@ pub async fn run(
         })
     };
     let domain_stream = {
-        let (stores, utx, dtx) = (stores.clone(), user_tx.clone(), domain_tx.clone());
+        let (stores, utx, dtx, ctx) = (stores.clone(), user_tx.clone(), domain_tx.clone(), ctx.clone());
         let mut seen = triggers::Seen::default();
         domain_stream.inspect_ok(move |domain| {
             let stalled = domain
@@ -185,6 +196,9 @@ pub async fn run(
                 .as_ref()
                 .and_then(|s| conditions::true_reason(&s.conditions, reasons::types::STALLED));
             let cached = stores.domains.get(&ObjectRef::from_obj(domain)).is_some();
+            if !cached {
+                forget(&ctx, "SipDomain", domain);
+            }
             let state = cached.then(|| triggers::user_relevant(domain, stalled));
             if seen.changed(&domain.uid().unwrap_or_default(), state) {
                 let (u, rivals) = triggers::on_domain(domain, &stores);
@@ -194,10 +208,13 @@ pub async fn run(
         })
     };
     let profile_stream = {
-        let (stores, utx) = (stores.clone(), user_tx.clone());
+        let (stores, utx, ctx) = (stores.clone(), user_tx.clone(), ctx.clone());
         let mut seen = triggers::Seen::default();
         profile_stream.inspect_ok(move |profile| {
             let cached = stores.profiles.get(&ObjectRef::from_obj(profile)).is_some();
+            if !cached {
+                forget(&ctx, "SipProfile", profile);
+            }
             let state = cached.then(|| triggers::user_relevant(profile, None));
             if seen.changed(&profile.uid().unwrap_or_default(), state) {
                 send_all(&utx, triggers::on_profile(profile, &stores));

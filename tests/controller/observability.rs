@@ -3,10 +3,11 @@
 use sip_operator::api::SipUser;
 
 use crate::builders::user;
+use crate::scenario::WAIT;
 use crate::scenario::{Scenario, is_current, reasons};
-use crate::support::example_files;
 use crate::support::kubectl::table_by_header;
 use crate::support::operator::metric_value;
+use crate::support::{eventually, example_files};
 
 /// Applies examples/ into the scenario's namespace, with the example SIP domain replaced by
 /// the scenario's own (SIP domains are unique across the cluster, and other tests apply the
@@ -222,4 +223,41 @@ async fn kubectl_wait_returns_for_ready_and_times_out_for_stalled() {
 
     let health = wait("sipuser/orphan", "Stalled", "30s");
     assert!(health.success, "a tool can wait for Stalled: {}", health.stderr);
+}
+
+#[tokio::test]
+async fn deleted_objects_leave_the_object_gauge() {
+    let sc = Scenario::new("gauge").await;
+    sc.apply(&crate::builders::profile("extra")).await;
+    sc.apply(&user("counted")).await;
+    sc.ready("counted").await;
+    let count = |scrape: &str, kind: &str| {
+        metric_value(
+            scrape,
+            "sip_operator_objects",
+            &[("kind", kind), ("condition", "Ready"), ("status", "True")],
+        )
+        .unwrap_or(0.0)
+    };
+    let op = &sc.operator;
+    eventually(
+        "domain, both profiles and the user counted",
+        WAIT,
+        || async move {
+            let s = op.metrics();
+            (count(&s, "SipDomain") == 1.0 && count(&s, "SipProfile") == 2.0 && count(&s, "SipUser") == 1.0)
+                .then_some(())
+        },
+    )
+    .await;
+    sc.delete::<SipUser>("counted").await;
+    sc.delete::<sip_operator::api::SipProfile>("extra").await;
+    sc.delete::<sip_operator::api::SipDomain>(crate::builders::DOMAIN)
+        .await;
+    eventually("deleted objects no longer counted", WAIT, || async move {
+        let s = op.metrics();
+        (count(&s, "SipDomain") == 0.0 && count(&s, "SipProfile") == 1.0 && count(&s, "SipUser") == 0.0)
+            .then_some(())
+    })
+    .await;
 }
