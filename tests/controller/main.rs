@@ -14,6 +14,7 @@ mod conflicts;
 mod credentials;
 mod deletion;
 mod events_and_secrecy;
+mod fuzz;
 mod import;
 mod leader;
 mod malformed;
