@@ -168,7 +168,7 @@ pub struct KamailioRegistrar {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 16),
-        inner(length(max = 2048), regex(pattern = "^https?://[^\\s]+$"))
+        inner(length(max = 2048), regex(pattern = "^https?://[^\\s\\x00-\\x1f\\x7f]+$"))
     )]
     #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
     #[x_kube(validation = kube::core::Rule::new("self.all(u, isURL(u))").message("spec.registrar.kamailio.urls: every entry must be a valid URL, e.g. http://kamailio.voip.svc:5071/RPC (check brackets around IPv6 addresses and % escapes)"))]

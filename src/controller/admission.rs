@@ -73,7 +73,7 @@ pub fn domain_problem(domain: &SipDomain, conflict_winner: Option<&str>) -> Opti
         ));
     }
     if let Some(pattern) = &domain.spec.extension_pattern
-        && let Err(err) = Regex::new(pattern)
+        && let Err(err) = super::extension_pattern::compile(pattern)
     {
         return Some((
             reasons::INVALID_EXTENSION_PATTERN,
@@ -184,7 +184,7 @@ pub fn admit(
                 d.spec
                     .extension_pattern
                     .as_deref()
-                    .and_then(|p| Regex::new(p).ok()),
+                    .and_then(|p| super::extension_pattern::compile(p).ok()),
             )
         })
         .collect();

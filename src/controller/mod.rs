@@ -8,6 +8,7 @@ mod conditions;
 mod context;
 mod error;
 mod events;
+mod extension_pattern;
 mod finalizer;
 mod healing;
 pub mod reasons;
