@@ -439,6 +439,22 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_write_that_may_pass_is_reconciling_not_stalled() {
+        let outcome = Outcome::Failed {
+            message: "applying Secret ns/x: etcdserver: request timed out (500 InternalError); retrying with backoff"
+                .into(),
+        };
+        let s = build(&facts(&Verdict::Admitted, Some(&outcome)), None, &now(1));
+        assert_eq!(cond(&s, "Ready"), ("False", reasons::SECRET_WRITE_FAILED));
+        assert_eq!(cond(&s, "Reconciling"), ("True", reasons::SECRET_WRITE_FAILED));
+        assert_eq!(cond(&s, "Stalled"), ("False", reasons::NOT_STALLED));
+        assert_eq!(
+            cond(&s, "CredentialsReady"),
+            ("False", reasons::SECRET_WRITE_FAILED)
+        );
+    }
+
+    #[test]
     fn a_domain_registrar_that_cannot_work_stalls_the_user_but_not_its_credentials() {
         let outcome = ready_outcome(Some(PasswordChange::Created));
         let mut f = facts(&Verdict::Admitted, Some(&outcome));
