@@ -206,7 +206,7 @@ pub fn recorded_registrar_problem(domain: &SipDomain) -> Option<&str> {
 
 /// Checks that the client can use `url` (named `field` in messages), without any I/O.
 pub fn check_url(field: &str, url: &str) -> Result<(), ResolveError> {
-    Kamailio::new(url, None)
+    Kamailio::parse_url(url)
         .map(drop)
         .map_err(|e| invalid_url(field, url, e))
 }
@@ -216,7 +216,7 @@ pub fn check_url(field: &str, url: &str) -> Result<(), ResolveError> {
 pub fn check_path(path: &str) -> Result<(), ResolveError> {
     let field = "spec.registrar.kamailio.service.path";
     // A documentation address (RFC 5737) stands in for the endpoints.
-    Kamailio::new(&format!("http://192.0.2.1:5071{path}"), None)
+    Kamailio::parse_url(&format!("http://192.0.2.1:5071{path}"))
         .map(drop)
         .map_err(|e| invalid_url(field, path, e))
 }

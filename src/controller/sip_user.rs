@@ -13,7 +13,7 @@ use super::admission::Verdict;
 use super::cache::Lean;
 use super::conditions::true_reason;
 use super::finalizer::{self, Phase};
-use super::reasons::{self, types};
+use super::reasons::types;
 use super::user_registrar::{self, Intent};
 use super::user_status::{self, Facts, RegistrarState};
 use super::{Context, Error, events, status_patch, user_credentials};
@@ -119,16 +119,7 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
     };
     // Status says why; these are tried again later, backing off per user.
     let retry = matches!(registrar, RegistrarState::Failed { .. })
-        || matches!(
-            credentials,
-            Some(
-                user_credentials::Outcome::Failed { .. }
-                    | user_credentials::Outcome::Problem {
-                        reason: reasons::SECRET_REJECTED,
-                        ..
-                    }
-            )
-        );
+        || credentials.as_ref().is_some_and(user_credentials::Outcome::retry);
 
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let previous = user.status.as_ref();

@@ -40,6 +40,18 @@ pub enum Outcome {
     Failed { message: String },
 }
 
+impl Outcome {
+    /// Whether the step should run again later without any change (backing off): a failure
+    /// that may pass, or a refusal whose fix (RBAC, a quota) the operator does not watch.
+    pub fn retry(&self) -> bool {
+        match self {
+            Outcome::Failed { .. } => true,
+            Outcome::Problem { reason, .. } => *reason == reasons::SECRET_REJECTED,
+            Outcome::Ready { .. } => false,
+        }
+    }
+}
+
 /// Where the password comes from, as read.
 #[derive(Debug)]
 pub enum Source {

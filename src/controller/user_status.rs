@@ -136,44 +136,28 @@ fn wanted(facts: &Facts<'_>, previous: Option<&RegistrationStatus>) -> Vec<Want>
         ),
     };
 
+    // Work in progress that may pass by itself: not Ready, Reconciling, not Stalled.
+    let progressing = |reason: &'static str, message: &'static str| {
+        (
+            Want::new(types::READY, Status::False, reason, message),
+            Want::new(types::STALLED, Status::False, reasons::NOT_STALLED, ""),
+            Want::new(types::RECONCILING, Status::True, reason, message),
+        )
+    };
     let (ready, stalled, reconciling) = match stalled(facts) {
         Some((reason, message)) => (
             Want::new(types::READY, Status::False, reason, message.clone()),
             Want::new(types::STALLED, Status::True, reason, message),
             Want::new(types::RECONCILING, Status::False, reasons::NOT_RECONCILING, ""),
         ),
-        None if matches!(facts.credentials, Some(Outcome::Failed { .. })) => {
-            let message =
-                "the credentials Secret could not be written yet; see the CredentialsReady condition";
-            (
-                Want::new(types::READY, Status::False, reasons::SECRET_WRITE_FAILED, message),
-                Want::new(types::STALLED, Status::False, reasons::NOT_STALLED, ""),
-                Want::new(
-                    types::RECONCILING,
-                    Status::True,
-                    reasons::SECRET_WRITE_FAILED,
-                    message,
-                ),
-            )
-        }
-        None if matches!(facts.registrar, RegistrarState::Failed { .. }) => {
-            let message = "waiting for the registrar to take the user; see the RegistrarSynced condition";
-            (
-                Want::new(
-                    types::READY,
-                    Status::False,
-                    reasons::REGISTRAR_UNREACHABLE,
-                    message,
-                ),
-                Want::new(types::STALLED, Status::False, reasons::NOT_STALLED, ""),
-                Want::new(
-                    types::RECONCILING,
-                    Status::True,
-                    reasons::REGISTRAR_UNREACHABLE,
-                    message,
-                ),
-            )
-        }
+        None if matches!(facts.credentials, Some(Outcome::Failed { .. })) => progressing(
+            reasons::SECRET_WRITE_FAILED,
+            "the credentials Secret could not be written yet; see the CredentialsReady condition",
+        ),
+        None if matches!(facts.registrar, RegistrarState::Failed { .. }) => progressing(
+            reasons::REGISTRAR_UNREACHABLE,
+            "waiting for the registrar to take the user; see the RegistrarSynced condition",
+        ),
         None => {
             let aor = facts.aor.clone().unwrap_or_default();
             let ready = if facts.enabled {

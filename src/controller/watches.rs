@@ -129,7 +129,7 @@ where
 }
 
 /// The kind as a metric label.
-pub fn static_kind(kind: &str) -> &'static str {
+fn static_kind(kind: &str) -> &'static str {
     match kind {
         "SipUser" => "SipUser",
         "SipDomain" => "SipDomain",

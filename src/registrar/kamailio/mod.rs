@@ -50,20 +50,27 @@ pub struct Kamailio {
 }
 
 impl Kamailio {
+    /// The URL a client for `url` would call, or why no client can use it (not a URL, not
+    /// `http://`). Pure: checking a URL needs no client.
+    pub fn parse_url(url: &str) -> Result<Uri, RegistrarError> {
+        let unusable = |reason: String| RegistrarError::Unreachable {
+            endpoint: redact_userinfo(url),
+            reason,
+        };
+        let parsed: Uri = url
+            .parse()
+            .map_err(|e| unusable(format!("not a valid URL: {e}")))?;
+        if parsed.scheme_str() != Some("http") {
+            return Err(unusable("only http:// JSON-RPC endpoints are supported".into()));
+        }
+        Ok(parsed)
+    }
+
     /// A client for `url`; `token` is sent as `Authorization: Bearer <token>`.
     pub fn new(url: &str, token: Option<String>) -> Result<Self, RegistrarError> {
+        let parsed = Self::parse_url(url)?;
         // The endpoint string goes into status, messages and logs: never with credentials.
         let endpoint = redact_userinfo(url);
-        let parsed: Uri = url.parse().map_err(|e| RegistrarError::Unreachable {
-            endpoint: endpoint.clone(),
-            reason: format!("not a valid URL: {e}"),
-        })?;
-        if parsed.scheme_str() != Some("http") {
-            return Err(RegistrarError::Unreachable {
-                endpoint,
-                reason: "only http:// JSON-RPC endpoints are supported".into(),
-            });
-        }
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build_http();
