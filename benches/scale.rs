@@ -51,6 +51,52 @@ fn memory_mib(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU seconds (user + system) the process `pid` has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name;
+    // Linux reports them in USER_HZ, 100 per second.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The floor: how long the API server takes for `3 * n` writes when written as fast as it
+/// takes them (16 connections creating `n` Secrets), measured in this run.
+async fn floor(client: &kube::Client, ns: &str, n: usize) -> Duration {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
+    let start = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let secrets = secrets.clone();
+            async move {
+                let s: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+                    "apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("floor-{i:06}")},
+                    "stringData": {"password": "0123456789abcdef0123456789abcdef"}
+                }))
+                .expect("floor Secret");
+                secrets
+                    .create(&PostParams::default(), &s)
+                    .await
+                    .expect("create floor Secret");
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let took = start.elapsed();
+    println!(
+        "floor: {n} Secrets created in {:.1}s ({:.0} writes/s, 16 in flight); 3 writes per user -> floor {:.1}s",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64(),
+        3.0 * took.as_secs_f64()
+    );
+    took * 3
+}
+
 /// The operator's writes in `ns` since the last read, by resource/verb.
 fn writes(audit: &mut AuditLog, ns: &str) -> BTreeMap<String, usize> {
     let mut by_kind = BTreeMap::new();
@@ -180,6 +226,10 @@ async fn main() {
         .await
         .expect("create profile");
 
+    // Before the operator runs, in a namespace of its own, so it measures the API server alone.
+    let floor_ns = TestNamespace::create("floor");
+    let floor = floor(&client, &floor_ns.name, n).await;
+
     let check_interval = "2";
     let mut operator =
         Operator::start_with(&ns, &["--registrar-check-interval-seconds", check_interval]).await;
@@ -211,9 +261,11 @@ async fn main() {
         .collect::<Vec<_>>()
         .await;
     let created = start.elapsed();
-    wait_all_ready(&users, n, Duration::from_secs(600)).await;
+    // A deadline, not a figure: generous enough for 100,000 users on two cores.
+    wait_all_ready(&users, n, Duration::from_secs(600.max(n as u64 / 5))).await;
     let all_ready = start.elapsed();
     let (rss, hwm) = memory_mib(operator.pid());
+    let cpu = cpu_seconds(operator.pid());
     println!(
         "created {n} users in {:.1}s ({:.0} users/s through the API server)",
         created.as_secs_f64(),
@@ -223,6 +275,11 @@ async fn main() {
         "all Ready after {:.1}s: {:.0} users/s end to end (Secret + registrar push + status + finalizer + event each)",
         all_ready.as_secs_f64(),
         n as f64 / all_ready.as_secs_f64()
+    );
+    println!(
+        "all Ready / floor = {:.1}x; operator CPU {cpu:.1}s ({:.1} ms per user)",
+        all_ready.as_secs_f64() / floor.as_secs_f64(),
+        cpu * 1000.0 / n as f64
     );
     // Let trailing domain/profile status writes land before counting.
     tokio::time::sleep(Duration::from_secs(3)).await;
