@@ -58,6 +58,12 @@ fn remove_patch(current: &[String], finalizer: &str) -> Option<serde_json::Value
     ]))
 }
 
+/// Whether a patch failed because its test did not hold: the finalizers on the server differ
+/// from the (cached, possibly stale) copy it was made from. Retry on a fresh copy.
+pub fn is_stale_copy(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.is_invalid() || status.is_conflict())
+}
+
 /// Adds `finalizer` to `obj` on the server.
 pub async fn add<K>(api: &Api<Lean<K>>, obj: &K, finalizer: &str) -> Result<(), kube::Error>
 where

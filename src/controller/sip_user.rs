@@ -43,7 +43,7 @@ pub async fn reconcile(user: Arc<SipUser>, ctx: Arc<Context>) -> Result<Action, 
                 Ok(()) => {}
                 // The cache had not yet seen our own finalizer patch, so the patch's test
                 // failed: not a failure, the watch event with the finalizer is on its way.
-                Err(kube::Error::Api(status)) if status.is_invalid() || status.is_conflict() => {
+                Err(e) if finalizer::is_stale_copy(&e) => {
                     tracing::debug!(user = %user.name_any(), "finalizer already added; waiting for the cache");
                     return Ok(Action::requeue(STALE_CACHE_RETRY));
                 }
@@ -68,9 +68,7 @@ pub async fn reconcile(user: Arc<SipUser>, ctx: Arc<Context>) -> Result<Action, 
                     tracing::debug!(user = %user.name_any(), "already gone when its finalizer was removed");
                     Ok(Action::await_change())
                 }
-                Err(kube::Error::Api(status)) if status.is_invalid() || status.is_conflict() => {
-                    Ok(Action::requeue(STALE_CACHE_RETRY))
-                }
+                Err(e) if finalizer::is_stale_copy(&e) => Ok(Action::requeue(STALE_CACHE_RETRY)),
                 Err(source) => Err(Error::Finalizer {
                     action: "removing",
                     source,
