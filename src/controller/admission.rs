@@ -1,13 +1,11 @@
 //! Which SipUsers of a namespace are admitted, pure and deterministic: the oldest valid user
 //! (creationTimestamp, then name) wins every contest — a username, extension or alias in its
-//! domain, a seat under the domain's `maxUsers`, a seat in its profile's `capacity`. Every
-//! reconcile recomputes it from the caches, so deleting a winner heals the losers.
-use std::collections::{BTreeMap, HashMap, HashSet};
-
-use regex::Regex;
+//! domain, a seat under the domain's `maxUsers`, a seat in its profile's `capacity`; deleting
+//! a winner heals the losers. [`super::admission_index`] keeps it current from watch events.
+use std::collections::HashMap;
 
 use super::reasons;
-use crate::api::{SipDomain, SipProfile, SipUser};
+use crate::api::SipDomain;
 
 /// The outcome for one user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,7 +19,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    fn stalled(reason: &'static str, message: String) -> Self {
+    pub fn stalled(reason: &'static str, message: String) -> Self {
         Verdict::Stalled { reason, message }
     }
 
@@ -32,33 +30,6 @@ impl Verdict {
             Verdict::Stalled { reason, .. } => Some(reason),
         }
     }
-}
-
-/// Whether a Stalled reason comes from admission (rather than from a later step).
-pub fn is_admission_reason(reason: &str) -> bool {
-    [
-        reasons::DOMAIN_NOT_FOUND,
-        reasons::DOMAIN_NOT_READY,
-        reasons::PROFILE_NOT_FOUND,
-        reasons::EXTENSION_PATTERN_MISMATCH,
-        reasons::USERNAME_CONFLICT,
-        reasons::EXTENSION_CONFLICT,
-        reasons::ALIAS_CONFLICT,
-        reasons::DOMAIN_USER_LIMIT_REACHED,
-        reasons::PROFILE_CAPACITY_EXCEEDED,
-    ]
-    .contains(&reason)
-}
-
-/// Admission for one namespace.
-#[derive(Clone, Debug, Default)]
-pub struct Admission {
-    /// By SipUser name.
-    pub users: BTreeMap<String, Verdict>,
-    /// Admitted users per SipDomain name.
-    pub domain_users: HashMap<String, i32>,
-    /// Admitted users per SipProfile name.
-    pub profile_users: HashMap<String, i32>,
 }
 
 /// Why a SipDomain cannot take users, if it cannot.
@@ -124,207 +95,11 @@ pub fn domain_conflicts<'a>(
     losers
 }
 
-#[derive(Clone, Copy)]
-enum NameKind {
-    Username,
-    Extension,
-    Alias,
-}
-
-impl NameKind {
-    fn field(self) -> &'static str {
-        match self {
-            NameKind::Username => "username",
-            NameKind::Extension => "extension",
-            NameKind::Alias => "alias",
-        }
-    }
-
-    fn conflict_reason(self) -> &'static str {
-        match self {
-            NameKind::Username => reasons::USERNAME_CONFLICT,
-            NameKind::Extension => reasons::EXTENSION_CONFLICT,
-            NameKind::Alias => reasons::ALIAS_CONFLICT,
-        }
-    }
-}
-
-/// The names a user claims in its domain, each once (a user may reuse its own name).
-fn claimed_names(user: &SipUser) -> Vec<(&str, NameKind)> {
-    let mut seen = HashSet::new();
-    std::iter::once((user.username(), NameKind::Username))
-        .chain(user.spec.extension.as_deref().map(|e| (e, NameKind::Extension)))
-        .chain(user.spec.aliases.iter().map(|a| (a.as_str(), NameKind::Alias)))
-        .filter(|(name, _)| seen.insert(*name))
-        .collect()
-}
-
-/// Admits the users of one namespace. `domains`, `profiles` and `users` are that namespace's
-/// objects; `domain_losers` names the domains (by name) that lost a cluster-wide claim on
-/// their FQDN, with the winner.
-pub fn admit(
-    domains: &[&SipDomain],
-    profiles: &[&SipProfile],
-    users: &[&SipUser],
-    domain_losers: &HashMap<String, String>,
-) -> Admission {
-    let domains: HashMap<&str, &SipDomain> = domains
-        .iter()
-        .map(|d| (d.metadata.name.as_deref().unwrap_or_default(), *d))
-        .collect();
-    let profiles: HashMap<&str, &SipProfile> = profiles
-        .iter()
-        .map(|p| (p.metadata.name.as_deref().unwrap_or_default(), *p))
-        .collect();
-    let patterns: HashMap<&str, Option<Regex>> = domains
-        .iter()
-        .map(|(name, d)| {
-            (
-                *name,
-                d.spec
-                    .extension_pattern
-                    .as_deref()
-                    .and_then(|p| super::extension_pattern::compile(p).ok()),
-            )
-        })
-        .collect();
-
-    let mut ordered: Vec<&SipUser> = users.to_vec();
-    ordered.sort_by_key(|u| age_key(*u));
-
-    let mut admission = Admission::default();
-    // (domain name, claimed name) -> (winner user name, the winner's field)
-    let mut claims: HashMap<(&str, &str), (&str, NameKind)> = HashMap::new();
-    for user in ordered {
-        let name = user.metadata.name.as_deref().unwrap_or_default();
-        let verdict = judge(
-            user,
-            &domains,
-            &profiles,
-            &patterns,
-            domain_losers,
-            &claims,
-            &admission,
-        );
-        if verdict == Verdict::Admitted {
-            let domain = user.spec.domain_ref.as_str();
-            for (claimed, kind) in claimed_names(user) {
-                claims.insert((domain, claimed), (name, kind));
-            }
-            *admission.domain_users.entry(domain.to_string()).or_default() += 1;
-            if let Some(profile) = user.profile_name(domains.get(domain).copied()) {
-                *admission.profile_users.entry(profile.to_string()).or_default() += 1;
-            }
-        }
-        admission.users.insert(name.to_string(), verdict);
-    }
-    admission
-}
-
-fn judge(
-    user: &SipUser,
-    domains: &HashMap<&str, &SipDomain>,
-    profiles: &HashMap<&str, &SipProfile>,
-    patterns: &HashMap<&str, Option<Regex>>,
-    domain_losers: &HashMap<String, String>,
-    claims: &HashMap<(&str, &str), (&str, NameKind)>,
-    admitted: &Admission,
-) -> Verdict {
-    let domain_name = user.spec.domain_ref.as_str();
-    let Some(domain) = domains.get(domain_name).copied() else {
-        return Verdict::stalled(
-            reasons::DOMAIN_NOT_FOUND,
-            format!(
-                "SipDomain {domain_name:?} does not exist in this namespace; create it or correct spec.domainRef"
-            ),
-        );
-    };
-    if let Some((_, problem)) = domain_problem(domain, domain_losers.get(domain_name).map(String::as_str)) {
-        return Verdict::stalled(
-            reasons::DOMAIN_NOT_READY,
-            format!("SipDomain {domain_name:?} cannot take users: {problem}"),
-        );
-    }
-    let profile_name = user.profile_name(Some(domain));
-    let profile = match profile_name {
-        Some(p) => match profiles.get(p) {
-            Some(profile) => Some(*profile),
-            None => {
-                let from = if user.spec.profile_ref.is_some() {
-                    "spec.profileRef"
-                } else {
-                    "the domain's spec.defaultProfile"
-                };
-                return Verdict::stalled(
-                    reasons::PROFILE_NOT_FOUND,
-                    format!(
-                        "SipProfile {p:?} (named by {from}) does not exist in this namespace; create it or correct {from}"
-                    ),
-                );
-            }
-        },
-        None => None,
-    };
-    if let (Some(extension), Some(Some(pattern))) = (&user.spec.extension, patterns.get(domain_name))
-        && !pattern.is_match(extension)
-    {
-        return Verdict::stalled(
-            reasons::EXTENSION_PATTERN_MISMATCH,
-            format!(
-                "extension {extension:?} does not match the extensionPattern {:?} of SipDomain {domain_name:?}; choose a matching extension",
-                pattern.as_str()
-            ),
-        );
-    }
-    for (name, kind) in claimed_names(user) {
-        if let Some((winner, their_kind)) = claims.get(&(domain_name, name)) {
-            return Verdict::stalled(
-                kind.conflict_reason(),
-                format!(
-                    "{} {name:?} is already the {} of the older SipUser {winner} in SipDomain {domain_name:?} \
-                     (usernames, extensions and aliases share one namespace per domain); choose another {}",
-                    kind.field(),
-                    their_kind.field(),
-                    kind.field()
-                ),
-            );
-        }
-    }
-    if let Some(max) = domain.spec.max_users
-        && admitted.domain_users.get(domain_name).copied().unwrap_or(0) >= max
-    {
-        return Verdict::stalled(
-            reasons::DOMAIN_USER_LIMIT_REACHED,
-            format!(
-                "SipDomain {domain_name:?} admits at most {max} users (spec.maxUsers) and older users fill it; raise maxUsers or remove a user"
-            ),
-        );
-    }
-    if let (Some(profile), Some(name)) = (profile, profile_name)
-        && let Some(capacity) = profile.spec.capacity
-        && admitted.profile_users.get(name).copied().unwrap_or(0) >= capacity
-    {
-        return Verdict::stalled(
-            reasons::PROFILE_CAPACITY_EXCEEDED,
-            format!(
-                "SipProfile {name:?} is full: its capacity of {capacity} is taken by older users; raise spec.capacity or move this user to another profile"
-            ),
-        );
-    }
-    Verdict::Admitted
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::admission_index::{Admission, admit as run};
     use crate::controller::fixtures::{domain, profile, user};
-
-    fn run(domains: &[SipDomain], profiles: &[SipProfile], users: &[SipUser]) -> Admission {
-        let d: Vec<_> = domains.iter().collect();
-        let p: Vec<_> = profiles.iter().collect();
-        let u: Vec<_> = users.iter().collect();
-        admit(&d, &p, &u, &HashMap::new())
-    }
 
     fn reason(a: &Admission, user: &str) -> Option<&'static str> {
         a.users[user].reason()
@@ -491,13 +266,8 @@ mod tests {
         assert_eq!(reason, reasons::DOMAIN_CONFLICT);
         assert!(message.contains("a/acme"));
 
-        let u = user("u").domain("acme2").build();
-        let a = admit(
-            &[&loser],
-            &[],
-            &[&u],
-            &HashMap::from([("acme2".to_string(), "a/acme".to_string())]),
-        );
+        let u = user("u").domain("acme2").namespace("b").build();
+        let a = run(&[winner, loser], &[], &[u]);
         assert_eq!(a.users["u"].reason(), Some(reasons::DOMAIN_NOT_READY));
     }
 }

@@ -4,12 +4,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kube::runtime::events::Recorder;
+use super::event_sink::EventSink;
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 
 use super::Error;
-use super::admission::{self, Admission};
+use super::admission_index::Index;
 use crate::api::{SipDomain, SipProfile, SipUser};
 use crate::metrics::Metrics;
 
@@ -19,6 +19,8 @@ pub struct Stores {
     pub users: Store<SipUser>,
     pub domains: Store<SipDomain>,
     pub profiles: Store<SipProfile>,
+    /// Admission of the cached users, kept current from the same watch events.
+    pub index: Arc<Mutex<Index>>,
     /// Flips to true once all three caches have listed. (`Store::wait_until_ready` keeps only
     /// one waker, so concurrent reconciles waiting on it can sleep forever.)
     pub synced: tokio::sync::watch::Receiver<bool>,
@@ -35,36 +37,9 @@ impl Stores {
             .map_err(|_| Error::CachesClosed)
     }
 
-    /// Admission of one namespace from the caches; `fresh` (the object being reconciled, as
-    /// the controller just received it) replaces its cached copy.
-    pub fn admission(&self, namespace: &str, fresh: Option<&SipUser>) -> Admission {
-        let in_ns = |ns: Option<String>| ns.as_deref() == Some(namespace);
-        let all_domains = self.domains.state();
-        let losers = admission::domain_conflicts(all_domains.iter().map(Arc::as_ref))
-            .into_iter()
-            .filter(|((ns, _), _)| ns == namespace)
-            .map(|((_, name), winner)| (name, winner))
-            .collect();
-        let domains: Vec<_> = all_domains
-            .iter()
-            .filter(|d| in_ns(d.namespace()))
-            .map(Arc::as_ref)
-            .collect();
-        let profiles = self.profiles.state_filter(|p| in_ns(p.namespace()));
-        let profiles: Vec<_> = profiles.iter().map(Arc::as_ref).collect();
-        let fresh_uid = fresh.and_then(|u| u.uid());
-        let cached = self
-            .users
-            .state_filter(|u| in_ns(u.namespace()) && (fresh_uid.is_none() || u.uid() != fresh_uid));
-        let mut users: Vec<_> = cached
-            .iter()
-            .map(Arc::as_ref)
-            .filter(|u| u.metadata.deletion_timestamp.is_none())
-            .collect();
-        if let Some(fresh) = fresh.filter(|u| u.metadata.deletion_timestamp.is_none()) {
-            users.push(fresh);
-        }
-        admission::admit(&domains, &profiles, &users, &losers)
+    /// The admission index, fed by the watches (see [`Index`]).
+    pub fn admission(&self) -> std::sync::MutexGuard<'_, Index> {
+        lock(&self.index)
     }
 
     /// The SipDomain `name` in `namespace`, from the cache.
@@ -117,7 +92,7 @@ impl Backoff {
 
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub recorder: EventSink,
     pub metrics: Arc<Metrics>,
     pub stores: Stores,
     pub backoff: Backoff,

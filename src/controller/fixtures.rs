@@ -56,7 +56,12 @@ impl UserBuilder {
         self
     }
     pub fn created(mut self, secs: i64) -> Self {
-        self.0.metadata = meta(self.0.metadata.name.as_deref().unwrap_or_default(), "ns", secs);
+        let ns = self.0.metadata.namespace.clone().unwrap_or_default();
+        self.0.metadata = meta(self.0.metadata.name.as_deref().unwrap_or_default(), &ns, secs);
+        self
+    }
+    pub fn namespace(mut self, ns: &str) -> Self {
+        self.0.metadata.namespace = Some(ns.into());
         self
     }
     pub fn build(self) -> SipUser {

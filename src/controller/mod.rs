@@ -2,11 +2,13 @@
 //! cross-kind triggers (a user changes → its domain, profile and affected users; a domain or
 //! profile changes → its users), metadata-only watches for Secrets.
 mod admission;
+mod admission_index;
 mod cache;
 mod clock;
 mod conditions;
 mod context;
 mod error;
+mod event_sink;
 mod events;
 mod extension_pattern;
 mod finalizer;
@@ -42,7 +44,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -126,7 +128,10 @@ fn forget<K: Resource<DynamicType = ()>>(ctx: &Context, kind: &'static str, obj:
 
 /// Queues reconciles. Sending only fails once the controllers are gone (shutdown), when
 /// dropping the request is right.
-fn send_all<K: Resource>(tx: &mpsc::UnboundedSender<ObjectRef<K>>, refs: Vec<ObjectRef<K>>) {
+fn send_all<K: Resource>(
+    tx: &mpsc::UnboundedSender<ObjectRef<K>>,
+    refs: impl IntoIterator<Item = ObjectRef<K>>,
+) {
     for r in refs {
         let _ = tx.unbounded_send(r);
     }
@@ -144,7 +149,7 @@ pub async fn run(
     let (synced_tx, synced) = tokio::sync::watch::channel(false);
     // Three kinds, one watch per namespace each (or one for all namespaces).
     let tracker = watches::sync_tracker(synced_tx, 3 * scope.apis::<SipUser>(&client).len());
-    let recorder = Recorder::new(client.clone(), reporter);
+    let recorder = event_sink::EventSink::new(client.clone(), reporter);
     let on_unreadable = unreadable::reporter(recorder.clone(), metrics.clone());
     let (users, user_stream) =
         watches::cached::<SipUser>(scope.apis(&client), &tracker, on_unreadable.clone());
@@ -156,6 +161,7 @@ pub async fn run(
         users: users.clone(),
         domains: domains.clone(),
         profiles: profiles.clone(),
+        index: Default::default(),
         synced,
     };
     let (user_tx, user_rx) = mpsc::unbounded::<ObjectRef<SipUser>>();
@@ -174,18 +180,31 @@ pub async fn run(
     let (domain_tx, domain_rx) = mpsc::unbounded::<ObjectRef<SipDomain>>();
     let (profile_tx, profile_rx) = mpsc::unbounded::<ObjectRef<SipProfile>>();
 
-    let dirty = healing::Dirty::default();
-    let sweeper = tokio::spawn(healing::run(stores.clone(), dirty.clone(), user_tx.clone()));
+    let recount = (healing::Pending::default(), healing::Pending::default());
+    let sweeper = tokio::spawn(healing::run(
+        stores.clone(),
+        recount.clone(),
+        healing::Queues {
+            users: user_tx.clone(),
+            domains: domain_tx.clone(),
+            profiles: profile_tx.clone(),
+        },
+    ));
     let user_stream = {
-        let (stores, dtx, ptx, ctx) = (stores.clone(), domain_tx.clone(), profile_tx.clone(), ctx.clone());
+        let (stores, ctx, recount) = (stores.clone(), ctx.clone(), recount.clone());
         user_stream.inspect_ok(move |user| {
-            if stores.users.get(&ObjectRef::from_obj(user)).is_none() {
+            if stores.users.get(&ObjectRef::from_obj(user)).is_some() {
+                stores.admission().upsert_user(user);
+            } else {
+                stores
+                    .admission()
+                    .remove_user(&user.namespace().unwrap_or_default(), &user.name_any());
                 forget(&ctx, "SipUser", user);
             }
+            // Counts change with every user: recounted once per sweep, not once per event.
             let t = triggers::on_user(user, &stores);
-            send_all(&dtx, t.domains);
-            send_all(&ptx, t.profiles);
-            dirty.mark(user.namespace().unwrap_or_default());
+            recount.0.add(t.domains);
+            recount.1.add(t.profiles);
         })
     };
     let domain_stream = {
@@ -196,7 +215,12 @@ pub async fn run(
                 .status
                 .as_ref()
                 .and_then(|s| conditions::true_reason(&s.conditions, reasons::types::STALLED));
-            let cached = stores.domains.get(&ObjectRef::from_obj(domain)).is_some();
+            let cached = stores.domains.get(&ObjectRef::from_obj(domain));
+            let ns = domain.namespace().unwrap_or_default();
+            stores
+                .admission()
+                .set_domain(&ns, &domain.name_any(), cached.clone());
+            let cached = cached.is_some();
             if !cached {
                 forget(&ctx, "SipDomain", domain);
             }
@@ -212,7 +236,12 @@ pub async fn run(
         let (stores, utx, ctx) = (stores.clone(), user_tx.clone(), ctx.clone());
         let mut seen = triggers::Seen::default();
         profile_stream.inspect_ok(move |profile| {
-            let cached = stores.profiles.get(&ObjectRef::from_obj(profile)).is_some();
+            let cached = stores.profiles.get(&ObjectRef::from_obj(profile));
+            let ns = profile.namespace().unwrap_or_default();
+            stores
+                .admission()
+                .set_profile(&ns, &profile.name_any(), cached.as_deref());
+            let cached = cached.is_some();
             if !cached {
                 forget(&ctx, "SipProfile", profile);
             }

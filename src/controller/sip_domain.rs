@@ -27,13 +27,7 @@ pub async fn reconcile(domain: Arc<SipDomain>, ctx: Arc<Context>) -> Result<Acti
         &domain,
         losers.get(&(ns.clone(), name.clone())).map(String::as_str),
     );
-    let users = ctx
-        .stores
-        .admission(&ns, None)
-        .domain_users
-        .get(&name)
-        .copied()
-        .unwrap_or(0);
+    let users = ctx.stores.admission().domain_seats(&ns, &name);
 
     let previous = domain.status.as_ref();
     // A stalled domain pushes nothing; otherwise check that its registrar endpoints are whole.

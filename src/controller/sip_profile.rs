@@ -17,13 +17,7 @@ pub async fn reconcile(profile: Arc<SipProfile>, ctx: Arc<Context>) -> Result<Ac
         .ok_or_else(|| Error::NotNamespaced(profile.name_any()))?;
     ctx.stores.ready().await?;
     let name = profile.name_any();
-    let users = ctx
-        .stores
-        .admission(&ns, None)
-        .profile_users
-        .get(&name)
-        .copied()
-        .unwrap_or(0);
+    let users = ctx.stores.admission().profile_seats(&ns, &name);
 
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let previous = profile.status.as_ref();

@@ -81,9 +81,7 @@ pub async fn reconcile(user: Arc<SipUser>, ctx: Arc<Context>) -> Result<Action, 
 
 async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
     let ns = user.namespace().unwrap_or_default();
-    let name = user.name_any();
-    let admission = ctx.stores.admission(&ns, Some(user));
-    let verdict = admission.users.get(&name).cloned().unwrap_or(Verdict::Admitted);
+    let verdict = ctx.stores.admission().verdict(user);
     let domain = ctx.stores.domain(&ns, &user.spec.domain_ref);
 
     let (credentials, password) = match (&verdict, &domain) {
@@ -184,21 +182,7 @@ fn record_metrics(ctx: &Context, user: &SipUser, status: &crate::api::SipUserSta
 /// admitted user of the domain with the same username, or a winning SipDomain elsewhere with
 /// the same FQDN (this user's domain lost the claim).
 fn key_held_by_another(user: &SipUser, ctx: &Context) -> bool {
-    let ns = user.namespace().unwrap_or_default();
-    let admission = ctx.stores.admission(&ns, None);
-    let same_key = ctx.stores.users.state_filter(|u| {
-        u.namespace().as_deref() == Some(ns.as_str())
-            && u.uid() != user.uid()
-            && u.spec.domain_ref == user.spec.domain_ref
-            && u.username() == user.username()
-    });
-    let other_holder = same_key
-        .iter()
-        .any(|u| admission.users.get(&u.name_any()) == Some(&Verdict::Admitted));
-    let all_domains = ctx.stores.domains.state();
-    let domain_lost = super::admission::domain_conflicts(all_domains.iter().map(Arc::as_ref))
-        .contains_key(&(ns, user.spec.domain_ref.clone()));
-    other_holder || domain_lost
+    ctx.stores.admission().key_held_by_another(user)
 }
 
 /// Removes the user from every registrar endpoint before the object goes. Idempotent, and

@@ -4,9 +4,6 @@ use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
 use super::Stores;
-use super::admission::is_admission_reason;
-use super::conditions::true_reason;
-use super::reasons::types;
 use crate::api::{SipDomain, SipProfile, SipUser};
 
 /// What a user change triggers directly.
@@ -16,7 +13,7 @@ pub struct UserTriggers {
 }
 
 /// A user changed: its domain and profile(s) recount. (Other users it may heal or displace
-/// are found by [`admission_drift`], swept per namespace.)
+/// are the ones whose verdict moved in the admission index, swept by `healing`.)
 pub fn on_user(user: &SipUser, stores: &Stores) -> UserTriggers {
     let ns = user.namespace().unwrap_or_default();
     let domains = vec![ObjectRef::new(&user.spec.domain_ref).within(&ns)];
@@ -29,29 +26,6 @@ pub fn on_user(user: &SipUser, stores: &Stores) -> UserTriggers {
         .collect();
     profiles.dedup();
     UserTriggers { domains, profiles }
-}
-
-/// Users of `namespace` whose admission now differs from what their status says (a winner
-/// left, a name was freed, a seat opened, an older user claimed a name): reconciling them
-/// heals or stalls them without a manual poke. Users not reconciled yet are left out; their
-/// own event reconciles them.
-pub fn admission_drift(namespace: &str, stores: &Stores) -> Vec<ObjectRef<SipUser>> {
-    let admission = stores.admission(namespace, None);
-    stores
-        .users
-        .state_filter(|u| u.namespace().as_deref() == Some(namespace) && u.status.is_some())
-        .into_iter()
-        .filter(|u| {
-            let stored = u
-                .status
-                .as_ref()
-                .and_then(|s| true_reason(&s.conditions, types::STALLED))
-                .filter(|r| is_admission_reason(r));
-            let now = admission.users.get(&u.name_any()).and_then(|v| v.reason());
-            stored != now
-        })
-        .map(|u| ObjectRef::from_obj(u.as_ref()))
-        .collect()
 }
 
 /// What of a SipDomain or SipProfile its users depend on: the spec (generation) and, for a

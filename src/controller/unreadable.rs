@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
+
+use super::event_sink::EventSink;
 
 use super::cache::Unreadable;
 use super::context::lock;
@@ -17,7 +19,7 @@ pub const UNREADABLE_OBJECT: &str = "UnreadableObject";
 
 /// The reporter the watches call; the Event is published in the background (the watch does
 /// not wait for the API server).
-pub fn reporter(recorder: Recorder, metrics: Arc<Metrics>) -> OnUnreadable {
+pub fn reporter(recorder: EventSink, metrics: Arc<Metrics>) -> OnUnreadable {
     // (uid, resourceVersion) already reported: a re-list must not repeat it.
     let reported: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
     Arc::new(move |kind, unreadable: &Unreadable| {
