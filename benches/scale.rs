@@ -346,6 +346,8 @@ async fn bench(faults: Vec<Fault>) -> Vec<String> {
     let mut ready = 0;
     let mut progress = Instant::now();
     let mut failover_kill = None;
+    let mut last_fault_end = None;
+    let mut ready_after_fault = 0;
     // A deadline, not a figure: generous enough for 100,000 users on two cores.
     let deadline = start + Duration::from_secs(600.max(n as u64 / 5));
     let all_ready = loop {
@@ -360,6 +362,8 @@ async fn bench(faults: Vec<Fault>) -> Vec<String> {
                 failover_kill = Some(killed);
             }
             progress = Instant::now();
+            last_fault_end = Some(progress);
+            ready_after_fault = setup::count_ready(&client, &ns_names).await.unwrap_or(ready);
         }
         if ready >= n && plan.peek().is_none() {
             break Some(start.elapsed());
@@ -398,6 +402,13 @@ async fn bench(faults: Vec<Fault>) -> Vec<String> {
             all_ready.as_secs_f64() / floor.as_secs_f64(),
             cpu * 1000.0 / n as f64
         );
+        if let Some(end) = last_fault_end {
+            println!(
+                "recovery: all {n} Ready {:.1}s after the last fault was over ({ready_then} were Ready then)",
+                (start + all_ready).saturating_duration_since(end).as_secs_f64(),
+                ready_then = ready_after_fault,
+            );
+        }
         if let Some(killed) = failover_kill {
             println!(
                 "failover: all {n} Ready {:.1}s after the leader was killed",
