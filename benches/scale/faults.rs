@@ -416,7 +416,7 @@ pub async fn restart_apiserver(state_dir: &std::path::Path, client: &kube::Clien
         .create(true)
         .open(state_dir.join("logs/kube-apiserver.log"))
         .expect("open the kube-apiserver log");
-    let child = std::process::Command::new(&argv[0])
+    let mut child = std::process::Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone().expect("clone log"))
@@ -424,6 +424,9 @@ pub async fn restart_apiserver(state_dir: &std::path::Path, client: &kube::Clien
         .spawn()
         .expect("start kube-apiserver again");
     let new_pid = child.id();
+    // Reaped when it exits (stop.sh stops it at the end of the run), so it never lingers as a
+    // zombie that stop.sh would have to tell apart.
+    std::thread::spawn(move || child.wait());
     // stop.sh (and the reaper) stop what the pids file names.
     let updated: String = pids
         .lines()
