@@ -5,9 +5,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
-use super::conditions::{self, Status, Want};
-use super::reasons::{self, types};
-use super::{Context, Error, status_patch};
+use super::status::conditions::{self, Status, Want};
+use super::status::patch as status_patch;
+use super::status::reasons::{self, types};
+use super::{Context, Error};
 use crate::api::{SipProfile, SipProfileStatus};
 
 pub async fn reconcile(profile: Arc<SipProfile>, ctx: Arc<Context>) -> Result<Action, Error> {

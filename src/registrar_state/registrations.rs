@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::context::lock;
 use super::registration_view::{Dump, View};
 use crate::registrar::{Registrar, RegistrarError};
+use crate::sync::lock;
 
 #[derive(Default)]
 pub struct Registrations {
@@ -27,7 +27,7 @@ impl Registrations {
         }
         let contacts = endpoint.registrations().await?;
         let dump = Dump {
-            read_at: super::clock::now(),
+            read_at: crate::clock::now(),
             contacts: Arc::new(contacts),
         };
         lock(&self.dumps).insert(endpoint.endpoint().to_string(), (Instant::now(), dump.clone()));

@@ -4,10 +4,10 @@ use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
 use super::Stores;
-use super::admission::is_admission_reason;
-use super::conditions::true_reason;
-use super::reasons::types;
 use crate::api::{SipDomain, SipProfile, SipUser};
+use crate::controller::admission::is_admission_reason;
+use crate::controller::status::conditions::true_reason;
+use crate::controller::status::reasons::types;
 
 /// What a user change triggers directly.
 pub struct UserTriggers {

@@ -2,11 +2,13 @@
 //! every endpoint of its domain's registrar; remove a suspended or no longer admitted one.
 use kube::ResourceExt;
 
-use super::user_status::RegistrarState;
-use super::{Context, registrar_endpoints};
+use super::status::RegistrarState;
 use crate::api::{DEFAULT_MAX_CONTACTS, SipDomain, SipProfile, SipUser};
+use crate::controller::Context;
+use crate::controller::status::registrar as registrar_status;
 use crate::credentials::Password;
 use crate::registrar::{EntrySpec, Registrar, UserEntry, UserKey};
+use crate::registrar_state::endpoints as registrar_endpoints;
 
 /// What the step should do for the user.
 pub enum Intent<'a> {
@@ -39,7 +41,7 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, intent: Intent<'_>, ctx: &
     // The domain's check says whether its registrar settings can work at all; while they
     // cannot, retrying per user is pointless. A deletion still tries (and waits) as before.
     if user.metadata.deletion_timestamp.is_none()
-        && let Some(message) = registrar_endpoints::recorded_registrar_problem(domain)
+        && let Some(message) = registrar_status::recorded_registrar_problem(domain)
     {
         return RegistrarState::DomainInvalid {
             domain: domain.name_any(),

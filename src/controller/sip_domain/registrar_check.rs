@@ -11,14 +11,15 @@ use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use rand::RngExt;
 
-use super::Context;
-use super::reasons::REGISTRAR_UNREACHABLE;
-use super::reasons::types::REGISTRAR_SYNCED;
-use super::registrar_endpoints::{self, ResolveError};
-use super::registration_view::View;
 use crate::api::{Conditioned, RegistrarEndpointStatus, SipDomain, SipUser};
+use crate::controller::Context;
+use crate::controller::status::reasons::REGISTRAR_UNREACHABLE;
+use crate::controller::status::reasons::types::REGISTRAR_SYNCED;
+use crate::controller::status::registrar;
 use crate::registrar::kamailio::Kamailio;
 use crate::registrar::{Registrar, RegistrarError, UserEntry, UserKey};
+use crate::registrar_state::endpoints::{self as registrar_endpoints, ResolveError};
+use crate::registrar_state::registration_view::View;
 
 /// What one check of a domain's registrar found.
 #[derive(Debug, Default)]
@@ -49,13 +50,13 @@ pub enum Health {
 impl Health {
     /// The verdict for a registrar whose endpoints could not be resolved.
     pub fn of_unresolved(e: &ResolveError) -> Health {
-        match e.stalled_reason() {
+        match registrar::stalled_reason(e) {
             Some(reason) => Health::Invalid {
                 reason,
                 message: e.to_string(),
             },
             None => Health::Transient {
-                reason: e.transient_reason(),
+                reason: registrar::transient_reason(e),
                 message: format!("{e}; checked again every check interval"),
             },
         }

@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use regex::Regex;
 
-use super::reasons;
+use super::status::reasons;
+
+pub mod extension_pattern;
+pub mod healing;
 use crate::api::{SipDomain, SipProfile, SipUser};
 
 /// The outcome for one user.
@@ -73,7 +76,7 @@ pub fn domain_problem(domain: &SipDomain, conflict_winner: Option<&str>) -> Opti
         ));
     }
     if let Some(pattern) = &domain.spec.extension_pattern
-        && let Err(err) = super::extension_pattern::compile(pattern)
+        && let Err(err) = extension_pattern::compile(pattern)
     {
         return Some((
             reasons::INVALID_EXTENSION_PATTERN,
@@ -184,7 +187,7 @@ pub fn admit(
                 d.spec
                     .extension_pattern
                     .as_deref()
-                    .and_then(|p| super::extension_pattern::compile(p).ok()),
+                    .and_then(|p| extension_pattern::compile(p).ok()),
             )
         })
         .collect();

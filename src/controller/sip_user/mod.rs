@@ -9,14 +9,22 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
+mod credentials;
+mod registrar;
+mod status;
+
+pub use credentials::ROTATION_HANDLED_ANNOTATION;
+
+use self::credentials as user_credentials;
+use self::registrar::{self as user_registrar, Intent};
+use self::status::{self as user_status, Facts, RegistrarState};
 use super::admission::Verdict;
 use super::cache::Lean;
-use super::conditions::true_reason;
 use super::finalizer::{self, Phase};
-use super::reasons::types;
-use super::user_registrar::{self, Intent};
-use super::user_status::{self, Facts, RegistrarState};
-use super::{Context, Error, events, status_patch, user_credentials};
+use super::status::conditions::{self, true_reason};
+use super::status::reasons::types;
+use super::status::{events, patch as status_patch};
+use super::{Context, Error};
 use crate::api::SipUser;
 use crate::keys::{REGISTRAR_CLEANUP_FINALIZER, SKIP_CLEANUP_ANNOTATION};
 use crate::registrar::UserKey;
@@ -169,8 +177,7 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
 }
 
 fn record_metrics(ctx: &Context, user: &SipUser, status: &crate::api::SipUserStatus) {
-    let status_of =
-        |t| super::conditions::find(&status.conditions, t).map_or("Unknown", |c| c.status.as_str());
+    let status_of = |t| conditions::find(&status.conditions, t).map_or("Unknown", |c| c.status.as_str());
     let key = format!("{}/{}", user.namespace().unwrap_or_default(), user.name_any());
     ctx.metrics.record_object(
         "SipUser",

@@ -9,9 +9,9 @@ use std::time::Duration;
 use futures::channel::mpsc::UnboundedSender;
 use kube::runtime::reflector::ObjectRef;
 
-use super::context::lock;
-use super::{Stores, triggers};
 use crate::api::SipUser;
+use crate::controller::cache::{Stores, triggers};
+use crate::sync::lock;
 
 /// How long changes collect before a sweep.
 pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);

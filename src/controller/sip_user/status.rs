@@ -2,11 +2,11 @@
 //! the fields that carry over from the previous status.
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::admission::Verdict;
-use super::conditions::{self, Status, Want};
-use super::reasons::{self, types};
-use super::user_credentials::{Outcome, PasswordChange};
+use super::credentials::{Outcome, PasswordChange};
 use crate::api::{RegistrationStatus, SipUserStatus};
+use crate::controller::admission::Verdict;
+use crate::controller::status::conditions::{self, Status, Want};
+use crate::controller::status::reasons::{self, types};
 
 /// Where the user stands with the registrar.
 #[derive(Clone, Debug, PartialEq, Eq)]
