@@ -90,6 +90,24 @@ impl Clients {
     }
 }
 
+/// Why a user could not be brought in line on its domain's registrar endpoints.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The endpoints could not be resolved (see the SipDomain's status for the same verdict).
+    #[error(transparent)]
+    Unresolved(#[from] ResolveError),
+    /// Some endpoints failed the push or removal; one error per failing endpoint, each
+    /// naming it (the others hold the change).
+    #[error("{}", join_errors(.0))]
+    Endpoints(Vec<RegistrarError>),
+}
+
+/// The failures of several endpoints on one line, as `SyncError` shows them.
+fn join_errors(errors: &[RegistrarError]) -> String {
+    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    messages.join("; ")
+}
+
 /// Why the endpoints of a SipDomain's registrar could not be resolved. Messages name the
 /// field to fix and never hold a token or URL credentials.
 #[derive(Debug, thiserror::Error)]

@@ -7,5 +7,5 @@ pub mod endpoints;
 pub mod registration_view;
 pub mod registrations;
 
-pub use endpoints::Clients;
+pub use endpoints::{Clients, SyncError};
 pub use registrations::Registrations;

@@ -124,7 +124,7 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
         _ => RegistrarState::NotConfigured,
     };
     // Status says why; these are tried again later, backing off per user.
-    let retry = matches!(registrar, RegistrarState::Failed { .. })
+    let retry = matches!(registrar, RegistrarState::Failed(_))
         || credentials.as_ref().is_some_and(user_credentials::Outcome::retry);
 
     let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -226,13 +226,10 @@ async fn cleanup(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
             tracing::info!(user = %key, "deleted without the registrar cleanup, as annotated");
         }
         Some(domain) if domain.spec.registrar.is_some() && !skip && !key_held_by_another(user, ctx) => {
-            if let RegistrarState::Failed { message } =
+            if let RegistrarState::Failed(error) =
                 user_registrar::sync(user, &domain, Intent::Remove, ctx).await
             {
-                return Err(Error::RegistrarCleanup(format!(
-                    "{message}; the deletion waits for the registrar (annotate the SipUser with \
-                     {SKIP_CLEANUP_ANNOTATION}=true to delete it without the cleanup)"
-                )));
+                return Err(Error::RegistrarCleanup(error));
             }
             tracing::info!(user = %key, "removed from the registrar");
         }

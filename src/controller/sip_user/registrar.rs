@@ -7,7 +7,8 @@ use crate::api::{DEFAULT_MAX_CONTACTS, SipDomain, SipProfile, SipUser};
 use crate::controller::Context;
 use crate::controller::status::registrar as registrar_status;
 use crate::credentials::Password;
-use crate::registrar::{EntrySpec, Registrar, UserEntry, UserKey};
+use crate::registrar::{EntrySpec, Registrar, RegistrarError, UserEntry, UserKey};
+use crate::registrar_state::SyncError;
 use crate::registrar_state::endpoints as registrar_endpoints;
 
 /// What the step should do for the user.
@@ -51,11 +52,7 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, intent: Intent<'_>, ctx: &
     let endpoints = match registrar_endpoints::resolve(domain, &ctx.client, &ctx.registrars).await {
         Ok(None) => return RegistrarState::NotConfigured,
         Ok(Some(endpoints)) => endpoints,
-        Err(e) => {
-            return RegistrarState::Failed {
-                message: e.to_string(),
-            };
-        }
+        Err(e) => return RegistrarState::Failed(e.into()),
     };
     let result = match &intent {
         Intent::Push { password, profile } => {
@@ -73,7 +70,7 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, intent: Intent<'_>, ctx: &
         Intent::Leave => Ok(()),
     };
     match (result, intent) {
-        (Err(message), _) => RegistrarState::Failed { message },
+        (Err(errors), _) => RegistrarState::Failed(SyncError::Endpoints(errors)),
         (Ok(()), Intent::Push { .. }) => RegistrarState::Synced {
             endpoints: endpoints.len(),
         },
@@ -82,23 +79,15 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, intent: Intent<'_>, ctx: &
     }
 }
 
-/// Runs `op` against every endpoint; the first failures, named by endpoint.
-async fn push_all<'a, R, F>(endpoints: &'a [R], op: F) -> Result<(), String>
+/// Runs `op` against every endpoint; the failures, each naming its endpoint.
+async fn push_all<'a, R, F>(endpoints: &'a [R], op: F) -> Result<(), Vec<RegistrarError>>
 where
     R: Registrar,
-    F: Fn(&'a R) -> futures::future::BoxFuture<'a, Result<(), crate::registrar::RegistrarError>>,
+    F: Fn(&'a R) -> futures::future::BoxFuture<'a, Result<(), RegistrarError>>,
 {
     let results = futures::future::join_all(endpoints.iter().map(op)).await;
-    let errors: Vec<String> = results
-        .into_iter()
-        .filter_map(|r| r.err())
-        .map(|e| e.to_string())
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("; "))
-    }
+    let errors: Vec<RegistrarError> = results.into_iter().filter_map(|r| r.err()).collect();
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
 fn entry(user: &SipUser, domain: &SipDomain, password: &Password, profile: Option<&SipProfile>) -> UserEntry {
