@@ -11,6 +11,12 @@ use super::status::reasons::{self, types};
 use super::{Context, Error};
 use crate::api::{SipProfile, SipProfileStatus};
 
+/// Reconciles one SipProfile: its status says how many admitted users take its seats.
+#[tracing::instrument(
+    name = "reconcile_profile",
+    skip_all,
+    fields(namespace = profile.namespace().unwrap_or_default(), name = profile.name_any())
+)]
 pub async fn reconcile(profile: Arc<SipProfile>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started("SipProfile");
     let ns = profile

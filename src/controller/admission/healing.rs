@@ -21,6 +21,7 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 pub struct Dirty(Arc<Mutex<HashSet<String>>>);
 
 impl Dirty {
+    /// Notes that users of `namespace` changed; the next sweep looks at it.
     pub fn mark(&self, namespace: String) {
         lock(&self.0).insert(namespace);
     }
@@ -37,7 +38,11 @@ pub async fn run(stores: Stores, dirty: Dirty, users: UnboundedSender<ObjectRef<
     while !users.is_closed() {
         tick.tick().await;
         for namespace in dirty.take() {
-            for user in triggers::admission_drift(&namespace, &stores) {
+            let _span = tracing::debug_span!("healing_sweep", namespace = %namespace).entered();
+            let drifted = triggers::admission_drift(&namespace, &stores);
+            tracing::debug!(users = drifted.len(), "users whose admission moved");
+            for user in drifted {
+                // Fails only once the user controller is gone (shutdown): nothing to heal then.
                 let _ = users.unbounded_send(user);
             }
         }

@@ -17,6 +17,13 @@ use super::status::{events, patch as status_patch};
 use super::{Context, Error};
 use crate::api::{SipDomain, SipDomainStatus};
 
+/// Reconciles one SipDomain: its own problems, then (when it has none) a check of its
+/// registrar endpoints; requeued every check interval when it names a registrar.
+#[tracing::instrument(
+    name = "reconcile_domain",
+    skip_all,
+    fields(namespace = domain.namespace().unwrap_or_default(), name = domain.name_any(), domain = domain.spec.domain)
+)]
 pub async fn reconcile(domain: Arc<SipDomain>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started("SipDomain");
     let ns = domain

@@ -35,6 +35,13 @@ const RESYNC: Duration = Duration::from_secs(3600);
 /// Retry after a precondition failed on a stale cached copy.
 const STALE_CACHE_RETRY: Duration = Duration::from_millis(500);
 
+/// Reconciles one SipUser (see the module docs for the steps); the deletion path removes it
+/// from the registrar before its finalizer goes.
+#[tracing::instrument(
+    name = "reconcile_user",
+    skip_all,
+    fields(namespace = user.namespace().unwrap_or_default(), name = user.name_any(), domain = user.spec.domain_ref)
+)]
 pub async fn reconcile(user: Arc<SipUser>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started("SipUser");
     let ns = user

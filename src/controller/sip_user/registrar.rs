@@ -1,6 +1,7 @@
 //! The registrar step of a SipUser reconcile: push an admitted, enabled user (HA1 only) to
 //! every endpoint of its domain's registrar; remove a suspended or no longer admitted one.
 use kube::ResourceExt;
+use tracing::Instrument;
 
 use super::status::RegistrarState;
 use crate::api::{DEFAULT_MAX_CONTACTS, SipDomain, SipProfile, SipUser};
@@ -57,7 +58,10 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, intent: Intent<'_>, ctx: &
     let result = match &intent {
         Intent::Push { password, profile } => {
             let entry = entry(user, domain, password, *profile);
-            let pushed = push_all(&endpoints, |r| r.upsert(std::slice::from_ref(&entry))).await;
+            let pushed = push_all(&endpoints, "registrar_upsert", |r| {
+                r.upsert(std::slice::from_ref(&entry))
+            })
+            .await;
             match &pushed {
                 Ok(()) => ctx.registrars.remember(&entry),
                 // Some endpoint may hold an older entry: nothing is replayed from memory
@@ -66,7 +70,12 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, intent: Intent<'_>, ctx: &
             }
             pushed
         }
-        Intent::Remove => push_all(&endpoints, |r| r.remove(std::slice::from_ref(&key))).await,
+        Intent::Remove => {
+            push_all(&endpoints, "registrar_remove", |r| {
+                r.remove(std::slice::from_ref(&key))
+            })
+            .await
+        }
         Intent::Leave => Ok(()),
     };
     match (result, intent) {
@@ -79,13 +88,22 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, intent: Intent<'_>, ctx: &
     }
 }
 
-/// Runs `op` against every endpoint; the failures, each naming its endpoint.
-async fn push_all<'a, R, F>(endpoints: &'a [R], op: F) -> Result<(), Vec<RegistrarError>>
+/// Runs `op` against every endpoint, each in a span named `call` carrying its endpoint (the
+/// reconcile's span above carries the user and its domain); the failures, each naming its
+/// endpoint.
+async fn push_all<'a, R, F>(endpoints: &'a [R], call: &'static str, op: F) -> Result<(), Vec<RegistrarError>>
 where
     R: Registrar,
     F: Fn(&'a R) -> futures::future::BoxFuture<'a, Result<(), RegistrarError>>,
 {
-    let results = futures::future::join_all(endpoints.iter().map(op)).await;
+    let calls = endpoints.iter().map(|r| {
+        op(r).instrument(tracing::info_span!(
+            "registrar_call",
+            call,
+            endpoint = r.endpoint()
+        ))
+    });
+    let results = futures::future::join_all(calls).await;
     let errors: Vec<RegistrarError> = results.into_iter().filter_map(|r| r.err()).collect();
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
