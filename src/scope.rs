@@ -4,6 +4,7 @@ use kube::{Api, Client, Resource};
 /// Which namespaces the operator watches.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {
+    /// Every namespace (one cluster-wide watch per kind; needs cluster-wide RBAC).
     All,
     /// These namespaces only (one watch each, so namespaced RBAC is enough).
     Namespaces(Vec<String>),

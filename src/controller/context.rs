@@ -46,11 +46,16 @@ impl Backoff {
     }
 }
 
+/// What every reconcile of the three kinds is handed (one per process, behind an `Arc`).
 pub struct Context {
+    /// The API client.
     pub client: Client,
+    /// Publishes Events on the reconciled objects.
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    /// The caches of the three kinds.
     pub stores: Stores,
+    /// Per-object retry delays after failed reconciles.
     pub backoff: Backoff,
     /// Registrar clients, kept across reconciles for their connections.
     pub registrars: Clients,

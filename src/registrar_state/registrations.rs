@@ -9,6 +9,8 @@ use super::registration_view::{Dump, View};
 use crate::registrar::{Registrar, RegistrarError};
 use crate::sync::lock;
 
+/// The last bulk read of each registrar endpoint and the view of each SipDomain merged from
+/// them; one per process, shared by the domain check (writer) and the user reconciler.
 #[derive(Default)]
 pub struct Registrations {
     /// By endpoint, with when it was read (domains sharing an endpoint read it once).

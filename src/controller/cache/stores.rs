@@ -11,8 +11,11 @@ use crate::controller::error::Error;
 /// Caches of the operator's own kinds, filled by one watch per kind.
 #[derive(Clone)]
 pub struct Stores {
+    /// Every watched SipUser.
     pub users: Store<SipUser>,
+    /// Every watched SipDomain.
     pub domains: Store<SipDomain>,
+    /// Every watched SipProfile.
     pub profiles: Store<SipProfile>,
     /// Flips to true once all three caches have listed. (`Store::wait_until_ready` keeps only
     /// one waker, so concurrent reconciles waiting on it can sleep forever.)
