@@ -1,6 +1,7 @@
 //! sip-operator: manages SIP domains, profiles and users as Kubernetes custom resources.
 pub mod api;
 pub mod cli;
+mod clock;
 pub mod controller;
 pub mod crd_check;
 pub mod crd_reference;
@@ -11,4 +12,7 @@ pub mod keys;
 pub mod leader;
 pub mod metrics;
 pub mod registrar;
+mod registrar_state;
+pub mod scope;
+mod sync;
 pub mod telemetry;

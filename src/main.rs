@@ -8,10 +8,11 @@ use futures::FutureExt;
 use kube::Client;
 use kube::runtime::events::Reporter;
 use sip_operator::cli::Args;
-use sip_operator::controller::{self, Scope};
+use sip_operator::controller;
 use sip_operator::http::{self, HttpState};
 use sip_operator::leader::Election;
 use sip_operator::metrics::Metrics;
+use sip_operator::scope::Scope;
 use sip_operator::{crd_check, telemetry};
 
 #[tokio::main]

@@ -4,64 +4,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::event_sink::EventSink;
-use kube::runtime::reflector::Store;
-use kube::{Client, ResourceExt};
+use kube::Client;
 
-use super::Error;
-use super::admission_index::Index;
-use crate::api::{SipDomain, SipProfile, SipUser};
+use super::cache::Stores;
+use super::status::event_sink::EventSink;
+use crate::api::SipUser;
 use crate::metrics::Metrics;
+use crate::registrar_state::{Clients, Registrations};
+use crate::sync::lock;
 
-/// Caches of the operator's own kinds, filled by one watch per kind.
-#[derive(Clone)]
-pub struct Stores {
-    pub users: Store<SipUser>,
-    pub domains: Store<SipDomain>,
-    pub profiles: Store<SipProfile>,
-    /// Admission of the cached users, kept current from the same watch events.
-    pub index: Arc<Mutex<Index>>,
-    /// Flips to true once all three caches have listed. (`Store::wait_until_ready` keeps only
-    /// one waker, so concurrent reconciles waiting on it can sleep forever.)
-    pub synced: tokio::sync::watch::Receiver<bool>,
-}
-
-impl Stores {
-    /// Waits until every cache has listed once, so admission never runs on partial data.
-    pub async fn ready(&self) -> Result<(), Error> {
-        self.synced
-            .clone()
-            .wait_for(|synced| *synced)
-            .await
-            .map(|_| ())
-            .map_err(|_| Error::CachesClosed)
-    }
-
-    /// The admission index, fed by the watches (see [`Index`]).
-    pub fn admission(&self) -> std::sync::MutexGuard<'_, Index> {
-        lock(&self.index)
-    }
-
-    /// The SipDomain `name` in `namespace`, from the cache.
-    pub fn domain(&self, namespace: &str, name: &str) -> Option<Arc<SipDomain>> {
-        self.domains
-            .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
-    }
-
-    /// The cached users of `domain` (this SipDomain object: its namespace, its name) that
-    /// `pick` selects.
-    pub fn domain_users(&self, domain: &SipDomain, pick: impl Fn(&SipUser) -> bool) -> Vec<Arc<SipUser>> {
-        let ns = domain.namespace();
-        let name = domain.name_any();
-        self.users
-            .state_filter(|u| u.namespace() == ns && u.spec.domain_ref == name && pick(u))
-    }
-}
-
-/// Locks `m`, also after a panic elsewhere poisoned it (the maps behind these locks stay
-/// consistent: every update is a single insert or remove).
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// Tunables of the controllers.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How often each registrar endpoint is checked for a restart (and re-synced after one).
+    pub registrar_check_interval: std::time::Duration,
 }
 
 /// Consecutive failures per object UID, for exponential backoff (kube has none per object).
@@ -90,17 +46,22 @@ impl Backoff {
     }
 }
 
+/// What every reconcile of the three kinds is handed (one per process, behind an `Arc`).
 pub struct Context {
+    /// The API client.
     pub client: Client,
+    /// Publishes Events on the reconciled objects.
     pub recorder: EventSink,
     pub metrics: Arc<Metrics>,
+    /// The caches of the three kinds.
     pub stores: Stores,
+    /// Per-object retry delays after failed reconciles.
     pub backoff: Backoff,
     /// Registrar clients, kept across reconciles for their connections.
-    pub registrars: super::registrar_endpoints::Clients,
+    pub registrars: Clients,
     /// Live registrations as last read from the registrars.
-    pub registrations: super::registrations::Registrations,
-    pub settings: super::Settings,
+    pub registrations: Registrations,
+    pub settings: Settings,
     /// Queues users for reconcile (a registrar endpoint that lost its memory needs them all).
     pub resync_users: futures::channel::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<SipUser>>,
 }

@@ -2,39 +2,24 @@
 //! cross-kind triggers (a user changes → its domain, profile and affected users; a domain or
 //! profile changes → its users), metadata-only watches for Secrets.
 mod admission;
-mod admission_index;
 mod cache;
-mod clock;
-mod conditions;
 mod context;
 mod error;
-mod event_sink;
-mod events;
-mod extension_pattern;
 mod finalizer;
-mod healing;
-pub mod reasons;
-mod registrar_endpoints;
-mod registrar_sync;
-mod registration_view;
-mod registrations;
 mod sip_domain;
 mod sip_profile;
 mod sip_user;
-mod status_patch;
-mod triggers;
-mod unreadable;
-mod user_credentials;
-mod user_registrar;
-mod user_status;
-mod watches;
+mod status;
 
 #[cfg(test)]
 mod fixtures;
 
-pub use context::{Backoff, Context, Stores};
+pub use cache::Stores;
+pub use context::{Backoff, Context, Settings};
 pub use error::Error;
-pub use user_credentials::ROTATION_HANDLED_ANNOTATION;
+pub use sip_user::ROTATION_HANDLED_ANNOTATION;
+/// Condition types and reasons, part of the API (kept at this path for scripts and tests).
+pub use status::reasons;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -47,58 +32,16 @@ use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
+
+use admission::healing;
+use cache::{triggers, unreadable, watches};
+use status::conditions;
 
 use crate::api::{SipDomain, SipProfile, SipUser};
 use crate::keys::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, managed_secrets_selector};
 use crate::metrics::Metrics;
-
-/// Tunables of the controllers.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// How often each registrar endpoint is checked for a restart (and re-synced after one).
-    pub registrar_check_interval: std::time::Duration,
-}
-
-/// Which namespaces the operator watches.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Scope {
-    All,
-    /// These namespaces only (one watch each, so namespaced RBAC is enough).
-    Namespaces(Vec<String>),
-}
-
-impl Scope {
-    /// All namespaces for an empty list, else the listed ones (duplicates dropped).
-    pub fn of(namespaces: &[String]) -> Scope {
-        let mut list: Vec<String> = namespaces
-            .iter()
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty())
-            .collect();
-        list.sort();
-        list.dedup();
-        if list.is_empty() {
-            Scope::All
-        } else {
-            Scope::Namespaces(list)
-        }
-    }
-
-    /// One Api per watch: all namespaces, or one per listed namespace.
-    fn apis<K>(&self, client: &Client) -> Vec<Api<K>>
-    where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-    {
-        match self {
-            Scope::All => vec![Api::all(client.clone())],
-            Scope::Namespaces(list) => list
-                .iter()
-                .map(|ns| Api::namespaced(client.clone(), ns))
-                .collect(),
-        }
-    }
-}
+use crate::scope::Scope;
 
 /// Reconciles at most this many objects at once per kind (two cores; API-bound work).
 const CONCURRENCY: u16 = 16;
@@ -128,7 +71,7 @@ fn forget<K: Resource<DynamicType = ()>>(ctx: &Context, kind: &'static str, obj:
 
 /// Queues reconciles. Sending only fails once the controllers are gone (shutdown), when
 /// dropping the request is right.
-fn send_all<K: Resource>(
+pub(crate) fn send_all<K: Resource>(
     tx: &mpsc::UnboundedSender<ObjectRef<K>>,
     refs: impl IntoIterator<Item = ObjectRef<K>>,
 ) {
@@ -149,7 +92,7 @@ pub async fn run(
     let (synced_tx, synced) = tokio::sync::watch::channel(false);
     // Three kinds, one watch per namespace each (or one for all namespaces).
     let tracker = watches::sync_tracker(synced_tx, 3 * scope.apis::<SipUser>(&client).len());
-    let recorder = event_sink::EventSink::new(client.clone(), reporter);
+    let recorder = status::event_sink::EventSink::new(client.clone(), reporter);
     let on_unreadable = unreadable::reporter(recorder.clone(), metrics.clone());
     let (users, user_stream) =
         watches::cached::<SipUser>(scope.apis(&client), &tracker, on_unreadable.clone());

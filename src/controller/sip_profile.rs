@@ -5,11 +5,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
-use super::conditions::{self, Status, Want};
-use super::reasons::{self, types};
-use super::{Context, Error, status_patch};
+use super::status::conditions::{self, Status, Want};
+use super::status::patch as status_patch;
+use super::status::reasons::{self, types};
+use super::{Context, Error};
 use crate::api::{SipProfile, SipProfileStatus};
 
+/// Reconciles one SipProfile: its status says how many admitted users take its seats.
+#[tracing::instrument(
+    name = "reconcile_profile",
+    skip_all,
+    fields(namespace = profile.namespace().unwrap_or_default(), name = profile.name_any())
+)]
 pub async fn reconcile(profile: Arc<SipProfile>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started("SipProfile");
     let ns = profile

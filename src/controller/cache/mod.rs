@@ -1,5 +1,12 @@
-//! What the reconcilers read instead of asking the API server: the decoded form of watched
-//! objects (and, as the controller grows, the stores and watches themselves).
+//! What the reconcilers read instead of asking the API server: the watches that fill the
+//! caches (decoding objects as [`Lean`]), the caches themselves ([`Stores`]), the mappers that
+//! say which objects to reconcile when another one changes, and what happens to an object
+//! that cannot be decoded.
 pub mod lean;
+pub mod stores;
+pub mod triggers;
+pub mod unreadable;
+pub mod watches;
 
 pub use lean::{Lean, Unreadable};
+pub use stores::Stores;

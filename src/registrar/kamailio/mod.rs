@@ -83,6 +83,7 @@ impl Kamailio {
     }
 
     /// One JSON-RPC call; the result, or why there is none.
+    #[tracing::instrument(level = "debug", name = "rpc", skip_all, fields(endpoint = %self.endpoint, method = method))]
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, RegistrarError> {
         let body = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
         let mut request = Request::builder()

@@ -3,7 +3,7 @@
 use kube::Resource;
 use kube::runtime::events::{Event, EventType};
 
-use super::Context;
+use crate::controller::Context;
 
 /// Publishes an Event regarding `obj`; a failure is logged, not fatal (events are best effort).
 pub async fn publish<K: Resource<DynamicType = ()>>(

@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType};
 
-use super::event_sink::EventSink;
+use crate::controller::status::event_sink::EventSink;
 
-use super::cache::Unreadable;
-use super::context::lock;
+use super::Unreadable;
 use super::watches::OnUnreadable;
 use crate::metrics::Metrics;
+use crate::sync::lock;
 
 /// Event reason (Warning) on an object the operator cannot read.
 pub const UNREADABLE_OBJECT: &str = "UnreadableObject";

@@ -1,8 +1,9 @@
 //! Which registrar endpoints a SipDomain names: fixed URLs, or every ready endpoint of a
 //! Service (from its EndpointSlices, so a scaled-out Kamailio gets every user), with the RPC
 //! token read from the Secret the domain names. Clients are kept per URL so connections are
-//! reused across reconciles. When they cannot be resolved, [`ResolveError`] says whether a
-//! person must fix the spec (the domain is Stalled) or it may pass by itself.
+//! reused across reconciles. When they cannot be resolved, [`ResolveError`] says what is
+//! missing (which condition reason that is, is the controller's business:
+//! `controller::status::registrar`).
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -11,13 +12,11 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
-use super::conditions;
-use super::context::lock;
-use super::reasons::{self, types};
 use crate::api::{KamailioRegistrar, ServiceRef, SipDomain};
 use crate::credentials::secret_value;
 use crate::registrar::kamailio::{Kamailio, redact_userinfo};
 use crate::registrar::{RegistrarError, UserEntry, UserKey};
+use crate::sync::lock;
 
 /// Kamailio clients by URL (with the token they were made with), the sync marker this
 /// operator last left on each endpoint, and the entry it last pushed for each user, so that an
@@ -52,7 +51,7 @@ impl Clients {
     pub fn set_marker(&self, endpoint: &str, domain: &str, marker: Option<String>) {
         let key = (endpoint.to_string(), domain.to_string());
         match marker {
-            Some(m) => lock(&self.markers).insert(key, (m, super::clock::now())),
+            Some(m) => lock(&self.markers).insert(key, (m, crate::clock::now())),
             None => lock(&self.markers).remove(&key),
         };
     }
@@ -89,6 +88,24 @@ impl Clients {
         clients.insert(url.to_string(), (token.clone(), client.clone()));
         Ok(client)
     }
+}
+
+/// Why a user could not be brought in line on its domain's registrar endpoints.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The endpoints could not be resolved (see the SipDomain's status for the same verdict).
+    #[error(transparent)]
+    Unresolved(#[from] ResolveError),
+    /// Some endpoints failed the push or removal; one error per failing endpoint, each
+    /// naming it (the others hold the change).
+    #[error("{}", join_errors(.0))]
+    Endpoints(Vec<RegistrarError>),
+}
+
+/// The failures of several endpoints on one line, as `SyncError` shows them.
+fn join_errors(errors: &[RegistrarError]) -> String {
+    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    messages.join("; ")
 }
 
 /// Why the endpoints of a SipDomain's registrar could not be resolved. Messages name the
@@ -155,53 +172,6 @@ pub enum ResolveError {
         #[source]
         source: kube::Error,
     },
-}
-
-impl ResolveError {
-    /// The SipDomain's Stalled reason when only a person can fix this; `None` when it may pass
-    /// by itself (retried at the next check).
-    pub fn stalled_reason(&self) -> Option<&'static str> {
-        match self {
-            ResolveError::TokenSecretNotFound { .. }
-            | ResolveError::TokenKeyNotFound { .. }
-            | ResolveError::TokenKeyEmpty { .. } => Some(reasons::REGISTRAR_TOKEN_NOT_FOUND),
-            ResolveError::ServiceNotFound { .. } => Some(reasons::REGISTRAR_SERVICE_NOT_FOUND),
-            ResolveError::ServicePortNotFound { .. } => Some(reasons::REGISTRAR_SERVICE_PORT_NOT_FOUND),
-            ResolveError::UrlInvalid { .. } => Some(reasons::REGISTRAR_URL_INVALID),
-            ResolveError::NoReadyEndpoints { .. } | ResolveError::Kube { .. } => None,
-        }
-    }
-
-    /// The reason of a transient failure (the domain is Reconciling meanwhile).
-    pub fn transient_reason(&self) -> &'static str {
-        match self {
-            ResolveError::NoReadyEndpoints { .. } => reasons::REGISTRAR_ENDPOINTS_NOT_READY,
-            _ => reasons::REGISTRAR_UNREACHABLE,
-        }
-    }
-}
-
-/// Whether a SipDomain Stalled reason says its `spec.registrar` cannot work as written.
-pub fn is_registrar_reason(reason: &str) -> bool {
-    [
-        reasons::REGISTRAR_TOKEN_NOT_FOUND,
-        reasons::REGISTRAR_SERVICE_NOT_FOUND,
-        reasons::REGISTRAR_SERVICE_PORT_NOT_FOUND,
-        reasons::REGISTRAR_URL_INVALID,
-    ]
-    .contains(&reason)
-}
-
-/// The message of `domain`'s Stalled condition when, as last recorded in its status for its
-/// current spec, its registrar cannot work as written. Users follow this rather than
-/// classifying on their own, so they change state exactly when the domain does (which
-/// re-queues them); a verdict about an older spec is not trusted.
-pub fn recorded_registrar_problem(domain: &SipDomain) -> Option<&str> {
-    let conditions = &domain.status.as_ref()?.conditions;
-    conditions::find(conditions, types::STALLED)
-        .filter(|c| c.status == "True" && is_registrar_reason(&c.reason))
-        .filter(|c| c.observed_generation == domain.metadata.generation)
-        .map(|c| c.message.as_str())
 }
 
 /// Checks that the client can use `url` (named `field` in messages), without any I/O.
@@ -551,7 +521,6 @@ mod tests {
                 key: "token".into(),
             },
         ] {
-            assert_eq!(e.stalled_reason(), Some(reasons::REGISTRAR_TOKEN_NOT_FOUND));
             let message = e.to_string();
             assert!(
                 message.contains("spec.registrar.kamailio.tokenSecretRef") && message.contains("\"rpc\""),
@@ -564,16 +533,13 @@ mod tests {
     fn a_service_must_exist_and_have_the_port() {
         let rpc = service_ref("rpc");
         let e = check_service(None, "voip", &rpc).expect_err("no Service");
-        assert_eq!(e.stalled_reason(), Some(reasons::REGISTRAR_SERVICE_NOT_FOUND));
+        assert!(matches!(e, ResolveError::ServiceNotFound { .. }), "{e:?}");
         assert!(
             e.to_string().contains("voip/kamailio")
                 && e.to_string().contains("spec.registrar.kamailio.service")
         );
         let e = check_service(Some(&service(&["sip", "admin"])), "voip", &rpc).expect_err("no rpc port");
-        assert_eq!(
-            e.stalled_reason(),
-            Some(reasons::REGISTRAR_SERVICE_PORT_NOT_FOUND)
-        );
+        assert!(matches!(e, ResolveError::ServicePortNotFound { .. }), "{e:?}");
         assert!(e.to_string().contains("service.portName"), "{e}");
         assert!(check_service(Some(&service(&["sip", "rpc"])), "voip", &rpc).is_ok());
         assert!(
@@ -590,7 +556,7 @@ mod tests {
             "https://rpc:s3cret@kamailio/RPC",
         )
         .expect_err("https");
-        assert_eq!(e.stalled_reason(), Some(reasons::REGISTRAR_URL_INVALID));
+        assert!(matches!(e, ResolveError::UrlInvalid { .. }), "{e:?}");
         let message = e.to_string();
         assert!(message.contains("spec.registrar.kamailio.urls[1]"), "{message}");
         assert!(message.contains("only http://"), "{message}");
@@ -609,60 +575,6 @@ mod tests {
             "{e}"
         );
         assert!(check_path("/RPC").is_ok());
-    }
-
-    #[test]
-    fn endpoints_not_ready_yet_are_not_a_person_s_problem() {
-        let e = ResolveError::NoReadyEndpoints {
-            namespace: "voip".into(),
-            name: "kamailio".into(),
-            port_name: "rpc".into(),
-        };
-        assert_eq!(e.stalled_reason(), None);
-        assert_eq!(e.transient_reason(), reasons::REGISTRAR_ENDPOINTS_NOT_READY);
-    }
-
-    #[test]
-    fn users_follow_the_recorded_registrar_stall_only() {
-        let stalled = |reason: &'static str| {
-            let mut d = crate::controller::fixtures::domain("acme").build();
-            d.status = Some(crate::api::SipDomainStatus {
-                conditions: conditions::merge(
-                    &[],
-                    &[conditions::Want::new(
-                        types::STALLED,
-                        conditions::Status::True,
-                        reason,
-                        "what is wrong",
-                    )],
-                    d.metadata.generation,
-                    &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-                    ),
-                ),
-                ..Default::default()
-            });
-            d
-        };
-        assert_eq!(
-            recorded_registrar_problem(&stalled(reasons::REGISTRAR_TOKEN_NOT_FOUND)),
-            Some("what is wrong")
-        );
-        assert_eq!(
-            recorded_registrar_problem(&stalled(reasons::DOMAIN_CONFLICT)),
-            None
-        );
-        let mut edited = stalled(reasons::REGISTRAR_URL_INVALID);
-        edited.metadata.generation = Some(2);
-        assert_eq!(
-            recorded_registrar_problem(&edited),
-            None,
-            "the spec changed since"
-        );
-        assert_eq!(
-            recorded_registrar_problem(&crate::controller::fixtures::domain("acme").build()),
-            None
-        );
     }
 
     #[test]

@@ -12,7 +12,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 
-use super::cache::{Lean, Unreadable};
+use super::{Lean, Unreadable};
+use crate::sync::lock;
 
 /// Told about every object a watch could not decode (the watch goes on without it).
 pub type OnUnreadable = Arc<dyn Fn(&'static str, &Unreadable) + Send + Sync>;
@@ -150,7 +151,7 @@ pub fn sync_tracker(
         let id = next.fetch_add(1, Ordering::Relaxed);
         let (listed, synced) = (listed.clone(), synced.clone());
         Box::new(move || {
-            let mut done = super::context::lock(&listed);
+            let mut done = lock(&listed);
             // A re-list after a lost watch lists again: count each watch once.
             done.insert(id);
             if done.len() == watches {

@@ -1,11 +1,15 @@
 //! Which SipUsers of a namespace are admitted, pure and deterministic: the oldest valid user
 //! (creationTimestamp, then name) wins every contest — a username, extension or alias in its
 //! domain, a seat under the domain's `maxUsers`, a seat in its profile's `capacity`; deleting
-//! a winner heals the losers. [`super::admission_index`] keeps it current from watch events.
+//! a winner heals the losers. [`index`] keeps it current from watch events.
 use std::collections::HashMap;
 
-use super::reasons;
+use super::status::reasons;
 use crate::api::SipDomain;
+
+pub mod extension_pattern;
+pub mod healing;
+pub mod index;
 
 /// The outcome for one user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,7 +48,7 @@ pub fn domain_problem(domain: &SipDomain, conflict_winner: Option<&str>) -> Opti
         ));
     }
     if let Some(pattern) = &domain.spec.extension_pattern
-        && let Err(err) = super::extension_pattern::compile(pattern)
+        && let Err(err) = extension_pattern::compile(pattern)
     {
         return Some((
             reasons::INVALID_EXTENSION_PATTERN,
@@ -97,8 +101,8 @@ pub fn domain_conflicts<'a>(
 
 #[cfg(test)]
 mod tests {
+    use super::index::{Admission, admit as run};
     use super::*;
-    use crate::controller::admission_index::{Admission, admit as run};
     use crate::controller::fixtures::{domain, profile, user};
 
     fn reason(a: &Admission, user: &str) -> Option<&'static str> {

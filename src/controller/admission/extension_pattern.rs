@@ -7,7 +7,7 @@ use std::sync::{LazyLock, Mutex};
 
 use regex::{Regex, RegexBuilder};
 
-use super::context::lock;
+use crate::sync::lock;
 
 /// The largest compiled program an extension pattern may take (bytes). Real patterns
 /// (`^7[0-9]{3}$`) take a few KiB.

@@ -4,9 +4,8 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::Error;
-use super::cache::Lean;
-use super::error::kube_err;
+use crate::controller::cache::Lean;
+use crate::controller::error::{Error, kube_err};
 use crate::keys::FIELD_MANAGER;
 
 /// Applies `desired` as the status of `obj` unless `current` already equals it. Returns

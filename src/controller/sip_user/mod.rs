@@ -9,14 +9,22 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
+mod credentials;
+mod registrar;
+mod status;
+
+pub use credentials::ROTATION_HANDLED_ANNOTATION;
+
+use self::credentials as user_credentials;
+use self::registrar::{self as user_registrar, Intent};
+use self::status::{self as user_status, Facts, RegistrarState};
 use super::admission::Verdict;
 use super::cache::Lean;
-use super::conditions::true_reason;
 use super::finalizer::{self, Phase};
-use super::reasons::types;
-use super::user_registrar::{self, Intent};
-use super::user_status::{self, Facts, RegistrarState};
-use super::{Context, Error, events, status_patch, user_credentials};
+use super::status::conditions::{self, true_reason};
+use super::status::reasons::types;
+use super::status::{events, patch as status_patch};
+use super::{Context, Error};
 use crate::api::SipUser;
 use crate::keys::{REGISTRAR_CLEANUP_FINALIZER, SKIP_CLEANUP_ANNOTATION};
 use crate::registrar::UserKey;
@@ -27,6 +35,13 @@ const RESYNC: Duration = Duration::from_secs(3600);
 /// Retry after a precondition failed on a stale cached copy.
 const STALE_CACHE_RETRY: Duration = Duration::from_millis(500);
 
+/// Reconciles one SipUser (see the module docs for the steps); the deletion path removes it
+/// from the registrar before its finalizer goes.
+#[tracing::instrument(
+    name = "reconcile_user",
+    skip_all,
+    fields(namespace = user.namespace().unwrap_or_default(), name = user.name_any(), domain = user.spec.domain_ref)
+)]
 pub async fn reconcile(user: Arc<SipUser>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started("SipUser");
     let ns = user
@@ -114,7 +129,7 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
         _ => RegistrarState::NotConfigured,
     };
     // Status says why; these are tried again later, backing off per user.
-    let retry = matches!(registrar, RegistrarState::Failed { .. })
+    let retry = matches!(registrar, RegistrarState::Failed(_))
         || credentials.as_ref().is_some_and(user_credentials::Outcome::retry);
 
     let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -167,8 +182,7 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
 }
 
 fn record_metrics(ctx: &Context, user: &SipUser, status: &crate::api::SipUserStatus) {
-    let status_of =
-        |t| super::conditions::find(&status.conditions, t).map_or("Unknown", |c| c.status.as_str());
+    let status_of = |t| conditions::find(&status.conditions, t).map_or("Unknown", |c| c.status.as_str());
     let key = format!("{}/{}", user.namespace().unwrap_or_default(), user.name_any());
     ctx.metrics.record_object(
         "SipUser",
@@ -203,13 +217,10 @@ async fn cleanup(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
             tracing::info!(user = %key, "deleted without the registrar cleanup, as annotated");
         }
         Some(domain) if domain.spec.registrar.is_some() && !skip && !key_held_by_another(user, ctx) => {
-            if let RegistrarState::Failed { message } =
+            if let RegistrarState::Failed(error) =
                 user_registrar::sync(user, &domain, Intent::Remove, ctx).await
             {
-                return Err(Error::RegistrarCleanup(format!(
-                    "{message}; the deletion waits for the registrar (annotate the SipUser with \
-                     {SKIP_CLEANUP_ANNOTATION}=true to delete it without the cleanup)"
-                )));
+                return Err(Error::RegistrarCleanup(error));
             }
             tracing::info!(user = %key, "removed from the registrar");
         }

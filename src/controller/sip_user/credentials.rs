@@ -5,9 +5,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 
-use super::error::kube_err;
-use super::{Context, Error, reasons};
 use crate::api::{SipDomain, SipUser};
+use crate::controller::error::kube_err;
+use crate::controller::status::reasons;
+use crate::controller::{Context, Error};
 use crate::credentials::{self, Password, SecretSpec, data_keys};
 use crate::keys::{FIELD_MANAGER, ROTATE_ANNOTATION};
 

@@ -10,15 +10,17 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use rand::RngExt;
+use tracing::Instrument;
 
-use super::Context;
-use super::reasons::REGISTRAR_UNREACHABLE;
-use super::reasons::types::REGISTRAR_SYNCED;
-use super::registrar_endpoints::{self, ResolveError};
-use super::registration_view::View;
 use crate::api::{Conditioned, RegistrarEndpointStatus, SipDomain, SipUser};
+use crate::controller::Context;
+use crate::controller::status::reasons::REGISTRAR_UNREACHABLE;
+use crate::controller::status::reasons::types::REGISTRAR_SYNCED;
+use crate::controller::status::registrar;
 use crate::registrar::kamailio::Kamailio;
 use crate::registrar::{Registrar, RegistrarError, UserEntry, UserKey};
+use crate::registrar_state::endpoints::{self as registrar_endpoints, ResolveError};
+use crate::registrar_state::registration_view::View;
 
 /// What one check of a domain's registrar found.
 #[derive(Debug, Default)]
@@ -49,13 +51,13 @@ pub enum Health {
 impl Health {
     /// The verdict for a registrar whose endpoints could not be resolved.
     pub fn of_unresolved(e: &ResolveError) -> Health {
-        match e.stalled_reason() {
+        match registrar::stalled_reason(e) {
             Some(reason) => Health::Invalid {
                 reason,
                 message: e.to_string(),
             },
             None => Health::Transient {
-                reason: e.transient_reason(),
+                reason: registrar::transient_reason(e),
                 message: format!("{e}; checked again every check interval"),
             },
         }
@@ -113,40 +115,51 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
     let fresh_for = ctx.settings.registrar_check_interval / 2;
     let (ns, name) = (&ns, &name);
     let fqdn = domain.spec.domain.as_str();
-    let checks = endpoints.iter().map(|endpoint| async move {
-        let before = previous.iter().find(|p| p.address == endpoint.endpoint());
-        let mut status = RegistrarEndpointStatus {
-            address: endpoint.endpoint().to_string(),
-            synced_users,
-            last_full_sync: before.and_then(|b| b.last_full_sync.clone()),
-            last_error: None,
-        };
-        match endpoint.sync_marker(fqdn).await {
-            Ok(Some(marker))
-                if ctx.registrars.marker(endpoint.endpoint(), fqdn).as_deref() == Some(marker.as_str()) => {}
-            Ok(found) => match full_sync(domain, endpoint, ctx).await {
-                Ok(()) => tracing::info!(
-                    endpoint = endpoint.endpoint(),
-                    domain = %format!("{ns}/{name}"),
-                    restarted = found.is_none(),
-                    "registrar endpoint needs every user again; re-pushed"
-                ),
+    let checks = endpoints.iter().map(|endpoint| {
+        let span = tracing::info_span!(
+            "registrar_check",
+            namespace = %ns,
+            name = %name,
+            domain = fqdn,
+            endpoint = endpoint.endpoint()
+        );
+        async move {
+            let before = previous.iter().find(|p| p.address == endpoint.endpoint());
+            let mut status = RegistrarEndpointStatus {
+                address: endpoint.endpoint().to_string(),
+                synced_users,
+                last_full_sync: before.and_then(|b| b.last_full_sync.clone()),
+                last_error: None,
+            };
+            match endpoint.sync_marker(fqdn).await {
+                Ok(Some(marker))
+                    if ctx.registrars.marker(endpoint.endpoint(), fqdn).as_deref()
+                        == Some(marker.as_str()) => {}
+                Ok(found) => match full_sync(domain, endpoint, ctx).await {
+                    Ok(()) => tracing::info!(
+                        endpoint = endpoint.endpoint(),
+                        domain = %format!("{ns}/{name}"),
+                        restarted = found.is_none(),
+                        "registrar endpoint needs every user again; re-pushed"
+                    ),
+                    Err(e) => status.last_error = Some(e.to_string()),
+                },
                 Err(e) => status.last_error = Some(e.to_string()),
-            },
-            Err(e) => status.last_error = Some(e.to_string()),
-        }
-        if let Some(at) = ctx.registrars.last_full_sync(endpoint.endpoint(), fqdn) {
-            status.last_full_sync = Some(Time(at));
-        }
-        let dump = match ctx.registrations.read(endpoint, fresh_for).await {
-            Ok(dump) => Some(dump),
-            Err(e) => {
-                status.last_error.get_or_insert(e.to_string());
-                None
             }
-        };
-        let recovered = before.is_some_and(|b| b.last_error.is_some()) && status.last_error.is_none();
-        (status, dump, recovered)
+            if let Some(at) = ctx.registrars.last_full_sync(endpoint.endpoint(), fqdn) {
+                status.last_full_sync = Some(Time(at));
+            }
+            let dump = match ctx.registrations.read(endpoint, fresh_for).await {
+                Ok(dump) => Some(dump),
+                Err(e) => {
+                    status.last_error.get_or_insert(e.to_string());
+                    None
+                }
+            };
+            let recovered = before.is_some_and(|b| b.last_error.is_some()) && status.last_error.is_none();
+            (status, dump, recovered)
+        }
+        .instrument(span)
     });
     let results = join_all(checks).await;
     if results.iter().any(|(_, _, recovered)| *recovered) {
@@ -200,6 +213,7 @@ fn queue_users(domain: &SipDomain, ctx: &Context, pick: impl Fn(&SipUser) -> boo
 /// deleted) go in one batch from memory; the others through their reconcile, queued first so
 /// that a failing batch cannot lose them. The marker goes before the batch (a restart during
 /// it is noticed next time) and is forgotten when the batch fails (the next check retries).
+#[tracing::instrument(name = "registrar_full_sync", skip_all)]
 async fn full_sync(domain: &SipDomain, endpoint: &Kamailio, ctx: &Context) -> Result<(), RegistrarError> {
     let fqdn = domain.spec.domain.as_str();
     let pushed = ctx.registrars.pushed_in(fqdn);

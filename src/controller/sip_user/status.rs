@@ -2,14 +2,15 @@
 //! the fields that carry over from the previous status.
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::admission::Verdict;
-use super::conditions::{self, Status, Want};
-use super::reasons::{self, types};
-use super::user_credentials::{Outcome, PasswordChange};
+use super::credentials::{Outcome, PasswordChange};
 use crate::api::{RegistrationStatus, SipUserStatus};
+use crate::controller::admission::Verdict;
+use crate::controller::status::conditions::{self, Status, Want};
+use crate::controller::status::reasons::{self, types};
+use crate::registrar_state::SyncError;
 
 /// Where the user stands with the registrar.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum RegistrarState {
     /// The domain names no registrar: credentials only.
     NotConfigured,
@@ -20,7 +21,7 @@ pub enum RegistrarState {
     /// Every endpoint holds the user.
     Synced { endpoints: usize },
     /// Some endpoint could not be brought in line; retried with backoff.
-    Failed { message: String },
+    Failed(SyncError),
     /// The SipDomain `domain` is Stalled because its `spec.registrar` cannot work as written
     /// (`message` is its Stalled message); not retried until the domain changes.
     DomainInvalid { domain: String, message: String },
@@ -122,11 +123,11 @@ fn wanted(facts: &Facts<'_>, previous: Option<&RegistrationStatus>) -> Vec<Want>
             reasons::SYNCED,
             format!("the registrar holds the user on {endpoints} endpoint(s)"),
         ),
-        RegistrarState::Failed { message } => Want::new(
+        RegistrarState::Failed(error) => Want::new(
             types::REGISTRAR_SYNCED,
             Status::False,
             reasons::REGISTRAR_UNREACHABLE,
-            format!("{message}; retrying with backoff"),
+            format!("{error}; retrying with backoff"),
         ),
         RegistrarState::DomainInvalid { domain, message } => Want::new(
             types::REGISTRAR_SYNCED,
@@ -154,7 +155,7 @@ fn wanted(facts: &Facts<'_>, previous: Option<&RegistrationStatus>) -> Vec<Want>
             reasons::SECRET_WRITE_FAILED,
             "the credentials Secret could not be written yet; see the CredentialsReady condition",
         ),
-        None if matches!(facts.registrar, RegistrarState::Failed { .. }) => progressing(
+        None if matches!(facts.registrar, RegistrarState::Failed(_)) => progressing(
             reasons::REGISTRAR_UNREACHABLE,
             "waiting for the registrar to take the user; see the RegistrarSynced condition",
         ),

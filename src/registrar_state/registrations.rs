@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::context::lock;
 use super::registration_view::{Dump, View};
 use crate::registrar::{Registrar, RegistrarError};
+use crate::sync::lock;
 
+/// The last bulk read of each registrar endpoint and the view of each SipDomain merged from
+/// them; one per process, shared by the domain check (writer) and the user reconciler.
 #[derive(Default)]
 pub struct Registrations {
     /// By endpoint, with when it was read (domains sharing an endpoint read it once).
@@ -27,7 +29,7 @@ impl Registrations {
         }
         let contacts = endpoint.registrations().await?;
         let dump = Dump {
-            read_at: super::clock::now(),
+            read_at: crate::clock::now(),
             contacts: Arc::new(contacts),
         };
         lock(&self.dumps).insert(endpoint.endpoint().to_string(), (Instant::now(), dump.clone()));

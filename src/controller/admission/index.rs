@@ -1,6 +1,6 @@
 //! Admission kept current from watch events instead of recomputed per reconcile.
 //!
-//! The rule is the one of [`super::admission`]: users are judged oldest first
+//! The rule is the one of [`super`]: users are judged oldest first
 //! (creationTimestamp, then name) and an admitted user holds its username, extension and
 //! aliases in its domain and a seat in its domain and profile. Judging all users of a
 //! namespace is O(n); doing it for every reconcile made provisioning N users O(N²).
@@ -25,9 +25,9 @@ use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use regex::Regex;
 
-use super::admission::{Verdict, domain_conflicts, domain_problem};
-use super::reasons;
+use super::{Verdict, domain_conflicts, domain_problem};
 use crate::api::{SipDomain, SipProfile, SipUser};
+use crate::controller::status::reasons;
 
 /// Where a user stands in the age order of its namespace: creationTimestamp, then name. An
 /// object without a timestamp has not been stored yet: it is the newest.

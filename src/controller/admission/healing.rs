@@ -12,9 +12,9 @@ use std::time::Duration;
 use futures::channel::mpsc::UnboundedSender;
 use kube::runtime::reflector::ObjectRef;
 
-use super::Stores;
-use super::context::lock;
 use crate::api::{SipDomain, SipProfile, SipUser};
+use crate::controller::cache::Stores;
+use crate::sync::lock;
 
 /// How long changes collect before a sweep.
 pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
@@ -63,8 +63,8 @@ pub async fn run(stores: Stores, recount: (Pending<SipDomain>, Pending<SipProfil
         if !moved.is_empty() {
             tracing::debug!(users = moved.len(), "admission moved");
         }
-        super::send_all(&queues.users, moved);
-        super::send_all(&queues.domains, recount.0.take());
-        super::send_all(&queues.profiles, recount.1.take());
+        crate::controller::send_all(&queues.users, moved);
+        crate::controller::send_all(&queues.domains, recount.0.take());
+        crate::controller::send_all(&queues.profiles, recount.1.take());
     }
 }

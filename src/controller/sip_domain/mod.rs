@@ -7,13 +7,23 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
+mod registrar_check;
+
+use self::registrar_check::Health;
 use super::admission::{domain_conflicts, domain_problem};
-use super::conditions::{self, Status, Want, true_reason};
-use super::reasons::{self, types};
-use super::registrar_sync::Health;
-use super::{Context, Error, events, registrar_sync, status_patch};
+use super::status::conditions::{self, Status, Want, true_reason};
+use super::status::reasons::{self, types};
+use super::status::{events, patch as status_patch};
+use super::{Context, Error};
 use crate::api::{SipDomain, SipDomainStatus};
 
+/// Reconciles one SipDomain: its own problems, then (when it has none) a check of its
+/// registrar endpoints; requeued every check interval when it names a registrar.
+#[tracing::instrument(
+    name = "reconcile_domain",
+    skip_all,
+    fields(namespace = domain.namespace().unwrap_or_default(), name = domain.name_any(), domain = domain.spec.domain)
+)]
 pub async fn reconcile(domain: Arc<SipDomain>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started("SipDomain");
     let ns = domain
@@ -32,7 +42,7 @@ pub async fn reconcile(domain: Arc<SipDomain>, ctx: Arc<Context>) -> Result<Acti
     let previous = domain.status.as_ref();
     // A stalled domain pushes nothing; otherwise check that its registrar endpoints are whole.
     let check = match problem {
-        None => registrar_sync::check(&domain, previous.map_or(&[][..], |s| &s.registrars), &ctx).await,
+        None => registrar_check::check(&domain, previous.map_or(&[][..], |s| &s.registrars), &ctx).await,
         Some(_) => Default::default(),
     };
     // A registrar only a person can fix stalls the domain like its own problems do.
@@ -159,7 +169,7 @@ mod tests {
     use super::*;
     use crate::api::RegistrarEndpointStatus;
     use crate::controller::fixtures;
-    use crate::controller::registrar_endpoints::ResolveError;
+    use crate::registrar_state::endpoints::ResolveError;
 
     fn with_registrar() -> SipDomain {
         let mut d = fixtures::domain("acme").build();

@@ -1,12 +1,16 @@
 //! The registrar step of a SipUser reconcile: push an admitted, enabled user (HA1 only) to
 //! every endpoint of its domain's registrar; remove a suspended or no longer admitted one.
 use kube::ResourceExt;
+use tracing::Instrument;
 
-use super::user_status::RegistrarState;
-use super::{Context, registrar_endpoints};
+use super::status::RegistrarState;
 use crate::api::{DEFAULT_MAX_CONTACTS, SipDomain, SipProfile, SipUser};
+use crate::controller::Context;
+use crate::controller::status::registrar as registrar_status;
 use crate::credentials::Password;
-use crate::registrar::{EntrySpec, Registrar, UserEntry, UserKey};
+use crate::registrar::{EntrySpec, Registrar, RegistrarError, UserEntry, UserKey};
+use crate::registrar_state::SyncError;
+use crate::registrar_state::endpoints as registrar_endpoints;
 
 /// What the step should do for the user.
 pub enum Intent<'a> {
@@ -39,7 +43,7 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, intent: Intent<'_>, ctx: &
     // The domain's check says whether its registrar settings can work at all; while they
     // cannot, retrying per user is pointless. A deletion still tries (and waits) as before.
     if user.metadata.deletion_timestamp.is_none()
-        && let Some(message) = registrar_endpoints::recorded_registrar_problem(domain)
+        && let Some(message) = registrar_status::recorded_registrar_problem(domain)
     {
         return RegistrarState::DomainInvalid {
             domain: domain.name_any(),
@@ -49,16 +53,15 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, intent: Intent<'_>, ctx: &
     let endpoints = match registrar_endpoints::resolve(domain, &ctx.client, &ctx.registrars).await {
         Ok(None) => return RegistrarState::NotConfigured,
         Ok(Some(endpoints)) => endpoints,
-        Err(e) => {
-            return RegistrarState::Failed {
-                message: e.to_string(),
-            };
-        }
+        Err(e) => return RegistrarState::Failed(e.into()),
     };
     let result = match &intent {
         Intent::Push { password, profile } => {
             let entry = entry(user, domain, password, *profile);
-            let pushed = push_all(&endpoints, |r| r.upsert(std::slice::from_ref(&entry))).await;
+            let pushed = push_all(&endpoints, "registrar_upsert", |r| {
+                r.upsert(std::slice::from_ref(&entry))
+            })
+            .await;
             match &pushed {
                 Ok(()) => ctx.registrars.remember(&entry),
                 // Some endpoint may hold an older entry: nothing is replayed from memory
@@ -67,11 +70,16 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, intent: Intent<'_>, ctx: &
             }
             pushed
         }
-        Intent::Remove => push_all(&endpoints, |r| r.remove(std::slice::from_ref(&key))).await,
+        Intent::Remove => {
+            push_all(&endpoints, "registrar_remove", |r| {
+                r.remove(std::slice::from_ref(&key))
+            })
+            .await
+        }
         Intent::Leave => Ok(()),
     };
     match (result, intent) {
-        (Err(message), _) => RegistrarState::Failed { message },
+        (Err(errors), _) => RegistrarState::Failed(SyncError::Endpoints(errors)),
         (Ok(()), Intent::Push { .. }) => RegistrarState::Synced {
             endpoints: endpoints.len(),
         },
@@ -80,23 +88,24 @@ pub async fn sync(user: &SipUser, domain: &SipDomain, intent: Intent<'_>, ctx: &
     }
 }
 
-/// Runs `op` against every endpoint; the first failures, named by endpoint.
-async fn push_all<'a, R, F>(endpoints: &'a [R], op: F) -> Result<(), String>
+/// Runs `op` against every endpoint, each in a span named `call` carrying its endpoint (the
+/// reconcile's span above carries the user and its domain); the failures, each naming its
+/// endpoint.
+async fn push_all<'a, R, F>(endpoints: &'a [R], call: &'static str, op: F) -> Result<(), Vec<RegistrarError>>
 where
     R: Registrar,
-    F: Fn(&'a R) -> futures::future::BoxFuture<'a, Result<(), crate::registrar::RegistrarError>>,
+    F: Fn(&'a R) -> futures::future::BoxFuture<'a, Result<(), RegistrarError>>,
 {
-    let results = futures::future::join_all(endpoints.iter().map(op)).await;
-    let errors: Vec<String> = results
-        .into_iter()
-        .filter_map(|r| r.err())
-        .map(|e| e.to_string())
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("; "))
-    }
+    let calls = endpoints.iter().map(|r| {
+        op(r).instrument(tracing::info_span!(
+            "registrar_call",
+            call,
+            endpoint = r.endpoint()
+        ))
+    });
+    let results = futures::future::join_all(calls).await;
+    let errors: Vec<RegistrarError> = results.into_iter().filter_map(|r| r.err()).collect();
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
 fn entry(user: &SipUser, domain: &SipDomain, password: &Password, profile: Option<&SipProfile>) -> UserEntry {
