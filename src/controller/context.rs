@@ -62,6 +62,10 @@ pub struct Context {
     /// Live registrations as last read from the registrars.
     pub registrations: Registrations,
     pub settings: Settings,
+    /// The operator's own Secret writes, so that their watch events do not re-queue the owner.
+    pub secret_echoes: super::cache::echoes::Echoes,
+    /// What this process announced per object, against duplicate Events from stale copies.
+    pub announced: super::status::events::Announced,
     /// Queues users for reconcile (a registrar endpoint that lost its memory needs them all).
     pub resync_users: futures::channel::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<SipUser>>,
 }

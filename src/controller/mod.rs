@@ -117,6 +117,8 @@ pub async fn run(
         registrars: Default::default(),
         registrations: Default::default(),
         settings,
+        secret_echoes: Default::default(),
+        announced: Default::default(),
         resync_users: user_tx.clone(),
     });
 
@@ -135,25 +137,31 @@ pub async fn run(
     ));
     let user_stream = {
         let (stores, ctx, recount) = (stores.clone(), ctx.clone(), recount.clone());
-        user_stream.inspect_ok(move |user| {
-            if stores.users.get(&ObjectRef::from_obj(user)).is_some() {
+        let mut seen = triggers::Seen::default();
+        user_stream.try_filter(move |user| {
+            let cached = stores.users.get(&ObjectRef::from_obj(user)).is_some();
+            if cached {
                 stores.admission().upsert_user(user);
             } else {
-                stores
-                    .admission()
-                    .remove_user(&user.namespace().unwrap_or_default(), &user.name_any());
+                let ns = user.namespace().unwrap_or_default();
+                stores.admission().remove_user(&ns, &user.name_any());
+                ctx.secret_echoes.forget(&format!("{ns}/{}", user.secret_name()));
+                ctx.announced.forget(&user.uid().unwrap_or_default());
                 forget(&ctx, "SipUser", user);
             }
             // Counts change with every user: recounted once per sweep, not once per event.
             let t = triggers::on_user(user, &stores);
             recount.0.add(t.domains);
             recount.1.add(t.profiles);
+            let state = cached.then(|| triggers::user_trigger(user));
+            futures::future::ready(seen.changed(&user.uid().unwrap_or_default(), state))
         })
     };
     let domain_stream = {
         let (stores, utx, dtx, ctx) = (stores.clone(), user_tx.clone(), domain_tx.clone(), ctx.clone());
         let mut seen = triggers::Seen::default();
-        domain_stream.inspect_ok(move |domain| {
+        // Only what users care about reconciles the domain too: not its own status writes.
+        domain_stream.try_filter(move |domain| {
             let stalled = domain
                 .status
                 .as_ref()
@@ -168,17 +176,19 @@ pub async fn run(
                 forget(&ctx, "SipDomain", domain);
             }
             let state = cached.then(|| triggers::user_relevant(domain, stalled));
-            if seen.changed(&domain.uid().unwrap_or_default(), state) {
+            let changed = seen.changed(&domain.uid().unwrap_or_default(), state);
+            if changed {
                 let (u, rivals) = triggers::on_domain(domain, &stores);
                 send_all(&utx, u);
                 send_all(&dtx, rivals);
             }
+            futures::future::ready(changed)
         })
     };
     let profile_stream = {
         let (stores, utx, ctx) = (stores.clone(), user_tx.clone(), ctx.clone());
         let mut seen = triggers::Seen::default();
-        profile_stream.inspect_ok(move |profile| {
+        profile_stream.try_filter(move |profile| {
             let cached = stores.profiles.get(&ObjectRef::from_obj(profile));
             let ns = profile.namespace().unwrap_or_default();
             stores
@@ -189,9 +199,11 @@ pub async fn run(
                 forget(&ctx, "SipProfile", profile);
             }
             let state = cached.then(|| triggers::user_relevant(profile, None));
-            if seen.changed(&profile.uid().unwrap_or_default(), state) {
+            let changed = seen.changed(&profile.uid().unwrap_or_default(), state);
+            if changed {
                 send_all(&utx, triggers::on_profile(profile, &stores));
             }
+            futures::future::ready(changed)
         })
     };
 
@@ -209,7 +221,14 @@ pub async fn run(
         ))
     };
     // Our Secrets, metadata only and by label: deleting or editing one re-reconciles its owner.
-    let owned_secrets = secret_watches(managed_secrets_selector());
+    let owned_secrets = {
+        let ctx = ctx.clone();
+        secret_watches(managed_secrets_selector()).try_filter(move |s| {
+            let key = format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any());
+            let echo = ctx.secret_echoes.is_echo(&key, s.resource_version().as_deref());
+            futures::future::ready(!echo)
+        })
+    };
     // Everyone else's Secrets, metadata only: a change of an imported password source, or of
     // a SipDomain's registrar token (that domain is queued as well).
     let other_secrets = {

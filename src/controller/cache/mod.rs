@@ -1,7 +1,8 @@
 //! What the reconcilers read instead of asking the API server: the watches that fill the
 //! caches (decoding objects as [`Lean`]), the caches themselves ([`Stores`]), the mappers that
 //! say which objects to reconcile when another one changes, and what happens to an object
-//! that cannot be decoded.
+//! that cannot be decoded; and the echoes of the operator's own Secret writes.
+pub mod echoes;
 pub mod lean;
 pub mod stores;
 pub mod triggers;

@@ -39,17 +39,49 @@ pub fn user_relevant<K: kube::Resource>(
     (obj.meta().generation, stalled_reason.map(str::to_string))
 }
 
-/// The last [`user_relevant`] state per object UID, to tell a change users care about from a
-/// status-only update.
-#[derive(Default)]
-pub struct Seen(std::collections::HashMap<String, (Option<i64>, Option<String>)>);
+/// What of a SipUser its own reconcile reacts to: the spec (generation), its annotations (a
+/// rotation request, the cleanup opt-out) and its deletion. Its status and its finalizer are
+/// written by that reconcile (which goes on after adding the finalizer), so updates of only
+/// those must not queue it again: each was another reconcile, with a Secret read, per user.
+/// (A finalizer removed by hand is added back by the periodic resync.)
+pub fn user_trigger(user: &SipUser) -> (Option<i64>, u64) {
+    use std::hash::{Hash, Hasher};
+    let meta = &user.metadata;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    meta.annotations.hash(&mut h);
+    meta.deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .hash(&mut h);
+    (meta.generation, h.finish())
+}
 
-impl Seen {
+/// The last state per object UID (e.g. [`user_relevant`]), to tell a change that matters from
+/// a status-only update.
+pub struct Seen<S = (Option<i64>, Option<String>)>(std::collections::HashMap<String, S>);
+
+impl<S> Default for Seen<S> {
+    fn default() -> Self {
+        Seen(Default::default())
+    }
+}
+
+impl<S: PartialEq> Seen<S> {
     /// Records `state` for `uid`; true when it differs from the last one (or is the first).
     /// `None` (the object is gone from the cache) is always a change, and forgets it.
-    pub fn changed(&mut self, uid: &str, state: Option<(Option<i64>, Option<String>)>) -> bool {
+    pub fn changed(&mut self, uid: &str, state: Option<S>) -> bool {
         match state {
-            Some(state) => self.0.insert(uid.to_string(), state.clone()) != Some(state),
+            Some(state) => match self.0.get_mut(uid) {
+                Some(known) if *known == state => false,
+                Some(known) => {
+                    *known = state;
+                    true
+                }
+                None => {
+                    self.0.insert(uid.to_string(), state);
+                    true
+                }
+            },
             None => {
                 self.0.remove(uid);
                 true
@@ -158,5 +190,20 @@ mod tests {
             seen.changed("u1", Some(user_relevant(&d, None))),
             "forgotten after deletion"
         );
+    }
+
+    #[test]
+    fn a_user_status_write_is_not_a_trigger_but_annotations_and_deletion_are() {
+        let mut u = fixtures::user("a").build();
+        let first = user_trigger(&u);
+        u.status = Some(Default::default());
+        assert_eq!(user_trigger(&u), first, "status only");
+        u.metadata.annotations = Some([("sipoperator.io/rotate".to_string(), "1".to_string())].into());
+        let rotated = user_trigger(&u);
+        assert_ne!(rotated, first);
+        u.metadata.deletion_timestamp = u.metadata.creation_timestamp.clone();
+        assert_ne!(user_trigger(&u), rotated);
+        u.metadata.generation = Some(2);
+        assert_ne!(user_trigger(&u).0, first.0);
     }
 }

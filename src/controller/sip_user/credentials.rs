@@ -94,6 +94,20 @@ pub fn choose_password(
     }
 }
 
+/// The change to announce with an Event. Our Secret existing while the status never recorded
+/// a password means the process that wrote it stopped before its status write, and so maybe
+/// before its `CredentialsCreated` Event: it is announced (again) rather than possibly never.
+fn to_announce(
+    change: Option<PasswordChange>,
+    secret_exists: bool,
+    recorded: bool,
+) -> Option<PasswordChange> {
+    match change {
+        None if secret_exists && !recorded => Some(PasswordChange::Created),
+        other => other,
+    }
+}
+
 /// Reads the imported password, or says what is wrong with its source (naming Secret and key).
 fn imported_password(source: Option<&Secret>, name: &str, key: &str) -> Result<Password, String> {
     let Some(secret) = source else {
@@ -245,6 +259,11 @@ async fn sync_secret(
         }
     };
 
+    let change = to_announce(
+        change,
+        existing.is_some(),
+        status.is_some_and(|s| s.password_changed_at.is_some()),
+    );
     let owner = user
         .controller_owner_ref(&())
         .ok_or_else(|| Error::NotNamespaced(user.name_any()))?;
@@ -273,7 +292,7 @@ async fn sync_secret(
         .as_ref()
         .is_some_and(|e| credentials::secret_is_current(e, &desired) && handled_annotation_current);
     if !up_to_date {
-        secrets
+        let written = secrets
             .patch(
                 &name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
@@ -281,6 +300,8 @@ async fn sync_secret(
             )
             .await
             .map_err(kube_err(format!("applying Secret {ns}/{name}")))?;
+        ctx.secret_echoes
+            .wrote(format!("{ns}/{name}"), written.metadata.resource_version);
     }
     if let Some(old) = moved_from {
         let old_name = old.name_any();
@@ -321,6 +342,17 @@ mod tests {
                 kube::core::Status::failure("metadata.labels: Invalid value", reason).with_code(code),
             )),
         }
+    }
+
+    #[test]
+    fn a_secret_written_before_a_crash_is_announced_once_its_status_records_it() {
+        assert_eq!(to_announce(None, true, false), Some(PasswordChange::Created));
+        assert_eq!(to_announce(None, true, true), None);
+        assert_eq!(to_announce(None, false, false), None);
+        assert_eq!(
+            to_announce(Some(PasswordChange::Rotated), true, true),
+            Some(PasswordChange::Rotated)
+        );
     }
 
     #[test]

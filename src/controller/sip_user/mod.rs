@@ -6,7 +6,6 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
 mod credentials;
@@ -152,8 +151,9 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
         registration,
     };
     let desired = user_status::build(&facts, previous, &now);
-    status_patch::apply_if_changed(&ctx.client, user, previous, &desired).await?;
 
+    // Events go out before the status that records what they announce: a process that dies
+    // in between publishes them again on its next reconcile (at least once), never not at all.
     let stalled = user_status::stalled(&facts);
     let previous_stalled = previous.and_then(|s| true_reason(&s.conditions, types::STALLED));
     events::on_stalled(
@@ -170,8 +170,10 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
     }) = &credentials
     {
         let (reason, note) = user_status::change_event(*change, secret_name);
-        events::publish(ctx, user, EventType::Normal, reason, note).await;
+        let first = *change == user_credentials::PasswordChange::Created;
+        events::on_password(ctx, user, first, reason, note).await;
     }
+    status_patch::apply_if_changed(&ctx.client, user, previous, &desired).await?;
     record_metrics(ctx, user, &desired);
     let uid = user.uid().unwrap_or_default();
     if retry {

@@ -1,9 +1,48 @@
 //! Kubernetes Events on our objects: only on changes a person cares about (credentials
 //! created or rotated, a new stalled reason), never per reconcile. Notes never hold secrets.
-use kube::Resource;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
 
 use crate::controller::Context;
+use crate::sync::lock;
+
+/// What an announcement is about: one of each is in force per object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// The object's current Stalled reason.
+    Stalled,
+    /// The first password written to its Secret.
+    CredentialsCreated,
+}
+
+/// What this process announced per object UID and topic. A reconcile can run on a cached copy
+/// that does not show our last status write yet; its status then looks as if nothing had been
+/// announced, and this memory keeps it from announcing the same thing twice.
+#[derive(Default)]
+pub struct Announced(Mutex<HashMap<(String, Topic), &'static str>>);
+
+impl Announced {
+    /// Records `reason` for `uid` and `topic`; false when it was already the announced one.
+    fn first(&self, uid: &str, topic: Topic, reason: &'static str) -> bool {
+        lock(&self.0).insert((uid.to_string(), topic), reason) != Some(reason)
+    }
+
+    /// The topic is no longer in force (e.g. the object is not stalled any more).
+    fn clear(&self, uid: &str, topic: Topic) {
+        lock(&self.0).remove(&(uid.to_string(), topic));
+    }
+
+    /// Forgets an object that is gone.
+    pub fn forget(&self, uid: &str) {
+        let mut known = lock(&self.0);
+        for topic in [Topic::Stalled, Topic::CredentialsCreated] {
+            known.remove(&(uid.to_string(), topic));
+        }
+    }
+}
 
 /// Publishes an Event regarding `obj`; a failure is logged, not fatal (events are best effort).
 pub async fn publish<K: Resource<DynamicType = ()>>(
@@ -32,9 +71,49 @@ pub async fn on_stalled<K: Resource<DynamicType = ()>>(
     previous_reason: Option<&str>,
     now: Option<(&'static str, &str)>,
 ) {
-    if let Some((reason, message)) = now
-        && previous_reason != Some(reason)
-    {
-        publish(ctx, obj, EventType::Warning, reason, message.to_string()).await;
+    let uid = obj.uid().unwrap_or_default();
+    match now {
+        Some((reason, message)) => {
+            if previous_reason != Some(reason) && ctx.announced.first(&uid, Topic::Stalled, reason) {
+                publish(ctx, obj, EventType::Warning, reason, message.to_string()).await;
+            }
+        }
+        None => ctx.announced.clear(&uid, Topic::Stalled),
+    }
+}
+
+/// An Event for a new password, unless this process announced the first one already (a
+/// rotation or an import is announced each time it happens).
+pub async fn on_password<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    first: bool,
+    reason: &'static str,
+    note: String,
+) {
+    let uid = obj.uid().unwrap_or_default();
+    if !first || ctx.announced.first(&uid, Topic::CredentialsCreated, reason) {
+        publish(ctx, obj, EventType::Normal, reason, note).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_reason_is_announced_once_until_it_is_cleared() {
+        let a = Announced::default();
+        assert!(a.first("u", Topic::Stalled, "DomainNotFound"));
+        assert!(!a.first("u", Topic::Stalled, "DomainNotFound"), "a stale copy");
+        assert!(a.first("u", Topic::Stalled, "ProfileNotFound"), "a new reason");
+        assert!(
+            a.first("u", Topic::CredentialsCreated, "CredentialsCreated"),
+            "topics apart"
+        );
+        a.clear("u", Topic::Stalled);
+        assert!(a.first("u", Topic::Stalled, "ProfileNotFound"), "stalled again");
+        a.forget("u");
+        assert!(a.first("u", Topic::CredentialsCreated, "CredentialsCreated"));
     }
 }
