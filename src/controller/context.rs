@@ -66,6 +66,8 @@ pub struct Context {
     pub secret_echoes: super::cache::echoes::Echoes,
     /// What this process announced per object, against duplicate Events from stale copies.
     pub announced: super::status::events::Announced,
+    /// The statuses this process wrote that the caches do not show yet.
+    pub status_written: super::cache::echoes::Written,
     /// Queues users for reconcile (a registrar endpoint that lost its memory needs them all).
     pub resync_users: futures::channel::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<SipUser>>,
 }

@@ -119,6 +119,7 @@ pub async fn run(
         settings,
         secret_echoes: Default::default(),
         announced: Default::default(),
+        status_written: Default::default(),
         resync_users: user_tx.clone(),
     });
 
@@ -140,13 +141,16 @@ pub async fn run(
         let mut seen = triggers::Seen::default();
         user_stream.try_filter(move |user| {
             let cached = stores.users.get(&ObjectRef::from_obj(user)).is_some();
+            let uid = user.uid().unwrap_or_default();
+            ctx.status_written.seen(&uid, user.resource_version().as_deref());
             if cached {
                 stores.admission().upsert_user(user);
             } else {
                 let ns = user.namespace().unwrap_or_default();
                 stores.admission().remove_user(&ns, &user.name_any());
                 ctx.secret_echoes.forget(&format!("{ns}/{}", user.secret_name()));
-                ctx.announced.forget(&user.uid().unwrap_or_default());
+                ctx.announced.forget(&uid);
+                ctx.status_written.forget(&uid);
                 forget(&ctx, "SipUser", user);
             }
             // Counts change with every user: recounted once per sweep, not once per event.
@@ -154,7 +158,7 @@ pub async fn run(
             recount.0.add(t.domains);
             recount.1.add(t.profiles);
             let state = cached.then(|| triggers::user_trigger(user));
-            futures::future::ready(seen.changed(&user.uid().unwrap_or_default(), state))
+            futures::future::ready(seen.changed(&uid, state))
         })
     };
     let domain_stream = {
@@ -166,6 +170,10 @@ pub async fn run(
                 .status
                 .as_ref()
                 .and_then(|s| conditions::true_reason(&s.conditions, reasons::types::STALLED));
+            ctx.status_written.seen(
+                &domain.uid().unwrap_or_default(),
+                domain.resource_version().as_deref(),
+            );
             let cached = stores.domains.get(&ObjectRef::from_obj(domain));
             let ns = domain.namespace().unwrap_or_default();
             stores
@@ -189,6 +197,10 @@ pub async fn run(
         let (stores, utx, ctx) = (stores.clone(), user_tx.clone(), ctx.clone());
         let mut seen = triggers::Seen::default();
         profile_stream.try_filter(move |profile| {
+            ctx.status_written.seen(
+                &profile.uid().unwrap_or_default(),
+                profile.resource_version().as_deref(),
+            );
             let cached = stores.profiles.get(&ObjectRef::from_obj(profile));
             let ns = profile.namespace().unwrap_or_default();
             stores

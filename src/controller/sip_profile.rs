@@ -29,7 +29,14 @@ pub async fn reconcile(profile: Arc<SipProfile>, ctx: Arc<Context>) -> Result<Ac
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let previous = profile.status.as_ref();
     let desired = build_status(&profile, previous, users, &now);
-    status_patch::apply_if_changed(&ctx.client, profile.as_ref(), previous, &desired).await?;
+    status_patch::apply_if_changed(
+        &ctx.client,
+        &ctx.status_written,
+        profile.as_ref(),
+        previous,
+        &desired,
+    )
+    .await?;
     ctx.metrics
         .record_object("SipProfile", &format!("{ns}/{name}"), "True", "False");
     ctx.backoff.succeeded(&profile.uid().unwrap_or_default());

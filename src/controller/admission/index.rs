@@ -503,11 +503,18 @@ impl Index {
         }
     }
 
-    /// The verdict for `user`, which is recorded first (the reconciler may hold a newer copy
-    /// than the watch has delivered here).
+    /// The verdict for `user`. A user the watch has not delivered here yet is recorded first;
+    /// a known one is not: the reconciler's copy may be older than what the watch delivered,
+    /// and the watch event of any newer copy queues another reconcile anyway.
     pub fn verdict(&mut self, user: &SipUser) -> Verdict {
-        self.upsert_user(user);
         let ns = user.namespace().unwrap_or_default();
+        let known = self
+            .namespaces
+            .get(&ns)
+            .is_some_and(|s| s.ages.contains_key(&user.name_any()));
+        if !known {
+            self.upsert_user(user);
+        }
         self.settle(Some(&ns));
         self.namespaces
             .get(&ns)

@@ -57,7 +57,14 @@ pub async fn reconcile(domain: Arc<SipDomain>, ctx: Arc<Context>) -> Result<Acti
         _ => None,
     };
     desired.registrars = check.endpoints;
-    status_patch::apply_if_changed(&ctx.client, domain.as_ref(), previous, &desired).await?;
+    status_patch::apply_if_changed(
+        &ctx.client,
+        &ctx.status_written,
+        domain.as_ref(),
+        previous,
+        &desired,
+    )
+    .await?;
 
     let previous_stalled = previous.and_then(|s| true_reason(&s.conditions, types::STALLED));
     events::on_stalled(

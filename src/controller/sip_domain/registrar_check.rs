@@ -194,6 +194,11 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
 fn queue_changed_registrations(domain: &SipDomain, view: &View, ctx: &Context) {
     let now = k8s_openapi::jiff::Timestamp::now();
     queue_users(domain, ctx, |u| {
+        // A user whose status write the cache does not show yet was just reconciled with a
+        // view at most one interval old; the next check compares it again.
+        if ctx.status_written.in_flight(&u.uid().unwrap_or_default()) {
+            return false;
+        }
         let current = u.status.as_ref().and_then(|s| s.registration.as_ref());
         Some(&view.registration_of(u, &domain.spec.domain, now)) != current
     });

@@ -173,7 +173,7 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
         let first = *change == user_credentials::PasswordChange::Created;
         events::on_password(ctx, user, first, reason, note).await;
     }
-    status_patch::apply_if_changed(&ctx.client, user, previous, &desired).await?;
+    status_patch::apply_if_changed(&ctx.client, &ctx.status_written, user, previous, &desired).await?;
     record_metrics(ctx, user, &desired);
     let uid = user.uid().unwrap_or_default();
     if retry {

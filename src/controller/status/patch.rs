@@ -5,14 +5,17 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::controller::cache::Lean;
+use crate::controller::cache::echoes::Written;
 use crate::controller::error::{Error, kube_err};
 use crate::keys::FIELD_MANAGER;
 
-/// Applies `desired` as the status of `obj` unless `current` already equals it. Returns
+/// Applies `desired` as the status of `obj` unless the server holds it already: `current`
+/// (the cached one), or our own last write while the cache does not show it yet. Returns
 /// whether a write happened. The answer is decoded as [`Lean`], so an object whose
 /// managedFields nest deeper than the decoder's limit can still be written.
 pub async fn apply_if_changed<K, S>(
     client: &kube::Client,
+    written: &Written,
     obj: &K,
     current: Option<&S>,
     desired: &S,
@@ -24,7 +27,15 @@ where
         + std::fmt::Debug,
     S: Serialize + PartialEq,
 {
-    if current == Some(desired) {
+    // The cached copy may not show our last write yet: then that write, not the cache, is
+    // what the server holds.
+    let uid = obj.uid().unwrap_or_default();
+    let fingerprint = Written::fingerprint(desired);
+    let unchanged = match written.pending(&uid) {
+        Some(stored) => stored == fingerprint,
+        None => current == Some(desired),
+    };
+    if unchanged {
         return Ok(false);
     }
     // Server-side apply of a subresource needs apiVersion and kind in the body.
@@ -35,16 +46,18 @@ where
     });
     let name = obj.name_any();
     let api: Api<Lean<K>> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map_err(kube_err(format!(
-        "writing status of {} {}/{name}",
-        K::kind(&()),
-        obj.namespace().unwrap_or_default()
-    )))?;
+    let stored = api
+        .patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(kube_err(format!(
+            "writing status of {} {}/{name}",
+            K::kind(&()),
+            obj.namespace().unwrap_or_default()
+        )))?;
+    written.wrote(&uid, stored.meta().resource_version.clone(), fingerprint);
     Ok(true)
 }
