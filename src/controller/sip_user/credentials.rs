@@ -2,7 +2,7 @@
 //! and (after a rename) the previous Secret; decide the password (pure); apply the Secret only
 //! when it differs; remove the previous Secret.
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 
 use crate::api::{SipDomain, SipUser};
@@ -94,6 +94,79 @@ pub fn choose_password(
     }
 }
 
+/// The credentials Secret `name` of `user` holding `password`; a rotation request it answers
+/// is recorded on it as handled.
+fn desired_secret(
+    user: &SipUser,
+    domain: &SipDomain,
+    name: &str,
+    password: &Password,
+    rotate_request: &Option<String>,
+) -> Result<Secret, Error> {
+    let owner = user
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::NotNamespaced(user.name_any()))?;
+    let mut secret = credentials::build_secret(&SecretSpec {
+        name,
+        namespace: &user.namespace().unwrap_or_default(),
+        user_name: &user.name_any(),
+        owner,
+        username: user.username(),
+        domain: &domain.spec.domain,
+        realm: domain.realm(),
+        password,
+    });
+    if let Some(value) = rotate_request {
+        secret
+            .annotations_mut()
+            .insert(ROTATION_HANDLED_ANNOTATION.into(), value.clone());
+    }
+    Ok(secret)
+}
+
+/// A user provisioned for the first time (its status names no Secret yet) with a generated
+/// password: its Secret is created in one request, without reading first. `None` when a Secret
+/// of that name exists already (ours from a process that stopped before its status write, or
+/// someone else's): the reading path decides then.
+async fn create_first(
+    user: &SipUser,
+    domain: &SipDomain,
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    name: &str,
+    rotate_request: &Option<String>,
+) -> Result<Option<(Outcome, Option<Password>)>, Error> {
+    let provisioned = user.status.as_ref().is_some_and(|s| s.secret_name.is_some());
+    if provisioned || user.spec.credentials.password_secret_ref.is_some() {
+        return Ok(None);
+    }
+    let password = credentials::generate_password(&domain.spec.password_policy);
+    let desired = desired_secret(user, domain, name, &password, rotate_request)?;
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match secrets.create(&params, &desired).await {
+        Ok(created) => {
+            let key = format!("{}/{name}", user.namespace().unwrap_or_default());
+            ctx.secret_echoes.wrote(key, created.metadata.resource_version);
+            Ok(Some((
+                Outcome::Ready {
+                    secret_name: name.to_string(),
+                    change: Some(PasswordChange::Created),
+                    handled_rotation: rotate_request.clone(),
+                },
+                Some(password),
+            )))
+        }
+        Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(None),
+        Err(e) => Err(kube_err(format!(
+            "creating Secret {}/{name}",
+            user.namespace().unwrap_or_default()
+        ))(e)),
+    }
+}
+
 /// The change to announce with an Event. Our Secret existing while the status never recorded
 /// a password means the process that wrote it stopped before its status write, and so maybe
 /// before its `CredentialsCreated` Event: it is announced (again) rather than possibly never.
@@ -180,7 +253,15 @@ async fn sync_secret(
     let uid = user.uid().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let name = user.secret_name();
+    // Bounded: the value is copied into the Secret's annotations and the status.
+    let rotate_request = user
+        .annotations()
+        .get(ROTATE_ANNOTATION)
+        .map(|v| crate::keys::fit(v, crate::keys::MAX_NAME));
 
+    if let Some(created) = create_first(user, domain, ctx, &secrets, &name, &rotate_request).await? {
+        return Ok(created);
+    }
     let existing = secrets
         .get_opt(&name)
         .await
@@ -211,11 +292,6 @@ async fn sync_secret(
         None => None,
     };
 
-    // Bounded: the value is copied into the Secret's annotations and the status.
-    let rotate_request = user
-        .annotations()
-        .get(ROTATE_ANNOTATION)
-        .map(|v| crate::keys::fit(v, crate::keys::MAX_NAME));
     let already_handled = |value: &String| {
         status.and_then(|s| s.last_handled_rotation.as_ref()) == Some(value)
             || existing
@@ -264,24 +340,7 @@ async fn sync_secret(
         existing.is_some(),
         status.is_some_and(|s| s.password_changed_at.is_some()),
     );
-    let owner = user
-        .controller_owner_ref(&())
-        .ok_or_else(|| Error::NotNamespaced(user.name_any()))?;
-    let mut desired = credentials::build_secret(&SecretSpec {
-        name: &name,
-        namespace: &ns,
-        user_name: &user.name_any(),
-        owner,
-        username: user.username(),
-        domain: &domain.spec.domain,
-        realm: domain.realm(),
-        password: &password,
-    });
-    if let Some(value) = &rotate_request {
-        desired
-            .annotations_mut()
-            .insert(ROTATION_HANDLED_ANNOTATION.into(), value.clone());
-    }
+    let desired = desired_secret(user, domain, &name, &password, &rotate_request)?;
     let handled_annotation_current = rotate_request.as_ref().is_none_or(|v| {
         existing
             .as_ref()
