@@ -3,10 +3,12 @@
 //! say which objects to reconcile when another one changes, and what happens to an object
 //! that cannot be decoded.
 pub mod lean;
+pub mod services;
 pub mod stores;
 pub mod triggers;
 pub mod unreadable;
 pub mod watches;
 
 pub use lean::{Lean, Unreadable};
+pub use services::ServiceCaches;
 pub use stores::Stores;
