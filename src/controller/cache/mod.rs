@@ -1,5 +1,6 @@
 //! What the reconcilers read instead of asking the API server: the watches that fill the
-//! caches (decoding objects as [`Lean`]), the caches themselves ([`Stores`]), the mappers that
+//! caches (decoding objects as [`Lean`]), the caches themselves ([`Stores`], and
+//! [`ServiceCaches`] for registrar Services and EndpointSlices), the mappers that
 //! say which objects to reconcile when another one changes, and what happens to an object
 //! that cannot be decoded.
 pub mod lean;

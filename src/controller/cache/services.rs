@@ -82,3 +82,42 @@ impl Lookup for ServiceCaches {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+
+    fn slice(ns: &str, name: &str, service: &str) -> SliceEndpoints {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": ns,
+                         "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4",
+        }))
+        .expect("slice")
+    }
+
+    #[test]
+    fn slices_are_found_by_their_service_and_dropped_when_gone() {
+        let (services, _) = reflector::store::<ServicePorts>();
+        let (slices, mut writer) = reflector::store::<SliceEndpoints>();
+        let caches = ServiceCaches::new(Scope::Namespaces(vec!["voip".into()]), services, slices);
+        let (a, b, other) = (
+            slice("voip", "k-a", "kamailio"),
+            slice("voip", "k-b", "kamailio"),
+            slice("voip", "x-a", "other"),
+        );
+        for s in [&a, &b, &other] {
+            writer.apply_watcher_event(&Event::Apply(s.clone()));
+            caches.observe_slice(s);
+        }
+        let names = |found: Vec<Arc<SliceEndpoints>>| found.iter().map(|s| s.name_any()).collect::<Vec<_>>();
+        assert_eq!(names(caches.slices("voip", "kamailio")), ["k-a", "k-b"]);
+        assert!(caches.slices("elsewhere", "kamailio").is_empty());
+        writer.apply_watcher_event(&Event::Delete(a.clone()));
+        caches.observe_slice(&a);
+        assert_eq!(names(caches.slices("voip", "kamailio")), ["k-b"]);
+        assert!(caches.covers("voip") && !caches.covers("elsewhere"));
+    }
+}
