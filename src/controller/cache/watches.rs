@@ -32,16 +32,7 @@ pub fn cached<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
-    let (store, writer) = reflector::store();
-    let watches = apis.into_iter().map(|api| {
-        let on_unreadable = on_unreadable.clone();
-        let events = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .filter_map(move |event| futures::future::ready(readable(event, &on_unreadable)));
-        relists_as_updates(events, store.clone(), tracker()).boxed()
-    });
-    let stream = shared_store(writer, watches.collect());
-    (store, stream)
+    watched(apis, tracker, move |event| readable(event, &on_unreadable))
 }
 
 /// Watches feeding one cache of a built-in kind decoded into a trimmed type of its own (which
@@ -57,9 +48,31 @@ pub fn cached_trimmed<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
+    watched(apis, tracker, Some)
+}
+
+/// One store fed by one watch per Api, each event passed through `decode` (which may drop it).
+fn watched<W, K>(
+    apis: Vec<Api<W>>,
+    tracker: &impl Fn() -> Box<dyn Fn() + Send>,
+    decode: impl Fn(watcher::Result<watcher::Event<W>>) -> Option<watcher::Result<watcher::Event<K>>>
+    + Clone
+    + Send
+    + 'static,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    W: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
     let (store, writer) = reflector::store();
     let watches = apis.into_iter().map(|api| {
-        let events = watcher(api, watcher::Config::default()).default_backoff();
+        let decode = decode.clone();
+        let events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .filter_map(move |event| futures::future::ready(decode(event)));
         relists_as_updates(events, store.clone(), tracker()).boxed()
     });
     let stream = shared_store(writer, watches.collect());
