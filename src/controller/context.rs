@@ -1,5 +1,5 @@
-//! What every reconcile shares: the client, the caches of the three kinds, the event
-//! recorder, metrics and per-object backoff.
+//! What every reconcile shares: the client, the caches of the three kinds, the registrar
+//! endpoints and what they hold, the event recorder, metrics and per-object backoff.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,7 +10,7 @@ use super::cache::Stores;
 use super::status::event_sink::EventSink;
 use crate::api::SipUser;
 use crate::metrics::Metrics;
-use crate::registrar_state::{Clients, Registrations};
+use crate::registrar_state::{Memory, Registrations, Source};
 use crate::sync::lock;
 
 /// Tunables of the controllers.
@@ -57,8 +57,10 @@ pub struct Context {
     pub stores: Stores,
     /// Per-object retry delays after failed reconciles.
     pub backoff: Backoff,
-    /// Registrar clients, kept across reconciles for their connections.
-    pub registrars: Clients,
+    /// The registrar endpoints each domain names (from caches; a fake in unit tests).
+    pub endpoints: Arc<dyn Source>,
+    /// What each registrar endpoint is known to hold, and the sync markers.
+    pub memory: Memory,
     /// Live registrations as last read from the registrars.
     pub registrations: Registrations,
     pub settings: Settings,

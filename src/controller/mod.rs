@@ -35,12 +35,14 @@ use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
 use admission::healing;
-use cache::{triggers, unreadable, watches};
+use cache::{ServiceCaches, triggers, unreadable, watches};
 use status::conditions;
 
 use crate::api::{SipDomain, SipProfile, SipUser};
 use crate::keys::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, managed_secrets_selector};
 use crate::metrics::Metrics;
+use crate::registrar_state::service::{ServicePorts, SliceEndpoints};
+use crate::registrar_state::{Resolver, Tokens};
 use crate::scope::Scope;
 
 /// Reconciles at most this many objects at once per kind (two cores; API-bound work).
@@ -69,6 +71,17 @@ fn forget<K: Resource<DynamicType = ()>>(ctx: &Context, kind: &'static str, obj:
     ctx.backoff.succeeded(&obj.uid().unwrap_or_default());
 }
 
+/// Drops what the registrar side keeps about a deleted SipDomain: its registration view, and
+/// (unless another SipDomain claims the same SIP domain) its markers and replay memory.
+fn forget_registrar_state(ctx: &Context, stores: &Stores, domain: &SipDomain) {
+    ctx.registrations
+        .forget_view(&domain.namespace().unwrap_or_default(), &domain.name_any());
+    let fqdn = &domain.spec.domain;
+    if stores.domains.find(|d| d.spec.domain == *fqdn).is_none() {
+        ctx.memory.forget_domain(fqdn);
+    }
+}
+
 /// Queues reconciles. Sending only fails once the controllers are gone (shutdown), when
 /// dropping the request is right.
 pub(crate) fn send_all<K: Resource>(
@@ -90,8 +103,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let (synced_tx, synced) = tokio::sync::watch::channel(false);
-    // Three kinds, one watch per namespace each (or one for all namespaces).
-    let tracker = watches::sync_tracker(synced_tx, 3 * scope.apis::<SipUser>(&client).len());
+    // Three kinds and the registrar Services and EndpointSlices, one watch per namespace each
+    // (or one for all namespaces).
+    let tracker = watches::sync_tracker(synced_tx, 5 * scope.apis::<SipUser>(&client).len());
     let recorder = status::event_sink::EventSink::new(client.clone(), reporter);
     let on_unreadable = unreadable::reporter(recorder.clone(), metrics.clone());
     let (users, user_stream) =
@@ -100,6 +114,13 @@ pub async fn run(
         watches::cached::<SipDomain>(scope.apis(&client), &tracker, on_unreadable.clone());
     let (profiles, profile_stream) =
         watches::cached::<SipProfile>(scope.apis(&client), &tracker, on_unreadable);
+    // Registrar Services and EndpointSlices, trimmed to what resolving reads, so that no
+    // reconcile reads them from the API server.
+    let (services, service_stream) = watches::cached_trimmed::<ServicePorts>(scope.apis(&client), &tracker);
+    let (slices, slice_stream) = watches::cached_trimmed::<SliceEndpoints>(scope.apis(&client), &tracker);
+    let service_caches = ServiceCaches::new(scope.clone(), services, slices);
+    // Token Secrets are read once per version; the metadata-only watch below invalidates them.
+    let tokens = Arc::new(Tokens::default());
     let stores = Stores {
         users: users.clone(),
         domains: domains.clone(),
@@ -114,7 +135,12 @@ pub async fn run(
         metrics,
         stores: stores.clone(),
         backoff: Backoff::default(),
-        registrars: Default::default(),
+        endpoints: Arc::new(Resolver::new(
+            client.clone(),
+            Arc::new(service_caches.clone()),
+            tokens.clone(),
+        )),
+        memory: Default::default(),
         registrations: Default::default(),
         settings,
         secret_echoes: Default::default(),
@@ -182,6 +208,7 @@ pub async fn run(
             let cached = cached.is_some();
             if !cached {
                 forget(&ctx, "SipDomain", domain);
+                forget_registrar_state(&ctx, &stores, domain);
             }
             let state = cached.then(|| triggers::user_relevant(domain, stalled));
             let changed = seen.changed(&domain.uid().unwrap_or_default(), state);
@@ -245,7 +272,9 @@ pub async fn run(
     // a SipDomain's registrar token (that domain is queued as well).
     let other_secrets = {
         let (stores, dtx) = (stores.clone(), domain_tx.clone());
+        let tokens = tokens.clone();
         secret_watches(format!("{MANAGED_BY_LABEL}!={MANAGED_BY_VALUE}")).inspect_ok(move |s| {
+            tokens.invalidate(&s.namespace().unwrap_or_default(), &s.name_any());
             send_all(
                 &dtx,
                 triggers::on_token_secret(s.namespace(), &s.name_any(), &stores),
@@ -269,8 +298,25 @@ pub async fn run(
             .run(sip_user::reconcile, error_policy("SipUser"), ctx.clone())
             .for_each(|_| async {})
     };
+    // A registrar Service or its slices changed: the domains naming it check it again (a new
+    // endpoint gets its users; a Service created late heals them).
+    let slice_stream = {
+        let caches = service_caches.clone();
+        slice_stream.inspect_ok(move |slice| caches.observe_slice(slice))
+    };
     let domain_controller = Controller::for_stream(domain_stream, domains)
         .with_config(config.clone())
+        .watches_stream(service_stream, {
+            let stores = stores.clone();
+            move |svc| triggers::on_registrar_service(svc.namespace(), &svc.name_any(), &stores)
+        })
+        .watches_stream(slice_stream, {
+            let stores = stores.clone();
+            move |slice| match slice.service_name() {
+                Some(service) => triggers::on_registrar_service(slice.namespace(), service, &stores),
+                None => Vec::new(),
+            }
+        })
         .reconcile_on(domain_rx)
         .graceful_shutdown_on(shutdown.clone())
         .run(sip_domain::reconcile, error_policy("SipDomain"), ctx.clone())

@@ -37,8 +37,15 @@ pub async fn reconcile(profile: Arc<SipProfile>, ctx: Arc<Context>) -> Result<Ac
         &desired,
     )
     .await?;
-    ctx.metrics
-        .record_object("SipProfile", &format!("{ns}/{name}"), "True", "False");
+    // A profile deleted while this reconcile ran has left the gauge (`forget`): not back in.
+    let cached = ctx
+        .stores
+        .profiles
+        .get(&kube::runtime::reflector::ObjectRef::new(&name).within(&ns));
+    if cached.is_some_and(|p| p.uid() == profile.uid()) {
+        ctx.metrics
+            .record_object("SipProfile", &format!("{ns}/{name}"), "True", "False");
+    }
     ctx.backoff.succeeded(&profile.uid().unwrap_or_default());
     Ok(Action::await_change())
 }

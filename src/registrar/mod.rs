@@ -4,6 +4,8 @@
 //! receives HA1 digests, never a password.
 pub mod contact;
 pub mod entry;
+#[cfg(test)]
+pub mod fake;
 pub mod kamailio;
 
 pub use contact::Contact;
@@ -12,8 +14,8 @@ pub use entry::{EntrySpec, UserEntry, UserKey};
 use futures::future::BoxFuture;
 
 /// What went wrong talking to a registrar endpoint. Messages name the endpoint and never carry
-/// credentials.
-#[derive(Debug, thiserror::Error)]
+/// credentials. Clone, so that one failed batch can be told to each caller in it.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum RegistrarError {
     /// No connection or no HTTP answer.
     #[error("registrar endpoint {endpoint} is unreachable: {reason}")]

@@ -1,92 +1,202 @@
 //! Which registrar endpoints a SipDomain names: fixed URLs, or every ready endpoint of a
 //! Service (from its EndpointSlices, so a scaled-out Kamailio gets every user), with the RPC
-//! token read from the Secret the domain names. Clients are kept per URL so connections are
-//! reused across reconciles. When they cannot be resolved, [`ResolveError`] says what is
-//! missing (which condition reason that is, is the controller's business:
-//! `controller::status::registrar`).
+//! token read from the Secret the domain names. All of it comes from caches: the Service and
+//! its slices from the controller's watches (through [`Lookup`]), the token from [`Tokens`];
+//! only a Service outside the watched namespaces is read from the API server. Endpoints are
+//! kept per URL so that connections and batching tasks last across reconciles. When they
+//! cannot be resolved, [`ResolveError`] says what is missing (which condition reason that is,
+//! is the controller's business: `controller::status::registrar`).
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
+use super::batcher::Endpoint;
+use super::service::{Lookup, SERVICE_NAME_LABEL, ServicePorts, SliceEndpoints, TargetRef};
+use super::tokens::{Held, Tokens};
 use crate::api::{KamailioRegistrar, ServiceRef, SipDomain};
-use crate::credentials::secret_value;
+use crate::registrar::RegistrarError;
 use crate::registrar::kamailio::{Kamailio, redact_userinfo};
-use crate::registrar::{RegistrarError, UserEntry, UserKey};
 use crate::sync::lock;
 
-/// Kamailio clients by URL (with the token they were made with), the sync marker this
-/// operator last left on each endpoint, and the entry it last pushed for each user, so that an
-/// endpoint that lost its memory gets every user back in one batch, without a reconcile (and a
-/// Secret read) per user.
-#[derive(Default)]
-pub struct Clients {
-    by_url: Mutex<HashMap<String, (Option<String>, Kamailio)>>,
-    /// By (endpoint, SIP domain): the marker, and when the full sync that left it ran.
-    markers: Mutex<HashMap<(String, String), (String, k8s_openapi::jiff::Timestamp)>>,
-    pushed: Mutex<HashMap<String, UserEntry>>,
+/// Where reconcile steps get a domain's registrar endpoints from: [`Resolver`], or a fake in
+/// unit tests.
+pub trait Source: Send + Sync {
+    /// The endpoints of `domain`'s registrar; `Ok(None)` when it names none.
+    fn resolve<'a>(
+        &'a self,
+        domain: &'a SipDomain,
+    ) -> BoxFuture<'a, Result<Option<Vec<Endpoint>>, ResolveError>>;
+
+    /// Drops the endpoints no resolve asked for within `unused_for` (no domain names them any
+    /// more: every domain with a registrar resolves once per check interval); their names.
+    fn prune(&self, _unused_for: Duration) -> Vec<String> {
+        Vec::new()
+    }
 }
 
-impl Clients {
-    /// The marker this process left on `endpoint` for SIP domain `domain`, if any.
-    pub fn marker(&self, endpoint: &str, domain: &str) -> Option<String> {
-        lock(&self.markers)
-            .get(&(endpoint.to_string(), domain.to_string()))
-            .map(|(m, _)| m.clone())
+/// The real [`Source`]: caches in, an [`Endpoint`] (client and batching task) per URL out.
+pub struct Resolver {
+    client: Client,
+    lookup: Arc<dyn Lookup>,
+    tokens: Arc<Tokens>,
+    by_url: Mutex<HashMap<String, Kept>>,
+}
+
+/// An endpoint as kept by URL: the token it was made with and when a resolve last named it.
+struct Kept {
+    token: Option<String>,
+    endpoint: Endpoint,
+    used: Instant,
+}
+
+impl Resolver {
+    /// A resolver reading Services and slices through `lookup`, tokens through `tokens` (and
+    /// `client` for a token Secret not cached yet, or a Service outside the watched namespaces).
+    pub fn new(client: Client, lookup: Arc<dyn Lookup>, tokens: Arc<Tokens>) -> Resolver {
+        Resolver {
+            client,
+            lookup,
+            tokens,
+            by_url: Mutex::default(),
+        }
     }
 
-    /// When this process last synced `endpoint` fully for `domain` (kept here as well as in
-    /// the status, so that a status write that failed does not lose it).
-    pub fn last_full_sync(&self, endpoint: &str, domain: &str) -> Option<k8s_openapi::jiff::Timestamp> {
-        lock(&self.markers)
-            .get(&(endpoint.to_string(), domain.to_string()))
-            .map(|(_, at)| *at)
-    }
-
-    /// Records the marker left on `endpoint` for `domain`; `None` forgets it, so that the next
-    /// check syncs the endpoint fully again.
-    pub fn set_marker(&self, endpoint: &str, domain: &str, marker: Option<String>) {
-        let key = (endpoint.to_string(), domain.to_string());
-        match marker {
-            Some(m) => lock(&self.markers).insert(key, (m, crate::clock::now())),
-            None => lock(&self.markers).remove(&key),
-        };
-    }
-
-    /// Records that every endpoint of the user's domain holds `entry`.
-    pub fn remember(&self, entry: &UserEntry) {
-        lock(&self.pushed).insert(entry.key.key(), entry.clone());
-    }
-
-    /// Records that no endpoint holds the user any more.
-    pub fn forget(&self, key: &UserKey) {
-        lock(&self.pushed).remove(&key.key());
-    }
-
-    /// The entries last pushed for the users of SIP domain `fqdn`, by registrar key.
-    pub fn pushed_in(&self, fqdn: &str) -> HashMap<String, UserEntry> {
-        lock(&self.pushed)
-            .iter()
-            .filter(|(_, e)| e.key.domain == fqdn)
-            .map(|(k, e)| (k.clone(), e.clone()))
-            .collect()
-    }
-
-    fn get(&self, url: &str, token: &Option<String>) -> Result<Kamailio, ResolveError> {
+    fn endpoint(&self, url: &str, token: &Option<String>) -> Result<Endpoint, ResolveError> {
         let mut clients = lock(&self.by_url);
-        if let Some((t, client)) = clients.get(url)
-            && t == token
+        if let Some(kept) = clients.get_mut(url)
+            && kept.token == *token
         {
-            return Ok(client.clone());
+            kept.used = Instant::now();
+            return Ok(kept.endpoint.clone());
         }
         // Only reached for URLs already checked; the field is the closest one to name.
         let client =
             Kamailio::new(url, token.clone()).map_err(|e| invalid_url("spec.registrar.kamailio", url, e))?;
-        clients.insert(url.to_string(), (token.clone(), client.clone()));
-        Ok(client)
+        let endpoint = Endpoint::new(Arc::new(client));
+        clients.insert(
+            url.to_string(),
+            Kept {
+                token: token.clone(),
+                endpoint: endpoint.clone(),
+                used: Instant::now(),
+            },
+        );
+        Ok(endpoint)
+    }
+
+    async fn token(&self, kamailio: &KamailioRegistrar, ns: &str) -> Result<Option<String>, ResolveError> {
+        let Some(r) = &kamailio.token_secret_ref else {
+            return Ok(None);
+        };
+        let secrets = Api::<Secret>::namespaced(self.client.clone(), ns);
+        let read = secrets.get_opt(&r.name);
+        let held = self
+            .tokens
+            .get(ns, &r.name, &r.key, read)
+            .await
+            .map_err(|source| ResolveError::Kube {
+                action: format!("reading the registrar token Secret {:?}", r.name),
+                source,
+            })?;
+        token_value(&held, &r.name, &r.key).map(Some)
+    }
+
+    async fn service_urls(&self, service: &ServiceRef, ns: &str) -> Result<Vec<String>, ResolveError> {
+        let svc_ns = service.namespace.as_deref().unwrap_or(ns);
+        let (found, slices) = if self.lookup.covers(svc_ns) {
+            (
+                self.lookup.service(svc_ns, &service.name),
+                self.lookup.slices(svc_ns, &service.name),
+            )
+        } else {
+            self.read_service(svc_ns, &service.name).await?
+        };
+        check_service(found.as_deref(), svc_ns, service)?;
+        let urls = endpoint_urls(slices.iter().map(Arc::as_ref), &service.port_name, &service.path);
+        if urls.is_empty() {
+            return Err(ResolveError::NoReadyEndpoints {
+                namespace: svc_ns.to_string(),
+                name: service.name.clone(),
+                port_name: service.port_name.clone(),
+            });
+        }
+        Ok(urls)
+    }
+
+    /// A Service the caches do not cover, and its slices, from the API server.
+    async fn read_service(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<(Option<Arc<ServicePorts>>, Vec<Arc<SliceEndpoints>>), ResolveError> {
+        let found = Api::<ServicePorts>::namespaced(self.client.clone(), ns)
+            .get_opt(name)
+            .await
+            .map_err(|source| ResolveError::Kube {
+                action: format!("reading the registrar Service {ns}/{name}"),
+                source,
+            })?;
+        let slices = Api::<SliceEndpoints>::namespaced(self.client.clone(), ns)
+            .list(&ListParams::default().labels(&format!("{SERVICE_NAME_LABEL}={name}")))
+            .await
+            .map_err(|source| ResolveError::Kube {
+                action: format!("listing the EndpointSlices of Service {ns}/{name}"),
+                source,
+            })?;
+        Ok((
+            found.map(Arc::new),
+            slices.items.into_iter().map(Arc::new).collect(),
+        ))
+    }
+}
+
+impl Source for Resolver {
+    /// The fixed URLs are checked first (no I/O), then the token, then the Service.
+    fn resolve<'a>(
+        &'a self,
+        domain: &'a SipDomain,
+    ) -> BoxFuture<'a, Result<Option<Vec<Endpoint>>, ResolveError>> {
+        async move {
+            let Some(registrar) = &domain.spec.registrar else {
+                return Ok(None);
+            };
+            let ns = domain.namespace().unwrap_or_default();
+            let fixed = registrar.kamailio.urls.as_deref().unwrap_or_default();
+            for (i, url) in fixed.iter().enumerate() {
+                check_url(&format!("spec.registrar.kamailio.urls[{i}]"), url)?;
+            }
+            if let Some(service) = &registrar.kamailio.service {
+                check_path(&service.path)?;
+            }
+            let token = self.token(&registrar.kamailio, &ns).await?;
+            let urls = match &registrar.kamailio.service {
+                Some(service) if registrar.kamailio.urls.is_none() => self.service_urls(service, &ns).await?,
+                _ => fixed.to_vec(),
+            };
+            urls.iter()
+                .map(|u| self.endpoint(u, &token))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+        }
+        .boxed()
+    }
+
+    fn prune(&self, unused_for: Duration) -> Vec<String> {
+        let mut gone = Vec::new();
+        lock(&self.by_url).retain(|_, kept| {
+            let keep = kept.used.elapsed() < unused_for;
+            if !keep {
+                gone.push(kept.endpoint.registrar().endpoint().to_string());
+            }
+            keep
+        });
+        gone
     }
 }
 
@@ -204,103 +314,26 @@ fn invalid_url(field: &str, url: &str, e: RegistrarError) -> ResolveError {
     }
 }
 
-/// The endpoints of `domain`'s registrar; `Ok(None)` when it names none. The fixed URLs are
-/// checked first (no I/O), then the token Secret, then the Service.
-pub async fn resolve(
-    domain: &SipDomain,
-    client: &Client,
-    clients: &Clients,
-) -> Result<Option<Vec<Kamailio>>, ResolveError> {
-    let Some(registrar) = &domain.spec.registrar else {
-        return Ok(None);
-    };
-    let ns = domain.namespace().unwrap_or_default();
-    let fixed = registrar.kamailio.urls.as_deref().unwrap_or_default();
-    for (i, url) in fixed.iter().enumerate() {
-        check_url(&format!("spec.registrar.kamailio.urls[{i}]"), url)?;
-    }
-    if let Some(service) = &registrar.kamailio.service {
-        check_path(&service.path)?;
-    }
-    let token = token(&registrar.kamailio, &ns, client).await?;
-    let urls = match &registrar.kamailio.service {
-        Some(service) if registrar.kamailio.urls.is_none() => service_urls(service, &ns, client).await?,
-        _ => fixed.to_vec(),
-    };
-    urls.iter()
-        .map(|u| clients.get(u, &token))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-}
-
-async fn token(
-    kamailio: &KamailioRegistrar,
-    ns: &str,
-    client: &Client,
-) -> Result<Option<String>, ResolveError> {
-    let Some(r) = &kamailio.token_secret_ref else {
-        return Ok(None);
-    };
-    let secret = Api::<Secret>::namespaced(client.clone(), ns)
-        .get_opt(&r.name)
-        .await
-        .map_err(|source| ResolveError::Kube {
-            action: format!("reading the registrar token Secret {:?}", r.name),
-            source,
-        })?;
-    token_value(secret.as_ref(), &r.name, &r.key).map(Some)
-}
-
-/// The token from the Secret (if it exists), or which of its parts is missing. Pure.
-pub fn token_value(secret: Option<&Secret>, name: &str, key: &str) -> Result<String, ResolveError> {
-    let Some(secret) = secret else {
-        return Err(ResolveError::TokenSecretNotFound { name: name.into() });
-    };
-    match secret_value(secret, key) {
-        None => Err(ResolveError::TokenKeyNotFound {
+/// The token, or which part of the Secret is missing. Pure.
+pub fn token_value(held: &Held, name: &str, key: &str) -> Result<String, ResolveError> {
+    match held {
+        Held::NoSecret => Err(ResolveError::TokenSecretNotFound { name: name.into() }),
+        Held::NoKey => Err(ResolveError::TokenKeyNotFound {
             name: name.into(),
             key: key.into(),
         }),
-        Some(v) if v.is_empty() => Err(ResolveError::TokenKeyEmpty {
+        Held::Value(v) if v.is_empty() => Err(ResolveError::TokenKeyEmpty {
             name: name.into(),
             key: key.into(),
         }),
-        Some(v) => Ok(v),
+        Held::Value(v) => Ok(v.clone()),
     }
-}
-
-async fn service_urls(service: &ServiceRef, ns: &str, client: &Client) -> Result<Vec<String>, ResolveError> {
-    let svc_ns = service.namespace.as_deref().unwrap_or(ns);
-    let found = Api::<Service>::namespaced(client.clone(), svc_ns)
-        .get_opt(&service.name)
-        .await
-        .map_err(|source| ResolveError::Kube {
-            action: format!("reading the registrar Service {svc_ns}/{}", service.name),
-            source,
-        })?;
-    check_service(found.as_ref(), svc_ns, service)?;
-    let slices = Api::<EndpointSlice>::namespaced(client.clone(), svc_ns)
-        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={}", service.name)))
-        .await
-        .map_err(|source| ResolveError::Kube {
-            action: format!("listing the EndpointSlices of Service {svc_ns}/{}", service.name),
-            source,
-        })?;
-    let urls = endpoint_urls(&slices.items, &service.port_name, &service.path);
-    if urls.is_empty() {
-        return Err(ResolveError::NoReadyEndpoints {
-            namespace: svc_ns.to_string(),
-            name: service.name.clone(),
-            port_name: service.port_name.clone(),
-        });
-    }
-    Ok(urls)
 }
 
 /// That the Service exists and has the named port (or a single unnamed one, as
 /// [`endpoint_urls`] accepts). Pure.
 pub fn check_service(
-    found: Option<&Service>,
+    found: Option<&ServicePorts>,
     namespace: &str,
     service: &ServiceRef,
 ) -> Result<(), ResolveError> {
@@ -310,12 +343,7 @@ pub fn check_service(
             name: service.name.clone(),
         });
     };
-    let ports: Vec<String> = found
-        .spec
-        .as_ref()
-        .and_then(|s| s.ports.as_ref())
-        .map(|ports| ports.iter().map(|p| p.name.clone().unwrap_or_default()).collect())
-        .unwrap_or_default();
+    let ports = found.port_names();
     let usable = match ports.as_slice() {
         [only] if only.is_empty() => true,
         named => named.contains(&service.port_name),
@@ -336,10 +364,14 @@ pub fn check_service(
 /// `port_name`; sorted, without duplicates. A dual-stack Service lists each pod in an IPv4
 /// and an IPv6 slice; one Kamailio must be one endpoint (it holds one users table and one
 /// sync marker per domain), so a pod named by `targetRef` counts once, IPv4 first.
-pub fn endpoint_urls(slices: &[EndpointSlice], port_name: &str, path: &str) -> Vec<String> {
-    let mut ordered: Vec<&EndpointSlice> = slices.iter().collect();
+pub fn endpoint_urls<'a>(
+    slices: impl IntoIterator<Item = &'a SliceEndpoints>,
+    port_name: &str,
+    path: &str,
+) -> Vec<String> {
+    let mut ordered: Vec<&SliceEndpoints> = slices.into_iter().collect();
     ordered.sort_by_key(|s| s.address_type != "IPv4");
-    let mut pods = std::collections::HashSet::new();
+    let mut pods: std::collections::HashSet<&TargetRef> = std::collections::HashSet::new();
     let mut urls = Vec::new();
     for slice in ordered {
         let ports = slice.ports.as_deref().unwrap_or_default();
@@ -355,13 +387,10 @@ pub fn endpoint_urls(slices: &[EndpointSlice], port_name: &str, path: &str) -> V
         let ready = slice
             .endpoints
             .iter()
+            .flatten()
             .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true));
         for endpoint in ready {
-            let pod = endpoint
-                .target_ref
-                .as_ref()
-                .map(|r| (r.namespace.clone(), r.name.clone(), r.uid.clone()));
-            if pod.is_some_and(|p| !pods.insert(p)) {
+            if endpoint.target_ref.as_ref().is_some_and(|p| !pods.insert(p)) {
                 continue;
             }
             let first = endpoint.addresses.first();
@@ -384,26 +413,22 @@ fn bracket(addr: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort};
+    use crate::registrar_state::service::{EndpointReady, SliceEndpoint, SlicePort};
 
-    fn endpoint(addr: &str, ready: Option<bool>) -> Endpoint {
-        Endpoint {
+    fn endpoint(addr: &str, ready: Option<bool>) -> SliceEndpoint {
+        SliceEndpoint {
             addresses: vec![addr.into()],
-            conditions: Some(EndpointConditions {
-                ready,
-                ..Default::default()
-            }),
+            conditions: Some(EndpointReady { ready }),
             ..Default::default()
         }
     }
 
-    fn slice(port: (&str, i32), endpoints: Vec<Endpoint>) -> EndpointSlice {
-        EndpointSlice {
-            endpoints,
-            ports: Some(vec![EndpointPort {
+    fn slice(port: (&str, i32), endpoints: Vec<SliceEndpoint>) -> SliceEndpoints {
+        SliceEndpoints {
+            endpoints: Some(endpoints),
+            ports: Some(vec![SlicePort {
                 name: Some(port.0.into()),
                 port: Some(port.1),
-                ..Default::default()
             }]),
             ..Default::default()
         }
@@ -441,12 +466,11 @@ mod tests {
 
     #[test]
     fn a_dual_stack_pod_is_one_endpoint() {
-        let pod = |name: &str, addr: &str| Endpoint {
-            target_ref: Some(k8s_openapi::api::core::v1::ObjectReference {
-                kind: Some("Pod".into()),
+        let pod = |name: &str, addr: &str| SliceEndpoint {
+            target_ref: Some(TargetRef {
                 namespace: Some("voip".into()),
                 name: Some(name.into()),
-                ..Default::default()
+                uid: None,
             }),
             ..endpoint(addr, Some(true))
         };
@@ -469,43 +493,30 @@ mod tests {
             .expect("service ref")
     }
 
-    fn service(ports: &[&str]) -> Service {
-        Service {
-            spec: Some(k8s_openapi::api::core::v1::ServiceSpec {
-                ports: Some(
-                    ports
-                        .iter()
-                        .map(|n| k8s_openapi::api::core::v1::ServicePort {
-                            name: (!n.is_empty()).then(|| n.to_string()),
-                            port: 5071,
-                            ..Default::default()
-                        })
-                        .collect(),
-                ),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
+    fn service(ports: &[&str]) -> ServicePorts {
+        let ports: Vec<serde_json::Value> = ports
+            .iter()
+            .map(|n| match n {
+                &"" => serde_json::json!({"port": 5071}),
+                n => serde_json::json!({"name": n, "port": 5071}),
+            })
+            .collect();
+        serde_json::from_value(
+            serde_json::json!({"metadata": {"name": "kamailio"}, "spec": {"ports": ports}}),
+        )
+        .expect("service")
     }
 
     #[test]
     fn a_missing_token_says_which_part_is_missing() {
-        let with = |data: &[(&str, &str)]| Secret {
-            data: Some(
-                data.iter()
-                    .map(|(k, v)| (k.to_string(), k8s_openapi::ByteString(v.as_bytes().to_vec())))
-                    .collect(),
-            ),
-            ..Default::default()
-        };
-        let e = token_value(None, "rpc", "token").expect_err("no Secret");
+        let e = token_value(&Held::NoSecret, "rpc", "token").expect_err("no Secret");
         assert!(matches!(e, ResolveError::TokenSecretNotFound { .. }));
-        let e = token_value(Some(&with(&[("other", "x")])), "rpc", "token").expect_err("no key");
+        let e = token_value(&Held::NoKey, "rpc", "token").expect_err("no key");
         assert!(matches!(e, ResolveError::TokenKeyNotFound { .. }));
-        let e = token_value(Some(&with(&[("token", "")])), "rpc", "token").expect_err("empty");
+        let e = token_value(&Held::Value(String::new()), "rpc", "token").expect_err("empty");
         assert!(matches!(e, ResolveError::TokenKeyEmpty { .. }));
         assert_eq!(
-            token_value(Some(&with(&[("token", "t0k")])), "rpc", "token")
+            token_value(&Held::Value("t0k".into()), "rpc", "token")
                 .ok()
                 .as_deref(),
             Some("t0k")

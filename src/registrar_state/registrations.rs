@@ -50,6 +50,11 @@ impl Registrations {
             .cloned()
     }
 
+    /// Forgets the view of a deleted SipDomain.
+    pub fn forget_view(&self, namespace: &str, name: &str) {
+        lock(&self.views).remove(&(namespace.to_string(), name.to_string()));
+    }
+
     /// Forgets reads older than `max_age` (endpoints that went away).
     pub fn prune(&self, max_age: Duration) {
         lock(&self.dumps).retain(|_, (read, _)| read.elapsed() < max_age);

@@ -106,11 +106,11 @@ the same rights.
 
 {{/* Reading a registrar Service's endpoints. */}}
 {{- define "sip-operator.rbac.registrarRules" -}}
-# Registrar endpoints behind a Service.
+# Registrar endpoints behind a Service (watched: no read per reconcile).
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
   verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get"]
+  verbs: ["get", "list", "watch"]
 {{- end }}

@@ -167,6 +167,32 @@ pub fn on_token_secret(namespace: Option<String>, name: &str, stores: &Stores) -
         .collect()
 }
 
+/// A registrar Service or one of its EndpointSlices changed (or appeared, or went): the
+/// SipDomains that name that Service, so that a new endpoint gets its users and a Service
+/// created late heals its domains at once.
+pub fn on_registrar_service(
+    namespace: Option<String>,
+    service: &str,
+    stores: &Stores,
+) -> Vec<ObjectRef<SipDomain>> {
+    let namespace = namespace.unwrap_or_default();
+    stores
+        .domains
+        .state_filter(|d| {
+            d.spec
+                .registrar
+                .as_ref()
+                .and_then(|r| r.kamailio.service.as_ref())
+                .is_some_and(|s| {
+                    let svc_ns = s.namespace.clone().or_else(|| d.namespace()).unwrap_or_default();
+                    s.name == service && svc_ns == namespace
+                })
+        })
+        .iter()
+        .map(|d| ObjectRef::from_obj(d.as_ref()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,21 +32,67 @@ pub fn cached<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
+    watched(apis, tracker, move |event| readable(event, &on_unreadable))
+}
+
+/// Watches feeding one cache of a built-in kind decoded into a trimmed type of its own (which
+/// skips unread every field it does not hold, managedFields included, so needs no [`Lean`]);
+/// otherwise like [`cached`].
+pub fn cached_trimmed<K>(
+    apis: Vec<Api<K>>,
+    tracker: &impl Fn() -> Box<dyn Fn() + Send>,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    watched(apis, tracker, Some)
+}
+
+/// One store fed by one watch per Api, each event passed through `decode` (which may drop it).
+fn watched<W, K>(
+    apis: Vec<Api<W>>,
+    tracker: &impl Fn() -> Box<dyn Fn() + Send>,
+    decode: impl Fn(watcher::Result<watcher::Event<W>>) -> Option<watcher::Result<watcher::Event<K>>>
+    + Clone
+    + Send
+    + 'static,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    W: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
     let (store, writer) = reflector::store();
     let watches = apis.into_iter().map(|api| {
-        let on_unreadable = on_unreadable.clone();
+        let decode = decode.clone();
         let events = watcher(api, watcher::Config::default())
             .default_backoff()
-            .filter_map(move |event| futures::future::ready(readable(event, &on_unreadable)));
+            .filter_map(move |event| futures::future::ready(decode(event)));
         relists_as_updates(events, store.clone(), tracker()).boxed()
     });
+    let stream = shared_store(writer, watches.collect());
+    (store, stream)
+}
+
+/// One store fed by several watches, as a stream of the objects they touch.
+fn shared_store<K>(
+    writer: reflector::store::Writer<K>,
+    watches: Vec<futures::stream::BoxStream<'static, watcher::Result<watcher::Event<K>>>>,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
     // The store counts as listed from the start (an empty list), so that a Controller reading
     // it does not wait for a whole-store swap that never comes; reconciles wait for every
     // watch's list through `tracker` instead.
     let listed_empty = futures::stream::iter([Ok(watcher::Event::Init), Ok(watcher::Event::InitDone)]);
     let events = listed_empty.chain(futures::stream::select_all(watches));
-    let stream = reflector::reflector(writer, events).touched_objects();
-    (store, stream)
+    reflector::reflector(writer, events).touched_objects()
 }
 
 /// Turns a watch's (re-)lists into updates of a cache that several watches share. The

@@ -75,12 +75,19 @@ pub async fn reconcile(domain: Arc<SipDomain>, ctx: Arc<Context>) -> Result<Acti
     )
     .await;
     let status_of = |t| conditions::find(&desired.conditions, t).map_or("Unknown", |c| c.status.as_str());
-    ctx.metrics.record_object(
-        "SipDomain",
-        &format!("{ns}/{name}"),
-        status_of(types::READY),
-        status_of(types::STALLED),
-    );
+    // A domain deleted while this reconcile ran has left the gauge (`forget`): not back in.
+    if ctx
+        .stores
+        .domain(&ns, &name)
+        .is_some_and(|d| d.uid() == domain.uid())
+    {
+        ctx.metrics.record_object(
+            "SipDomain",
+            &format!("{ns}/{name}"),
+            status_of(types::READY),
+            status_of(types::STALLED),
+        );
+    }
     ctx.backoff.succeeded(&domain.uid().unwrap_or_default());
     if domain.spec.registrar.is_some() {
         // The next registrar check (restart detection; a registrar that was not ready or not

@@ -17,9 +17,9 @@ use crate::controller::Context;
 use crate::controller::status::reasons::REGISTRAR_UNREACHABLE;
 use crate::controller::status::reasons::types::REGISTRAR_SYNCED;
 use crate::controller::status::registrar;
-use crate::registrar::kamailio::Kamailio;
 use crate::registrar::{Registrar, RegistrarError, UserEntry, UserKey};
-use crate::registrar_state::endpoints::{self as registrar_endpoints, ResolveError};
+use crate::registrar_state::Endpoint;
+use crate::registrar_state::endpoints::ResolveError;
 use crate::registrar_state::registration_view::View;
 
 /// What one check of a domain's registrar found.
@@ -89,7 +89,7 @@ impl Health {
 /// after one), then one bulk read of its registrations, merged into the domain's view; users
 /// whose `status.registration` would change are queued for reconcile.
 pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx: &Context) -> Check {
-    let endpoints = match registrar_endpoints::resolve(domain, &ctx.client, &ctx.registrars).await {
+    let endpoints = match ctx.endpoints.resolve(domain).await {
         Ok(None) => return Check::default(),
         Ok(Some(endpoints)) => endpoints,
         Err(e) => {
@@ -133,8 +133,7 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
             };
             match endpoint.sync_marker(fqdn).await {
                 Ok(Some(marker))
-                    if ctx.registrars.marker(endpoint.endpoint(), fqdn).as_deref()
-                        == Some(marker.as_str()) => {}
+                    if ctx.memory.marker(endpoint.endpoint(), fqdn).as_deref() == Some(marker.as_str()) => {}
                 Ok(found) => match full_sync(domain, endpoint, ctx).await {
                     Ok(()) => tracing::info!(
                         endpoint = endpoint.endpoint(),
@@ -146,7 +145,7 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
                 },
                 Err(e) => status.last_error = Some(e.to_string()),
             }
-            if let Some(at) = ctx.registrars.last_full_sync(endpoint.endpoint(), fqdn) {
+            if let Some(at) = ctx.memory.last_full_sync(endpoint.endpoint(), fqdn) {
                 status.last_full_sync = Some(Time(at));
             }
             let dump = match ctx.registrations.read(endpoint, fresh_for).await {
@@ -180,8 +179,10 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
         queue_changed_registrations(domain, &view, ctx);
         Some(view.registered() as i32)
     };
-    ctx.registrations
-        .prune(ctx.settings.registrar_check_interval.saturating_mul(4));
+    // Reads and clients no domain asked for in four intervals belong to endpoints that went.
+    let unused_for = ctx.settings.registrar_check_interval.saturating_mul(4);
+    ctx.registrations.prune(unused_for);
+    ctx.memory.forget_endpoints(&ctx.endpoints.prune(unused_for));
     Check {
         health: Health::of_endpoints(&statuses),
         endpoints: statuses,
@@ -219,9 +220,9 @@ fn queue_users(domain: &SipDomain, ctx: &Context, pick: impl Fn(&SipUser) -> boo
 /// that a failing batch cannot lose them. The marker goes before the batch (a restart during
 /// it is noticed next time) and is forgotten when the batch fails (the next check retries).
 #[tracing::instrument(name = "registrar_full_sync", skip_all)]
-async fn full_sync(domain: &SipDomain, endpoint: &Kamailio, ctx: &Context) -> Result<(), RegistrarError> {
+async fn full_sync(domain: &SipDomain, endpoint: &Endpoint, ctx: &Context) -> Result<(), RegistrarError> {
     let fqdn = domain.spec.domain.as_str();
-    let pushed = ctx.registrars.pushed_in(fqdn);
+    let pushed = ctx.memory.pushed_in(fqdn);
     let current = |u: &SipUser| {
         u.spec.enabled
             && u.metadata.deletion_timestamp.is_none()
@@ -244,12 +245,15 @@ async fn full_sync(domain: &SipDomain, endpoint: &Kamailio, ctx: &Context) -> Re
             .collect()
     };
     endpoint.set_sync_marker(fqdn, &marker).await?;
-    ctx.registrars.set_marker(endpoint.endpoint(), fqdn, Some(marker));
+    ctx.memory
+        .set_marker(endpoint.endpoint(), fqdn, Some(marker.clone()));
     let pushed_all = async {
         endpoint.upsert(&batch).await?;
+        ctx.memory
+            .held_after_full_sync(&batch, endpoint.endpoint(), &marker);
         // Reconciles during the batch may have removed a user or changed its entry (a
         // suspension, a rotation): the endpoint follows them.
-        let now = ctx.registrars.pushed_in(fqdn);
+        let now = ctx.memory.pushed_in(fqdn);
         let gone: Vec<UserKey> = batch
             .iter()
             .filter(|e| !now.contains_key(&e.key.key()))
@@ -260,11 +264,14 @@ async fn full_sync(domain: &SipDomain, endpoint: &Kamailio, ctx: &Context) -> Re
             .filter_map(|e| now.get(&e.key.key()).filter(|n| *n != e).cloned())
             .collect();
         endpoint.remove(&gone).await?;
-        endpoint.upsert(&changed).await
+        endpoint.upsert(&changed).await?;
+        ctx.memory
+            .held_after_full_sync(&changed, endpoint.endpoint(), &marker);
+        Ok(())
     }
     .await;
     if pushed_all.is_err() {
-        ctx.registrars.set_marker(endpoint.endpoint(), fqdn, None);
+        ctx.memory.set_marker(endpoint.endpoint(), fqdn, None);
     }
     pushed_all
 }

@@ -15,7 +15,7 @@ mod status;
 pub use credentials::ROTATION_HANDLED_ANNOTATION;
 
 use self::credentials as user_credentials;
-use self::registrar::{self as user_registrar, Intent};
+use self::registrar::{self as user_registrar, Intent, Registrars};
 use self::status::{self as user_status, Facts, RegistrarState};
 use super::admission::Verdict;
 use super::cache::Lean;
@@ -122,7 +122,7 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
                 _ if key_held_by_another(user, ctx) => Intent::Leave,
                 _ => Intent::Remove,
             };
-            user_registrar::sync(user, domain, intent, ctx).await
+            user_registrar::sync(user, domain, intent, Registrars::of(ctx)).await
         }
         _ if !user.spec.enabled => RegistrarState::Suspended,
         _ => RegistrarState::NotConfigured,
@@ -214,13 +214,13 @@ async fn cleanup(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
     match ctx.stores.domain(&ns, &user.spec.domain_ref) {
         Some(domain) if domain.spec.registrar.is_some() && skip && !key_held_by_another(user, ctx) => {
             // Not removed from the registrar, but never pushed again by a full sync either.
-            ctx.registrars
+            ctx.memory
                 .forget(&UserKey::new(user.username(), &domain.spec.domain));
             tracing::info!(user = %key, "deleted without the registrar cleanup, as annotated");
         }
         Some(domain) if domain.spec.registrar.is_some() && !skip && !key_held_by_another(user, ctx) => {
             if let RegistrarState::Failed(error) =
-                user_registrar::sync(user, &domain, Intent::Remove, ctx).await
+                user_registrar::sync(user, &domain, Intent::Remove, Registrars::of(ctx)).await
             {
                 return Err(Error::RegistrarCleanup(error));
             }

@@ -330,19 +330,7 @@ mod tests {
     }
 
     fn user(username: &str, domain: &str, realm: &str) -> UserEntry {
-        UserEntry::build(&crate::registrar::EntrySpec {
-            username,
-            domain,
-            realm,
-            password: &crate::credentials::Password::new("secret"),
-            algorithms: &[crate::api::DigestAlgorithm::Md5],
-            max_contacts: 1,
-            extension: None,
-            aliases: &[],
-            flags: &[],
-            barge_group: None,
-            caller_id: None,
-        })
+        crate::registrar::fake::entry(username, domain, realm)
     }
 
     #[test]

@@ -1,0 +1,166 @@
+//! What this process knows registrar endpoints hold: the sync marker it last left on each
+//! endpoint per SIP domain, and the entry it last pushed for each user together with the
+//! endpoints (and their markers at the time) that took it. The entries let an endpoint that
+//! lost its memory get every user back in one batch, without a reconcile (and a Secret read)
+//! per user; the endpoints let a reconcile whose entry is already held skip the call.
+use std::collections::HashMap;
+
+use k8s_openapi::jiff::Timestamp;
+use std::sync::Mutex;
+
+use crate::registrar::{UserEntry, UserKey};
+use crate::sync::lock;
+
+/// The entry last pushed for a user, and where it landed.
+struct Pushed {
+    entry: UserEntry,
+    /// Each endpoint that took it, with the marker this process had for it then: a marker
+    /// that moved since (a full sync, a restart) means the endpoint's state is another one.
+    held: Vec<(String, Option<String>)>,
+}
+
+/// The replay memory and the sync markers (one per process).
+#[derive(Default)]
+pub struct Memory {
+    /// By (endpoint, SIP domain): the marker, and when the full sync that left it ran.
+    markers: Mutex<HashMap<(String, String), (String, Timestamp)>>,
+    /// By registrar key (`user@domain`).
+    pushed: Mutex<HashMap<String, Pushed>>,
+}
+
+impl Memory {
+    /// The marker this process left on `endpoint` for SIP domain `domain`, if any.
+    pub fn marker(&self, endpoint: &str, domain: &str) -> Option<String> {
+        lock(&self.markers)
+            .get(&(endpoint.to_string(), domain.to_string()))
+            .map(|(m, _)| m.clone())
+    }
+
+    /// When this process last synced `endpoint` fully for `domain` (kept here as well as in
+    /// the status, so that a status write that failed does not lose it).
+    pub fn last_full_sync(&self, endpoint: &str, domain: &str) -> Option<Timestamp> {
+        lock(&self.markers)
+            .get(&(endpoint.to_string(), domain.to_string()))
+            .map(|(_, at)| *at)
+    }
+
+    /// Records the marker left on `endpoint` for `domain`; `None` forgets it, so that the next
+    /// check syncs the endpoint fully again.
+    pub fn set_marker(&self, endpoint: &str, domain: &str, marker: Option<String>) {
+        let key = (endpoint.to_string(), domain.to_string());
+        match marker {
+            Some(m) => lock(&self.markers).insert(key, (m, crate::clock::now())),
+            None => lock(&self.markers).remove(&key),
+        };
+    }
+
+    /// Whether `endpoint` holds `entry` as far as this process knows: it took exactly this
+    /// entry while its marker for the entry's domain was the one it has now.
+    pub fn holds(&self, entry: &UserEntry, endpoint: &str) -> bool {
+        let marker = self.marker(endpoint, &entry.key.domain);
+        lock(&self.pushed)
+            .get(&entry.key.key())
+            .is_some_and(|p| p.entry == *entry && p.held.iter().any(|(e, m)| e == endpoint && *m == marker))
+    }
+
+    /// Records that the endpoints in `held` (with the markers read before the push) hold
+    /// `entry`: every endpoint of the user's domain.
+    pub fn remember(&self, entry: &UserEntry, held: Vec<(String, Option<String>)>) {
+        lock(&self.pushed).insert(
+            entry.key.key(),
+            Pushed {
+                entry: entry.clone(),
+                held,
+            },
+        );
+    }
+
+    /// Records that a full sync left `marker` on `endpoint` and pushed it `entries`: those of
+    /// them still current are held there under the new marker.
+    pub fn held_after_full_sync(&self, entries: &[UserEntry], endpoint: &str, marker: &str) {
+        let mut pushed = lock(&self.pushed);
+        for entry in entries {
+            if let Some(p) = pushed.get_mut(&entry.key.key())
+                && p.entry == *entry
+            {
+                p.held.retain(|(e, _)| e != endpoint);
+                p.held.push((endpoint.to_string(), Some(marker.to_string())));
+            }
+        }
+    }
+
+    /// Records that no endpoint is known to hold the user any more.
+    pub fn forget(&self, key: &UserKey) {
+        lock(&self.pushed).remove(&key.key());
+    }
+
+    /// The entries last pushed for the users of SIP domain `fqdn`, by registrar key.
+    pub fn pushed_in(&self, fqdn: &str) -> HashMap<String, UserEntry> {
+        lock(&self.pushed)
+            .iter()
+            .filter(|(_, p)| p.entry.key.domain == fqdn)
+            .map(|(k, p)| (k.clone(), p.entry.clone()))
+            .collect()
+    }
+
+    /// Forgets SIP domain `fqdn` (no SipDomain claims it any more): its markers and entries.
+    pub fn forget_domain(&self, fqdn: &str) {
+        lock(&self.markers).retain(|(_, domain), _| domain != fqdn);
+        lock(&self.pushed).retain(|_, p| p.entry.key.domain != fqdn);
+    }
+
+    /// Forgets the markers of endpoints that no domain names any more.
+    pub fn forget_endpoints(&self, gone: &[String]) {
+        if gone.is_empty() {
+            return;
+        }
+        lock(&self.markers).retain(|(endpoint, _), _| !gone.contains(endpoint));
+    }
+
+    /// How many users and markers are remembered (for tests of the pruning).
+    pub fn sizes(&self) -> (usize, usize) {
+        (lock(&self.pushed).len(), lock(&self.markers).len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registrar::fake::entry;
+
+    #[test]
+    fn an_entry_is_held_where_it_landed_while_the_marker_stays() {
+        let memory = Memory::default();
+        let alice = entry("alice", "acme.example.com", "acme");
+        assert!(!memory.holds(&alice, "a"), "nothing remembered after a start");
+        memory.remember(&alice, vec![("a".into(), None)]);
+        assert!(memory.holds(&alice, "a"));
+        assert!(!memory.holds(&alice, "b"), "another endpoint did not take it");
+        let changed = entry("alice", "acme.example.com", "other realm");
+        assert!(!memory.holds(&changed, "a"), "another entry");
+
+        memory.set_marker("a", "acme.example.com", Some("m1".into()));
+        assert!(!memory.holds(&alice, "a"), "the endpoint's marker moved");
+        memory.held_after_full_sync(std::slice::from_ref(&alice), "a", "m1");
+        assert!(memory.holds(&alice, "a"), "the full sync pushed it under m1");
+        memory.held_after_full_sync(&[changed], "a", "m1");
+        assert!(memory.holds(&alice, "a"), "a stale batch entry changes nothing");
+
+        memory.forget(&alice.key);
+        assert!(!memory.holds(&alice, "a"));
+    }
+
+    #[test]
+    fn deleted_domains_and_endpoints_are_pruned() {
+        let memory = Memory::default();
+        memory.remember(&entry("alice", "acme.example.com", "acme"), vec![]);
+        memory.remember(&entry("bob", "beta.example.com", "beta"), vec![]);
+        memory.set_marker("a", "acme.example.com", Some("m".into()));
+        memory.set_marker("b", "beta.example.com", Some("m".into()));
+        memory.forget_domain("acme.example.com");
+        assert_eq!(memory.sizes(), (1, 1));
+        memory.forget_endpoints(&["b".to_string()]);
+        assert_eq!(memory.sizes(), (1, 0));
+        assert_eq!(memory.pushed_in("beta.example.com").len(), 1);
+    }
+}
