@@ -17,7 +17,14 @@ struct Pushed {
     /// Each endpoint that took it, with the marker this process had for it then: a marker
     /// that moved since (a full sync, a restart) means the endpoint's state is another one.
     held: Vec<(String, Option<String>)>,
+    /// When it was pushed (or re-sent by a full sync).
+    since: std::time::Instant,
 }
+
+/// How long a pushed entry counts as held without being sent again. A little under the
+/// hourly resync of every user, so that resync pushes each user once an hour anyway and
+/// repairs an entry changed or deleted on the registrar behind the operator's back.
+pub const HELD_FOR: std::time::Duration = std::time::Duration::from_secs(50 * 60);
 
 /// The replay memory and the sync markers (one per process).
 #[derive(Default)]
@@ -58,9 +65,11 @@ impl Memory {
     /// entry while its marker for the entry's domain was the one it has now.
     pub fn holds(&self, entry: &UserEntry, endpoint: &str) -> bool {
         let marker = self.marker(endpoint, &entry.key.domain);
-        lock(&self.pushed)
-            .get(&entry.key.key())
-            .is_some_and(|p| p.entry == *entry && p.held.iter().any(|(e, m)| e == endpoint && *m == marker))
+        lock(&self.pushed).get(&entry.key.key()).is_some_and(|p| {
+            p.entry == *entry
+                && p.since.elapsed() < HELD_FOR
+                && p.held.iter().any(|(e, m)| e == endpoint && *m == marker)
+        })
     }
 
     /// Records that the endpoints in `held` (with the markers read before the push) hold
@@ -71,6 +80,7 @@ impl Memory {
             Pushed {
                 entry: entry.clone(),
                 held,
+                since: std::time::Instant::now(),
             },
         );
     }
@@ -85,6 +95,7 @@ impl Memory {
             {
                 p.held.retain(|(e, _)| e != endpoint);
                 p.held.push((endpoint.to_string(), Some(marker.to_string())));
+                p.since = std::time::Instant::now();
             }
         }
     }
