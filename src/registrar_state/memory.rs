@@ -26,11 +26,17 @@ struct Pushed {
 /// repairs an entry changed or deleted on the registrar behind the operator's back.
 pub const HELD_FOR: std::time::Duration = std::time::Duration::from_secs(50 * 60);
 
+/// A marker this process holds for an (endpoint, SIP domain) — `None` after a failed full
+/// sync — and when the full sync that left it ran.
+type Marker = (Option<String>, Timestamp);
+
 /// The replay memory and the sync markers (one per process).
 #[derive(Default)]
 pub struct Memory {
-    /// By (endpoint, SIP domain): the marker, and when the full sync that left it ran.
-    markers: Mutex<HashMap<(String, String), (String, Timestamp)>>,
+    /// By (endpoint, SIP domain): the marker (`None` after a failed full sync: the next check
+    /// syncs again), and when the full sync that left it ran. No entry: not seen by this
+    /// process yet.
+    markers: Mutex<HashMap<(String, String), Marker>>,
     /// By registrar key (`user@domain`).
     pushed: Mutex<HashMap<String, Pushed>>,
 }
@@ -40,7 +46,12 @@ impl Memory {
     pub fn marker(&self, endpoint: &str, domain: &str) -> Option<String> {
         lock(&self.markers)
             .get(&(endpoint.to_string(), domain.to_string()))
-            .map(|(m, _)| m.clone())
+            .and_then(|(m, _)| m.clone())
+    }
+
+    /// Whether this process has checked (or synced) `endpoint` for `domain` before.
+    pub fn seen(&self, endpoint: &str, domain: &str) -> bool {
+        lock(&self.markers).contains_key(&(endpoint.to_string(), domain.to_string()))
     }
 
     /// When this process last synced `endpoint` fully for `domain` (kept here as well as in
@@ -55,10 +66,28 @@ impl Memory {
     /// check syncs the endpoint fully again.
     pub fn set_marker(&self, endpoint: &str, domain: &str, marker: Option<String>) {
         let key = (endpoint.to_string(), domain.to_string());
+        let mut markers = lock(&self.markers);
         match marker {
-            Some(m) => lock(&self.markers).insert(key, (m, crate::clock::now())),
-            None => lock(&self.markers).remove(&key),
-        };
+            Some(m) => {
+                markers.insert(key, (Some(m), crate::clock::now()));
+            }
+            None => {
+                if let Some(known) = markers.get_mut(&key) {
+                    known.0 = None;
+                } else {
+                    markers.insert(key, (None, crate::clock::now()));
+                }
+            }
+        }
+    }
+
+    /// Takes over a marker another process (this operator before a restart, or the previous
+    /// leader) left on `endpoint`, with when that one last synced it fully.
+    pub fn adopt_marker(&self, endpoint: &str, domain: &str, marker: String, synced_at: Timestamp) {
+        lock(&self.markers).insert(
+            (endpoint.to_string(), domain.to_string()),
+            (Some(marker), synced_at),
+        );
     }
 
     /// Whether `endpoint` holds `entry` as far as this process knows: it took exactly this
@@ -159,6 +188,20 @@ mod tests {
 
         memory.forget(&alice.key);
         assert!(!memory.holds(&alice, "a"));
+    }
+
+    #[test]
+    fn a_marker_found_on_first_sight_is_adopted_but_a_failed_sync_is_not_forgotten() {
+        let memory = Memory::default();
+        assert!(!memory.seen("a", "acme.example.com"), "a new process");
+        let before = Timestamp::from_second(1_700_000_000).expect("time");
+        memory.adopt_marker("a", "acme.example.com", "m0".into(), before);
+        assert_eq!(memory.marker("a", "acme.example.com").as_deref(), Some("m0"));
+        assert_eq!(memory.last_full_sync("a", "acme.example.com"), Some(before));
+        // A full sync that failed: the endpoint stays seen, with no marker (synced again).
+        memory.set_marker("a", "acme.example.com", None);
+        assert!(memory.seen("a", "acme.example.com"));
+        assert_eq!(memory.marker("a", "acme.example.com"), None);
     }
 
     #[test]

@@ -8,25 +8,50 @@ use std::sync::Mutex;
 
 use crate::sync::lock;
 
-/// Written resourceVersions by `namespace/name`, each kept until its echo arrives (or the next
-/// write of that Secret replaces it).
+/// Where one of our Secret writes stands.
+enum Echo {
+    /// Sent, no answer yet: a watch event now is taken for its echo (the watch can deliver it
+    /// before the answer arrives); `seen` says one came.
+    InFlight { seen: bool },
+    /// Answered with this resourceVersion, echo not seen yet.
+    Written(String),
+}
+
+/// Our Secret writes by `namespace/name`, each kept until its echo arrives (or the next write
+/// of that Secret replaces it).
 #[derive(Default)]
-pub struct Echoes(Mutex<HashMap<String, String>>);
+pub struct Echoes(Mutex<HashMap<String, Echo>>);
 
 impl Echoes {
-    /// Notes that our write left `key` at `resource_version`.
-    pub fn wrote(&self, key: String, resource_version: Option<String>) {
-        if let Some(rv) = resource_version {
-            lock(&self.0).insert(key, rv);
+    /// Notes that a write of `key` is about to be sent.
+    pub fn sending(&self, key: &str) {
+        lock(&self.0).insert(key.to_string(), Echo::InFlight { seen: false });
+    }
+
+    /// Notes that our write left `key` at `resource_version` (`None`: it failed).
+    pub fn wrote(&self, key: &str, resource_version: Option<String>) {
+        let mut known = lock(&self.0);
+        match (known.get(key), resource_version) {
+            (Some(Echo::InFlight { seen: true }), _) | (_, None) => {
+                known.remove(key);
+            }
+            (_, Some(rv)) => {
+                known.insert(key.to_string(), Echo::Written(rv));
+            }
         }
     }
 
     /// Whether an event on `key` at `resource_version` is the echo of our last write (which is
-    /// then forgotten).
+    /// then forgotten). An event while a write is in flight counts as its echo: a change by
+    /// someone else in that instant is seen at the next event or the periodic resync.
     pub fn is_echo(&self, key: &str, resource_version: Option<&str>) -> bool {
         let mut known = lock(&self.0);
-        match (known.get(key), resource_version) {
-            (Some(ours), Some(seen)) if ours == seen => {
+        match known.get_mut(key) {
+            Some(Echo::InFlight { seen }) => {
+                *seen = true;
+                true
+            }
+            Some(Echo::Written(ours)) if Some(ours.as_str()) == resource_version => {
                 known.remove(key);
                 true
             }
@@ -47,7 +72,8 @@ mod tests {
     #[test]
     fn only_the_written_version_is_an_echo_and_only_once() {
         let echoes = Echoes::default();
-        echoes.wrote("ns/a".into(), Some("10".into()));
+        echoes.sending("ns/a");
+        echoes.wrote("ns/a", Some("10".into()));
         assert!(!echoes.is_echo("ns/a", Some("9")), "an older event");
         assert!(!echoes.is_echo("ns/b", Some("10")), "another Secret");
         assert!(echoes.is_echo("ns/a", Some("10")));
@@ -55,9 +81,30 @@ mod tests {
             !echoes.is_echo("ns/a", Some("10")),
             "a second delivery (re-list) reconciles"
         );
-        echoes.wrote("ns/a".into(), Some("11".into()));
+        echoes.wrote("ns/a", Some("11".into()));
         echoes.forget("ns/a");
         assert!(!echoes.is_echo("ns/a", Some("11")));
+    }
+
+    #[test]
+    fn an_echo_before_the_answer_is_taken_for_it() {
+        let echoes = Echoes::default();
+        echoes.sending("ns/a");
+        assert!(
+            echoes.is_echo("ns/a", Some("12")),
+            "the watch was faster than the answer"
+        );
+        echoes.wrote("ns/a", Some("12".into()));
+        assert!(
+            !echoes.is_echo("ns/a", Some("12")),
+            "settled: nothing left to drop"
+        );
+        echoes.sending("ns/a");
+        echoes.wrote("ns/a", None);
+        assert!(
+            !echoes.is_echo("ns/a", Some("13")),
+            "a failed write expects no echo"
+        );
     }
 }
 

@@ -131,9 +131,20 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
                 last_full_sync: before.and_then(|b| b.last_full_sync.clone()),
                 last_error: None,
             };
+            let ours = ctx.memory.marker(endpoint.endpoint(), fqdn);
             match endpoint.sync_marker(fqdn).await {
-                Ok(Some(marker))
-                    if ctx.memory.marker(endpoint.endpoint(), fqdn).as_deref() == Some(marker.as_str()) => {}
+                Ok(Some(marker)) if ours.as_deref() == Some(marker.as_str()) => {}
+                // A marker left before this process started (a restart, a new leader): the
+                // endpoint kept its users. Every user is reconciled after a start and pushes
+                // what this process does not know the endpoint holds, so a full sync would
+                // only repeat that (and move lastFullSync: a status write per domain).
+                Ok(Some(marker)) if !ctx.memory.seen(endpoint.endpoint(), fqdn) => {
+                    let synced_at = before
+                        .and_then(|b| b.last_full_sync.as_ref())
+                        .map_or_else(crate::clock::now, |t| t.0);
+                    ctx.memory
+                        .adopt_marker(endpoint.endpoint(), fqdn, marker, synced_at);
+                }
                 Ok(found) => match full_sync(domain, endpoint, ctx).await {
                     Ok(()) => tracing::info!(
                         endpoint = endpoint.endpoint(),
@@ -198,6 +209,13 @@ fn queue_changed_registrations(domain: &SipDomain, view: &View, ctx: &Context) {
         // A user whose status write the cache does not show yet was just reconciled with a
         // view at most one interval old; the next check compares it again.
         if ctx.status_written.in_flight(&u.uid().unwrap_or_default()) {
+            return false;
+        }
+        // Not reconciled yet, or a reconcile of a newer spec is due: that reconcile reads
+        // the view anyway (queueing it again would run it twice, the second time on a cache
+        // that does not show the first one's writes yet).
+        let status = u.status.as_ref();
+        if status.is_none_or(|s| s.observed_generation != u.metadata.generation) {
             return false;
         }
         let current = u.status.as_ref().and_then(|s| s.registration.as_ref());

@@ -146,19 +146,25 @@ async fn create_first(
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
-    match secrets.create(&params, &desired).await {
-        Ok(created) => {
-            let key = format!("{}/{name}", user.namespace().unwrap_or_default());
-            ctx.secret_echoes.wrote(key, created.metadata.resource_version);
-            Ok(Some((
-                Outcome::Ready {
-                    secret_name: name.to_string(),
-                    change: Some(PasswordChange::Created),
-                    handled_rotation: rotate_request.clone(),
-                },
-                Some(password),
-            )))
-        }
+    let key = format!("{}/{name}", user.namespace().unwrap_or_default());
+    ctx.secret_echoes.sending(&key);
+    let created = secrets.create(&params, &desired).await;
+    ctx.secret_echoes.wrote(
+        &key,
+        created
+            .as_ref()
+            .ok()
+            .and_then(|c| c.metadata.resource_version.clone()),
+    );
+    match created {
+        Ok(_) => Ok(Some((
+            Outcome::Ready {
+                secret_name: name.to_string(),
+                change: Some(PasswordChange::Created),
+                handled_rotation: rotate_request.clone(),
+            },
+            Some(password),
+        ))),
         Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(None),
         Err(e) => Err(kube_err(format!(
             "creating Secret {}/{name}",
@@ -351,16 +357,23 @@ async fn sync_secret(
         .as_ref()
         .is_some_and(|e| credentials::secret_is_current(e, &desired) && handled_annotation_current);
     if !up_to_date {
+        let key = format!("{ns}/{name}");
+        ctx.secret_echoes.sending(&key);
         let written = secrets
             .patch(
                 &name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&desired),
             )
-            .await
-            .map_err(kube_err(format!("applying Secret {ns}/{name}")))?;
-        ctx.secret_echoes
-            .wrote(format!("{ns}/{name}"), written.metadata.resource_version);
+            .await;
+        ctx.secret_echoes.wrote(
+            &key,
+            written
+                .as_ref()
+                .ok()
+                .and_then(|w| w.metadata.resource_version.clone()),
+        );
+        written.map_err(kube_err(format!("applying Secret {ns}/{name}")))?;
     }
     if let Some(old) = moved_from {
         let old_name = old.name_any();
