@@ -14,6 +14,7 @@ mod auth;
 mod calls;
 mod contacts;
 mod digest;
+mod journal;
 mod live_registrations;
 mod operator;
 mod realm;
