@@ -21,6 +21,7 @@ mod realm;
 mod restart;
 mod rpc;
 mod scale_out;
+mod scale_ul;
 mod setup;
 mod sha256;
 

@@ -17,6 +17,12 @@
 //! A journal entry lives longer than the longest registration, so the entries present name
 //! every AoR with a live contact: a first read (or one after a Kamailio restart, seen as a new
 //! boot number) reads them all from the oldest present, found by bisection.
+//!
+//! Measured (release, 2 shared cores, `tests/registrar/scale_ul.rs`): a first read takes
+//! 1.5 s / 6.3 s / 20.8 s (operator CPU 0.5 / 1.7 / 2.9 s) at 10,000 / 40,000 / 100,000 AoRs;
+//! a read with nothing new 5 / 22 / 47 ms (CPU under the 10 ms tick). A REGISTER shows in the
+//! next read: 9 ms after its 200 OK at 10,000 AoRs, so the registrar check interval bounds
+//! the latency. `ul.dump` gave no answer within the 5 s call timeout at all three sizes.
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
