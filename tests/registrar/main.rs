@@ -14,12 +14,14 @@ mod auth;
 mod calls;
 mod contacts;
 mod digest;
+mod journal;
 mod live_registrations;
 mod operator;
 mod realm;
 mod restart;
 mod rpc;
 mod scale_out;
+mod scale_ul;
 mod setup;
 mod sha256;
 

@@ -64,9 +64,17 @@ pub struct KamailioBuilder {
     defines: Vec<(String, String)>,
     token_in_env: bool,
     token: Option<String>,
+    shared_memory_mib: Option<u32>,
 }
 
 impl KamailioBuilder {
+    /// Shared memory (`-m`) in MiB instead of the tests' 48 (every contact and htable entry
+    /// lives there: scale runs need more).
+    pub fn shared_memory_mib(mut self, mib: u32) -> Self {
+        self.shared_memory_mib = Some(mib);
+        self
+    }
+
     /// Adds a config define (`-A NAME=value`), e.g. `("MIN_EXPIRES", "1")` or
     /// `("WITH_SHA256", "")` for a bare define. String values need their quotes:
     /// `("AUTH_SECRET", "\"s\"")`.
@@ -234,6 +242,105 @@ impl Kamailio {
         )
     }
 
+    /// Runs `calls` (method, params) over `connections` keep-alive connections, each with up
+    /// to 64 requests pipelined, and returns how many answers were JSON-RPC errors. For
+    /// filling Kamailio quickly (e.g. `ul.add` for scale runs); panics on I/O failure.
+    pub fn pipeline(&self, calls: &[(&str, Value)], connections: usize) -> usize {
+        let chunk = calls.len().div_ceil(connections.max(1)).max(1);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = calls
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || self.pipeline_one(part)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("pipeline worker"))
+                .sum()
+        })
+    }
+
+    fn pipeline_one(&self, calls: &[(&str, Value)]) -> usize {
+        const WINDOW: usize = 64;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.rpc_port));
+        let mut stream = TcpStream::connect(addr).expect("connect to the RPC port");
+        stream.set_read_timeout(Some(HTTP_TIMEOUT)).expect("read timeout");
+        let (mut sent, mut answered, mut errors) = (0, 0, 0);
+        let mut raw: Vec<u8> = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while answered < calls.len() {
+            let mut out = Vec::new();
+            while sent < calls.len() && sent - answered < WINDOW {
+                let (method, params) = &calls[sent];
+                let body =
+                    json!({"jsonrpc": "2.0", "method": method, "params": params, "id": sent}).to_string();
+                out.extend_from_slice(
+                    format!(
+                        "POST /RPC HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        self.token,
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+                sent += 1;
+            }
+            if !out.is_empty() {
+                stream.write_all(&out).expect("send pipelined requests");
+            }
+            let n = stream.read(&mut buf).expect("read pipelined answers");
+            assert!(n > 0, "Kamailio closed a pipelined connection");
+            raw.extend_from_slice(&buf[..n]);
+            // Take every complete answer off the front.
+            while let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if raw.len() < end + 4 + length {
+                    break;
+                }
+                if raw[end + 4..end + 4 + length]
+                    .windows(8)
+                    .any(|w| w == b"\"error\"")
+                {
+                    errors += 1;
+                }
+                raw.drain(..end + 4 + length);
+                answered += 1;
+            }
+        }
+        errors
+    }
+
+    /// The proportional set size (PSS, shared memory split between the processes that map
+    /// it) of all processes of this instance, in KiB: what it really costs in RAM.
+    pub fn pss_kib(&self) -> u64 {
+        let pgid = self.pid();
+        let mut total = 0;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Field 5 (after the parenthesized name) is the process group.
+            let group = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+                .and_then(|g| g.parse::<u32>().ok());
+            if group != Some(pgid) {
+                continue;
+            }
+            let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+            total += rollup
+                .lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        total
+    }
+
     /// Sets a user entry in the `users` htable (as the operator does).
     pub fn set_user(&self, key: &str, value: &str) {
         self.rpc_ok("htable.sets", json!(["users", key, value]));
@@ -327,7 +434,8 @@ impl Kamailio {
         cmd.args(["-DD", "-E", "-f"])
             .arg(repo_path(CONFIG))
             // Few processes and little memory: every test runs one of these.
-            .args(["-n", "2", "-N", "2", "-m", "48", "-M", "8"])
+            .args(["-n", "2", "-N", "2", "-M", "8"])
+            .args(["-m", &self.options.shared_memory_mib.unwrap_or(48).to_string()])
             .args(["-A", &format!("SIP_PORT={}", self.sip_port)])
             .args(["-A", &format!("RPC_PORT={}", self.rpc_port)])
             .args(["-A", &format!("RUN_DIR=\"{}\"", self.dir.join("run").display())])

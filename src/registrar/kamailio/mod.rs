@@ -4,8 +4,15 @@
 //!
 //! Kamailio 5.6 answers a batch array with an empty result and applies nothing, so calls go
 //! one by one over a keep-alive connection pool, several in flight at once.
+//!
+//! Registrations are read from the shipped config's registration journal (see `journal.rs`
+//! for why not `ul.dump`): each client keeps a mirror of the endpoint's usrloc, shared by its
+//! clones, and a read brings it up to date with what changed since the last one: two small
+//! RPCs when nothing did, two per changed AoR otherwise. A config without the journal is
+//! read with `ul.dump`, which works up to a few thousand AoRs.
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -19,6 +26,7 @@ use serde_json::{Value, json};
 
 mod answer;
 mod htable_value;
+mod journal;
 mod ul_dump;
 
 pub use htable_value::htable_value;
@@ -47,6 +55,8 @@ pub struct Kamailio {
     endpoint: String,
     token: Option<String>,
     http: Client<HttpConnector, Full<Bytes>>,
+    /// The endpoint's usrloc as last read, shared by the clones of this client.
+    mirror: Arc<tokio::sync::Mutex<journal::Mirror>>,
 }
 
 impl Kamailio {
@@ -79,6 +89,7 @@ impl Kamailio {
             endpoint,
             token,
             http,
+            mirror: Arc::default(),
         })
     }
 
@@ -144,6 +155,84 @@ impl Kamailio {
         results.into_iter().try_for_each(|r| r.map(drop))
     }
 
+    /// Brings `mirror` up to date with the journal whose state is `now`.
+    async fn catch_up(&self, mirror: &mut journal::Mirror, now: journal::Head) -> Result<(), RegistrarError> {
+        let started = Instant::now();
+        let plan = mirror.plan(&now, started);
+        let first = if plan.full {
+            mirror.clear();
+            self.oldest_entry(now.head).await?
+        } else {
+            plan.after + 1
+        };
+        let seqs: Vec<u64> = (first..=now.head).collect();
+        let entries: Vec<(u64, Option<String>)> = futures::stream::iter(seqs)
+            .map(|seq| async move {
+                match self
+                    .call("htable.get", json!([journal::JOURNAL_HTABLE, seq.to_string()]))
+                    .await
+                {
+                    Ok(item) => Ok((seq, journal::entry_aor(&item))),
+                    Err(e) if answer::is_not_found(&e) => Ok((seq, None)),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(PARALLEL_CALLS)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let aors = mirror.advance(&now, first.saturating_sub(1), &entries);
+        let looked_up: Vec<(String, Option<Value>)> = futures::stream::iter(aors)
+            .map(|aor| async move {
+                match self.call("ul.lookup", json!([LOCATION_TABLE, aor])).await {
+                    Ok(found) => Ok((aor, Some(found))),
+                    Err(e) if answer::is_not_found(&e) => Ok((aor, None)),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(PARALLEL_CALLS)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let read_at = unix_now();
+        for (aor, found) in &looked_up {
+            mirror.set(aor, found.as_ref(), read_at);
+        }
+        mirror.touch(started);
+        tracing::debug!(
+            endpoint = %self.endpoint,
+            full = plan.full,
+            entries = entries.len(),
+            looked_up = looked_up.len(),
+            aors = mirror.aors(),
+            "registration journal read"
+        );
+        Ok(())
+    }
+
+    /// The sequence number of the oldest journal entry still present (`head + 1` when there
+    /// is none): entries expire oldest first, so the present ones are the newest, found by
+    /// bisection. The newest [`journal::IN_FLIGHT`] entries are read whatever: one of them
+    /// may be missing only because it is being written, which must not look like expiry.
+    async fn oldest_entry(&self, head: u64) -> Result<u64, RegistrarError> {
+        let (mut lo, mut hi) = (1, head.saturating_sub(journal::IN_FLIGHT) + 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let present = match self
+                .call("htable.get", json!([journal::JOURNAL_HTABLE, mid.to_string()]))
+                .await
+            {
+                Ok(_) => true,
+                Err(e) if answer::is_not_found(&e) => false,
+                Err(e) => return Err(e),
+            };
+            if present { hi = mid } else { lo = mid + 1 }
+        }
+        Ok(lo)
+    }
+
     async fn remove_one(&self, key: String) -> Result<(), RegistrarError> {
         // Removing is idempotent: a key that is already gone (Kamailio answers 404) is done.
         // htable.delete alone leaves registered contacts in place, hence ul.rm as well.
@@ -155,6 +244,8 @@ impl Kamailio {
                 }
             }
         }
+        // ul.rm is not journaled: the mirror learns it here.
+        self.mirror.lock().await.forget(&key);
         Ok(())
     }
 }
@@ -224,8 +315,19 @@ impl Registrar for Kamailio {
 
     fn registrations(&self) -> BoxFuture<'_, Result<Vec<Contact>, RegistrarError>> {
         async move {
-            let dump = self.call("ul.dump", json!([])).await?;
-            Ok(ul_dump::contacts(&dump))
+            let head = match self.call("htable.dump", json!([journal::SEQ_HTABLE])).await {
+                Ok(dump) => journal::head(&dump),
+                Err(e) if answer::is_no_such_table(&e) => None,
+                Err(e) => return Err(e),
+            };
+            let Some(head) = head else {
+                // A config without the registration journal.
+                let dump = self.call("ul.dump", json!([])).await?;
+                return Ok(ul_dump::contacts(&dump));
+            };
+            let mut mirror = self.mirror.lock().await;
+            self.catch_up(&mut mirror, head).await?;
+            Ok(mirror.contacts(unix_now()))
         }
         .boxed()
     }
@@ -301,6 +403,13 @@ pub fn redact_userinfo(url: &str) -> String {
         Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
         None => url.to_string(),
     }
+}
+
+/// Now in Unix seconds (0 before 1970: only lapsed contacts would be affected).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The htable key of a domain's sync marker, `epoch@<domain>`.

@@ -1,4 +1,6 @@
-//! Reading `ul.dump`, pure: every live contact of every address of record.
+//! Reading `ul.dump` and `ul.lookup` answers, pure: the live contacts of addresses of record.
+//! (`ul.dump` is only the fallback for a config without the registration journal: see
+//! `journal.rs` for why it does not scale.)
 //!
 //! Kamailio 5.6 answers `{"Domains":[{"Domain":{"Domain":"location","AoRs":[{"Info":{"AoR":
 //! "alice@example.com","Contacts":[{"Contact":{"Address":..,"Expires":..,"User-Agent":..,
@@ -26,15 +28,24 @@ pub fn contacts(dump: &Value) -> Vec<Contact> {
             let Some(aor) = record.pointer("/Info/AoR").and_then(Value::as_str) else {
                 continue;
             };
-            let listed = record
-                .pointer("/Info/Contacts")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten();
-            out.extend(listed.filter_map(|c| contact(aor, c.get("Contact")?)));
+            if let Some(info) = record.get("Info") {
+                out.extend(contacts_of(aor, info));
+            }
         }
     }
     out
+}
+
+/// The live contacts of one AoR record: the `Info` of a `ul.dump` entry, or a `ul.lookup`
+/// result (`{"AoR":..,"Contacts":[{"Contact":{..}}]}`).
+pub fn contacts_of(aor: &str, record: &Value) -> Vec<Contact> {
+    record
+        .get("Contacts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| contact(aor, c.get("Contact")?))
+        .collect()
 }
 
 fn contact(aor: &str, c: &Value) -> Option<Contact> {
