@@ -342,6 +342,7 @@ async fn bench(faults: Vec<Fault>) -> Vec<String> {
     let planned = setup::plan(&ns_names, n);
     let mut audit = AuditLog::mark();
     let start = Instant::now();
+    let counter = setup::ReadyCounter::start(&client, &ns_names);
     let creation = tokio::spawn(setup::create_users(client.clone(), planned.clone()));
     let mut ready = 0;
     let mut progress = Instant::now();
@@ -351,19 +352,18 @@ async fn bench(faults: Vec<Fault>) -> Vec<String> {
     // A deadline, not a figure: generous enough for 100,000 users on two cores.
     let deadline = start + Duration::from_secs(600.max(n as u64 / 5));
     let all_ready = loop {
-        if let Some(now) = setup::count_ready(&client, &ns_names).await {
-            if now > ready {
-                progress = Instant::now();
-            }
-            ready = now;
+        let now = counter.count();
+        if now > ready {
+            progress = Instant::now();
         }
+        ready = now;
         while let Some((_, action)) = plan.next_if(|(f, _)| ready as f64 >= f * n as f64) {
             if let Some(killed) = run.inject(&action, ready, n, start).await {
                 failover_kill = Some(killed);
             }
             progress = Instant::now();
             last_fault_end = Some(progress);
-            ready_after_fault = setup::count_ready(&client, &ns_names).await.unwrap_or(ready);
+            ready_after_fault = counter.count();
         }
         if ready >= n && plan.peek().is_none() {
             break Some(start.elapsed());
