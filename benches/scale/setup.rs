@@ -228,10 +228,7 @@ impl ReadyCounter {
             watches.push(tokio::spawn(stream.for_each(|_| async {})));
             stores.push(store);
         }
-        ReadyCounter {
-            stores,
-            watches,
-        }
+        ReadyCounter { stores, watches }
     }
 
     /// How many watched users are Ready now.
