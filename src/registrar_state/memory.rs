@@ -39,6 +39,8 @@ pub struct Memory {
     markers: Mutex<HashMap<(String, String), Marker>>,
     /// By registrar key (`user@domain`).
     pushed: Mutex<HashMap<String, Pushed>>,
+    /// SIP domains this process has checked at least once.
+    checked: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Memory {
@@ -79,6 +81,11 @@ impl Memory {
                 }
             }
         }
+    }
+
+    /// Whether this is this process's first check of SIP domain `domain` (and notes it).
+    pub fn first_check(&self, domain: &str) -> bool {
+        lock(&self.checked).insert(domain.to_string())
     }
 
     /// Takes over a marker another process (this operator before a restart, or the previous
@@ -201,6 +208,8 @@ mod tests {
         // A full sync that failed: the endpoint stays seen, with no marker (synced again).
         memory.set_marker("a", "acme.example.com", None);
         assert!(memory.seen("a", "acme.example.com"));
+        assert!(memory.first_check("acme.example.com"));
+        assert!(!memory.first_check("acme.example.com"), "only once per process");
         assert_eq!(memory.marker("a", "acme.example.com"), None);
     }
 

@@ -503,25 +503,22 @@ impl Index {
         }
     }
 
-    /// The verdict for `user`. A user the watch has not delivered here yet is recorded first;
-    /// a known one is not: the reconciler's copy may be older than what the watch delivered,
-    /// and the watch event of any newer copy queues another reconcile anyway.
+    /// The verdict for `user`. One the index does not know (the watch has not delivered it
+    /// yet, or it was just deleted) is judged against the current holders without being
+    /// recorded: only the watch adds users, so a stale copy cannot leave a ghost holding names.
     pub fn verdict(&mut self, user: &SipUser) -> Verdict {
         let ns = user.namespace().unwrap_or_default();
-        let known = self
-            .namespaces
-            .get(&ns)
-            .is_some_and(|s| s.ages.contains_key(&user.name_any()));
-        if !known {
-            self.upsert_user(user);
-        }
+        let name = user.name_any();
         self.settle(Some(&ns));
-        self.namespaces
-            .get(&ns)
-            .and_then(|s| s.held.verdicts.get(&user.name_any()))
-            .cloned()
-            // Only a user being deleted has none: it claims nothing.
-            .unwrap_or(Verdict::Admitted)
+        let losers = &self.domain_losers;
+        let Some(space) = self.namespaces.get(&ns) else {
+            return Namespace::default().judge(&UserFacts::of(user), Self::loser_of(losers, &ns));
+        };
+        match space.held.verdicts.get(&name) {
+            Some(verdict) => verdict.clone(),
+            None if user.metadata.deletion_timestamp.is_some() => Verdict::Admitted,
+            None => space.judge(&UserFacts::of(user), Self::loser_of(losers, &ns)),
+        }
     }
 
     /// Whether the registrar key `username@domain` of `user` belongs to someone else: another

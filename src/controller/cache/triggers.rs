@@ -40,11 +40,26 @@ pub fn user_relevant<K: kube::Resource>(
 }
 
 /// What of a SipUser its own reconcile reacts to: the spec (generation), its annotations (a
-/// rotation request, the cleanup opt-out) and its deletion. Its status and its finalizer are
-/// written by that reconcile (which goes on after adding the finalizer), so updates of only
-/// those must not queue it again: each was another reconcile, with a Secret read, per user.
-/// (A finalizer removed by hand is added back by the periodic resync.)
-pub fn user_trigger(user: &SipUser) -> (Option<i64>, u64) {
+/// rotation request, the cleanup opt-out), its deletion, and our finalizer going away
+/// (someone removed it: it is added back). Its status and the finalizer's arrival are written
+/// by that reconcile (which goes on after adding the finalizer), so updates of only those must
+/// not queue it again: each was another reconcile, with a Secret read, per user.
+#[derive(Clone, Copy, Debug)]
+pub struct UserTrigger {
+    generation: Option<i64>,
+    hash: u64,
+    finalizer: bool,
+}
+
+impl PartialEq for UserTrigger {
+    /// "Unchanged" for [`Seen`]: the finalizer arriving is no change, leaving is one.
+    fn eq(&self, next: &Self) -> bool {
+        self.generation == next.generation && self.hash == next.hash && (next.finalizer || !self.finalizer)
+    }
+}
+
+/// The [`UserTrigger`] of `user`.
+pub fn user_trigger(user: &SipUser) -> UserTrigger {
     use std::hash::{Hash, Hasher};
     let meta = &user.metadata;
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -53,7 +68,14 @@ pub fn user_trigger(user: &SipUser) -> (Option<i64>, u64) {
         .as_ref()
         .map(|t| t.0.as_second())
         .hash(&mut h);
-    (meta.generation, h.finish())
+    UserTrigger {
+        generation: meta.generation,
+        hash: h.finish(),
+        finalizer: user
+            .finalizers()
+            .iter()
+            .any(|f| f == crate::keys::REGISTRAR_CLEANUP_FINALIZER),
+    }
 }
 
 /// The last state per object UID (e.g. [`user_relevant`]), to tell a change that matters from
@@ -66,13 +88,16 @@ impl<S> Default for Seen<S> {
     }
 }
 
-impl<S: PartialEq> Seen<S> {
+impl<S: PartialEq + Clone> Seen<S> {
     /// Records `state` for `uid`; true when it differs from the last one (or is the first).
     /// `None` (the object is gone from the cache) is always a change, and forgets it.
     pub fn changed(&mut self, uid: &str, state: Option<S>) -> bool {
         match state {
             Some(state) => match self.0.get_mut(uid) {
-                Some(known) if *known == state => false,
+                Some(known) if *known == state => {
+                    *known = state;
+                    false
+                }
                 Some(known) => {
                     *known = state;
                     true
@@ -230,6 +255,20 @@ mod tests {
         u.metadata.deletion_timestamp = u.metadata.creation_timestamp.clone();
         assert_ne!(user_trigger(&u), rotated);
         u.metadata.generation = Some(2);
-        assert_ne!(user_trigger(&u).0, first.0);
+        assert_ne!(user_trigger(&u), first);
+
+        let mut seen = Seen::default();
+        let mut u = fixtures::user("b").build();
+        assert!(seen.changed("b", Some(user_trigger(&u))), "first sight");
+        u.metadata.finalizers = Some(vec![crate::keys::REGISTRAR_CLEANUP_FINALIZER.into()]);
+        assert!(
+            !seen.changed("b", Some(user_trigger(&u))),
+            "our own finalizer arriving"
+        );
+        u.metadata.finalizers = None;
+        assert!(
+            seen.changed("b", Some(user_trigger(&u))),
+            "our finalizer removed by someone"
+        );
     }
 }

@@ -113,6 +113,7 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
         .len() as i32;
     // Domains sharing an endpoint read it once per interval between them.
     let fresh_for = ctx.settings.registrar_check_interval / 2;
+    let first_check = ctx.memory.first_check(&domain.spec.domain);
     let (ns, name) = (&ns, &name);
     let fqdn = domain.spec.domain.as_str();
     let checks = endpoints.iter().map(|endpoint| {
@@ -134,11 +135,12 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
             let ours = ctx.memory.marker(endpoint.endpoint(), fqdn);
             match endpoint.sync_marker(fqdn).await {
                 Ok(Some(marker)) if ours.as_deref() == Some(marker.as_str()) => {}
-                // A marker left before this process started (a restart, a new leader): the
-                // endpoint kept its users. Every user is reconciled after a start and pushes
+                // A marker left before this process started (a restart, a new leader), on
+                // its first check of the domain: the endpoint kept its users. (An endpoint
+                // that shows up later may have missed pushes of this process: synced fully.) Every user is reconciled after a start and pushes
                 // what this process does not know the endpoint holds, so a full sync would
                 // only repeat that (and move lastFullSync: a status write per domain).
-                Ok(Some(marker)) if !ctx.memory.seen(endpoint.endpoint(), fqdn) => {
+                Ok(Some(marker)) if first_check && !ctx.memory.seen(endpoint.endpoint(), fqdn) => {
                     let synced_at = before
                         .and_then(|b| b.last_full_sync.as_ref())
                         .map_or_else(crate::clock::now, |t| t.0);
@@ -208,7 +210,7 @@ fn queue_changed_registrations(domain: &SipDomain, view: &View, ctx: &Context) {
     queue_users(domain, ctx, |u| {
         // A user whose status write the cache does not show yet was just reconciled with a
         // view at most one interval old; the next check compares it again.
-        if ctx.status_written.in_flight(&u.uid().unwrap_or_default()) {
+        if ctx.status_written.pending(&u.uid().unwrap_or_default()).is_some() {
             return false;
         }
         // Not reconciled yet, or a reconcile of a newer spec is due: that reconcile reads
@@ -254,6 +256,9 @@ async fn full_sync(domain: &SipDomain, endpoint: &Endpoint, ctx: &Context) -> Re
         .filter_map(|u| pushed.get(&key_of(u)).cloned())
         .collect();
     let in_batch: HashSet<String> = batch.iter().map(|e| e.key.key()).collect();
+    // Before the users go: a queued reconcile must not take the old marker for proof that
+    // the endpoint holds its entry (it lost it).
+    ctx.memory.set_marker(endpoint.endpoint(), fqdn, None);
     queue_users(domain, ctx, |u| !in_batch.contains(&key_of(u)));
 
     let marker: String = {

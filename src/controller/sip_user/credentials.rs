@@ -147,15 +147,13 @@ async fn create_first(
         ..Default::default()
     };
     let key = format!("{}/{name}", user.namespace().unwrap_or_default());
-    ctx.secret_echoes.sending(&key);
+    ctx.secret_echoes.sending(&key, ());
     let created = secrets.create(&params, &desired).await;
-    ctx.secret_echoes.wrote(
-        &key,
-        created
-            .as_ref()
-            .ok()
-            .and_then(|c| c.metadata.resource_version.clone()),
-    );
+    let rv = created
+        .as_ref()
+        .ok()
+        .and_then(|c| c.metadata.resource_version.clone());
+    look_again_if_changed_meanwhile(user, ctx, &key, rv);
     match created {
         Ok(_) => Ok(Some((
             Outcome::Ready {
@@ -170,6 +168,16 @@ async fn create_first(
             "creating Secret {}/{name}",
             user.namespace().unwrap_or_default()
         ))(e)),
+    }
+}
+
+/// Settles our write of Secret `key`; if the watch delivered someone else's change of it
+/// meanwhile (dropped as our echo), the user is queued to look at it.
+fn look_again_if_changed_meanwhile(user: &SipUser, ctx: &Context, key: &str, rv: Option<String>) {
+    if ctx.secret_echoes.answered(key, rv) {
+        let _ = ctx
+            .resync_users
+            .unbounded_send(kube::runtime::reflector::ObjectRef::from_obj(user));
     }
 }
 
@@ -358,7 +366,7 @@ async fn sync_secret(
         .is_some_and(|e| credentials::secret_is_current(e, &desired) && handled_annotation_current);
     if !up_to_date {
         let key = format!("{ns}/{name}");
-        ctx.secret_echoes.sending(&key);
+        ctx.secret_echoes.sending(&key, ());
         let written = secrets
             .patch(
                 &name,
@@ -366,13 +374,11 @@ async fn sync_secret(
                 &Patch::Apply(&desired),
             )
             .await;
-        ctx.secret_echoes.wrote(
-            &key,
-            written
-                .as_ref()
-                .ok()
-                .and_then(|w| w.metadata.resource_version.clone()),
-        );
+        let rv = written
+            .as_ref()
+            .ok()
+            .and_then(|w| w.metadata.resource_version.clone());
+        look_again_if_changed_meanwhile(user, ctx, &key, rv);
         written.map_err(kube_err(format!("applying Secret {ns}/{name}")))?;
     }
     if let Some(old) = moved_from {

@@ -120,6 +120,13 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
                 // unless the key is another user's (a username or domain conflict loser
                 // must never delete the winner's entry).
                 _ if key_held_by_another(user, ctx) => Intent::Leave,
+                // The Secret could not be read or written just now: what the registrar holds
+                // stays (an API outage must not cut off every phone).
+                _ if user.spec.enabled
+                    && credentials.as_ref().is_some_and(user_credentials::Outcome::retry) =>
+                {
+                    Intent::Keep
+                }
                 _ => Intent::Remove,
             };
             user_registrar::sync(user, domain, intent, Registrars::of(ctx)).await

@@ -24,6 +24,9 @@ pub enum Intent<'a> {
     Remove,
     /// Not admitted, and its key belongs to another user: leave the registrar alone.
     Leave,
+    /// Admitted and enabled, but its credentials could not be read or written just now:
+    /// leave the registrar as it is until they can.
+    Keep,
 }
 
 /// What the step needs of the registrar side: the Context's, or a fake's in unit tests.
@@ -50,6 +53,9 @@ pub async fn sync(
     intent: Intent<'_>,
     registrars: Registrars<'_>,
 ) -> RegistrarState {
+    if matches!(intent, Intent::Keep) {
+        return RegistrarState::AwaitingCredentials;
+    }
     if matches!(intent, Intent::Leave) {
         return if user.spec.enabled {
             RegistrarState::NotAdmitted
@@ -113,13 +119,14 @@ pub async fn sync(
             let all: Vec<&Endpoint> = endpoints.iter().collect();
             on_each(user, &all, "registrar_remove", |e| e.queue_remove(key.clone())).await
         }
-        Intent::Leave => Ok(()),
+        Intent::Leave | Intent::Keep => Ok(()),
     };
     match (result, intent) {
         (Err(errors), _) => RegistrarState::Failed(SyncError::Endpoints(errors)),
         (Ok(()), Intent::Push { .. }) => RegistrarState::Synced {
             endpoints: endpoints.len(),
         },
+        (Ok(()), Intent::Keep) => RegistrarState::AwaitingCredentials,
         (Ok(()), Intent::Remove | Intent::Leave) if !user.spec.enabled => RegistrarState::Suspended,
         (Ok(()), Intent::Remove | Intent::Leave) => RegistrarState::NotAdmitted,
     }

@@ -22,6 +22,9 @@ pub enum RegistrarState {
     Synced { endpoints: usize },
     /// Some endpoint could not be brought in line; retried with backoff.
     Failed(SyncError),
+    /// The credentials step failed for now (the API server did not answer): the registrar is
+    /// left as it is, never emptied because a Secret could not be read.
+    AwaitingCredentials,
     /// The SipDomain `domain` is Stalled because its `spec.registrar` cannot work as written
     /// (`message` is its Stalled message); not retried until the domain changes.
     DomainInvalid { domain: String, message: String },
@@ -134,6 +137,12 @@ fn wanted(facts: &Facts<'_>, previous: Option<&RegistrationStatus>) -> Vec<Want>
             Status::False,
             reasons::DOMAIN_REGISTRAR_INVALID,
             domain_invalid(domain, message),
+        ),
+        RegistrarState::AwaitingCredentials => Want::new(
+            types::REGISTRAR_SYNCED,
+            Status::Unknown,
+            reasons::SECRET_WRITE_FAILED,
+            "the registrar is left as it was until the credentials step succeeds; see the CredentialsReady condition",
         ),
     };
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::controller::cache::Lean;
-use crate::controller::cache::echoes::Written;
+use crate::controller::cache::echoes::{Written, fingerprint};
 use crate::controller::error::{Error, kube_err};
 use crate::keys::FIELD_MANAGER;
 
@@ -30,7 +30,7 @@ where
     // The cached copy may not show our last write yet: then that write, not the cache, is
     // what the server holds.
     let uid = obj.uid().unwrap_or_default();
-    let fingerprint = Written::fingerprint(desired);
+    let fingerprint = fingerprint(desired);
     let unchanged = match written.pending(&uid) {
         Some(stored) => stored == fingerprint,
         None => current == Some(desired),
@@ -46,18 +46,26 @@ where
     });
     let name = obj.name_any();
     let api: Api<Lean<K>> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    written.sending(&uid, fingerprint);
     let stored = api
         .patch_status(
             &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&body),
         )
-        .await
-        .map_err(kube_err(format!(
-            "writing status of {} {}/{name}",
-            K::kind(&()),
-            obj.namespace().unwrap_or_default()
-        )))?;
-    written.wrote(&uid, stored.meta().resource_version.clone(), fingerprint);
+        .await;
+    // A status change by someone else meanwhile queues nothing (statuses are ours alone).
+    written.answered(
+        &uid,
+        stored
+            .as_ref()
+            .ok()
+            .and_then(|s| s.meta().resource_version.clone()),
+    );
+    stored.map_err(kube_err(format!(
+        "writing status of {} {}/{name}",
+        K::kind(&()),
+        obj.namespace().unwrap_or_default()
+    )))?;
     Ok(true)
 }
