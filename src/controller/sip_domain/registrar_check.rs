@@ -176,8 +176,12 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
     let results = join_all(checks).await;
     if results.iter().any(|(_, _, recovered)| *recovered) {
         // Users that failed against it (or wait to be deleted) need not sit out their backoff.
+        // (Users never reconciled, or with a status write in flight, are on their way.)
         queue_users(domain, ctx, |u| {
-            u.metadata.deletion_timestamp.is_some() || u.condition_status(REGISTRAR_SYNCED) != Some("True")
+            let settled =
+                u.status.is_some() && ctx.status_written.pending(&u.uid().unwrap_or_default()).is_none();
+            u.metadata.deletion_timestamp.is_some()
+                || (settled && u.condition_status(REGISTRAR_SYNCED) != Some("True"))
         });
     }
     let (statuses, dumps): (Vec<_>, Vec<_>) = results.into_iter().map(|(s, d, _)| (s, d)).unzip();
