@@ -243,7 +243,11 @@ async fn bench(faults: Vec<Fault>) -> Vec<String> {
     let client = cp.client().await;
     let namespaces: Vec<TestNamespace> = (0..ns_count).map(|_| TestNamespace::create("bench")).collect();
     let ns_names = setup::names(&namespaces);
-    let kamailio = Kamailio::start();
+    // Every user's htable entry (and each journal entry) lives in shared memory: the tests'
+    // 48 MiB hold some 50,000 users, so larger runs get more (about 1 MiB per 500 users).
+    let kamailio = Kamailio::builder()
+        .shared_memory_mib(u32::try_from(48 + n / 500).unwrap_or(u32::MAX))
+        .start();
     for (ns, size) in ns_names.iter().zip(setup::split(n, ns_count)) {
         setup::domain(&client, ns, &kamailio, size).await;
     }
