@@ -5,6 +5,7 @@ mod admission;
 mod cache;
 mod context;
 mod error;
+mod feeds;
 mod finalizer;
 mod sip_domain;
 mod sip_profile;
@@ -36,7 +37,6 @@ use kube::{Client, Resource, ResourceExt};
 
 use admission::healing;
 use cache::{ServiceCaches, triggers, unreadable, watches};
-use status::conditions;
 
 use crate::api::{SipDomain, SipProfile, SipUser};
 use crate::keys::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, managed_secrets_selector};
@@ -62,28 +62,6 @@ fn error_policy<K: Resource>(kind: &'static str) -> impl Fn(Arc<K>, &Error, Arc<
             "reconcile failed"
         );
         Action::requeue(delay)
-    }
-}
-
-/// Drops what the operator keeps about an object that left its cache (deleted): its line in
-/// `sip_operator_objects` and its backoff count, so neither grows with every object ever seen.
-fn forget<K: Resource<DynamicType = ()>>(ctx: &Context, kind: &'static str, obj: &K) {
-    let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
-    ctx.metrics.forget_object(kind, &key);
-    let uid = obj.uid().unwrap_or_default();
-    ctx.backoff.succeeded(&uid);
-    ctx.status_written.forget(&uid);
-    ctx.announced.forget(&uid);
-}
-
-/// Drops what the registrar side keeps about a deleted SipDomain: its registration view, and
-/// (unless another SipDomain claims the same SIP domain) its markers and replay memory.
-fn forget_registrar_state(ctx: &Context, stores: &Stores, domain: &SipDomain) {
-    ctx.registrations
-        .forget_view(&domain.namespace().unwrap_or_default(), &domain.name_any());
-    let fqdn = &domain.spec.domain;
-    if stores.domains.find(|d| d.spec.domain == *fqdn).is_none() {
-        ctx.memory.forget_domain(fqdn);
     }
 }
 
@@ -167,87 +145,19 @@ pub async fn run(
             profiles: profile_tx.clone(),
         },
     ));
+    // Each event updates the admission index and what the operator keeps per object, and
+    // passes on only if the object's own reconcile reacts to it (see feeds.rs).
     let user_stream = {
-        let (stores, ctx, recount) = (stores.clone(), ctx.clone(), recount.clone());
-        let mut seen = triggers::Seen::default();
-        user_stream.try_filter(move |user| {
-            let cached = stores.users.get(&ObjectRef::from_obj(user)).is_some();
-            let uid = user.uid().unwrap_or_default();
-            ctx.status_written
-                .delivered(&uid, user.resource_version().as_deref());
-            if cached {
-                stores.admission().upsert_user(user);
-            } else {
-                let ns = user.namespace().unwrap_or_default();
-                stores.admission().remove_user(&ns, &user.name_any());
-                ctx.secret_echoes.forget(&format!("{ns}/{}", user.secret_name()));
-                forget(&ctx, "SipUser", user);
-            }
-            // Counts change with every user: recounted once per sweep, not once per event.
-            let t = triggers::on_user(user, &stores);
-            recount.0.add(t.domains);
-            recount.1.add(t.profiles);
-            let state = cached.then(|| triggers::user_trigger(user));
-            futures::future::ready(seen.changed(&uid, state))
-        })
+        let mut feed = feeds::UserFeed::new(ctx.clone(), recount.clone());
+        user_stream.try_filter(move |user| futures::future::ready(feed.observe(user)))
     };
     let domain_stream = {
-        let (stores, utx, dtx, ctx) = (stores.clone(), user_tx.clone(), domain_tx.clone(), ctx.clone());
-        let mut seen = triggers::Seen::default();
-        // Only what users care about reconciles the domain too: not its own status writes.
-        domain_stream.try_filter(move |domain| {
-            let stalled = domain
-                .status
-                .as_ref()
-                .and_then(|s| conditions::true_reason(&s.conditions, reasons::types::STALLED));
-            ctx.status_written.delivered(
-                &domain.uid().unwrap_or_default(),
-                domain.resource_version().as_deref(),
-            );
-            let cached = stores.domains.get(&ObjectRef::from_obj(domain));
-            let ns = domain.namespace().unwrap_or_default();
-            stores
-                .admission()
-                .set_domain(&ns, &domain.name_any(), cached.clone());
-            let cached = cached.is_some();
-            if !cached {
-                forget(&ctx, "SipDomain", domain);
-                forget_registrar_state(&ctx, &stores, domain);
-            }
-            let state = cached.then(|| triggers::user_relevant(domain, stalled));
-            let changed = seen.changed(&domain.uid().unwrap_or_default(), state);
-            if changed {
-                let (u, rivals) = triggers::on_domain(domain, &stores);
-                send_all(&utx, u);
-                send_all(&dtx, rivals);
-            }
-            futures::future::ready(changed)
-        })
+        let mut feed = feeds::DomainFeed::new(ctx.clone(), user_tx.clone(), domain_tx.clone());
+        domain_stream.try_filter(move |domain| futures::future::ready(feed.observe(domain)))
     };
     let profile_stream = {
-        let (stores, utx, ctx) = (stores.clone(), user_tx.clone(), ctx.clone());
-        let mut seen = triggers::Seen::default();
-        profile_stream.try_filter(move |profile| {
-            ctx.status_written.delivered(
-                &profile.uid().unwrap_or_default(),
-                profile.resource_version().as_deref(),
-            );
-            let cached = stores.profiles.get(&ObjectRef::from_obj(profile));
-            let ns = profile.namespace().unwrap_or_default();
-            stores
-                .admission()
-                .set_profile(&ns, &profile.name_any(), cached.as_deref());
-            let cached = cached.is_some();
-            if !cached {
-                forget(&ctx, "SipProfile", profile);
-            }
-            let state = cached.then(|| triggers::user_relevant(profile, None));
-            let changed = seen.changed(&profile.uid().unwrap_or_default(), state);
-            if changed {
-                send_all(&utx, triggers::on_profile(profile, &stores));
-            }
-            futures::future::ready(changed)
-        })
+        let mut feed = feeds::ProfileFeed::new(ctx.clone(), user_tx.clone());
+        profile_stream.try_filter(move |profile| futures::future::ready(feed.observe(profile)))
     };
 
     // Api<PartialObjectMeta<_>> makes metadata-only requests: no Secret data in this process
