@@ -17,6 +17,8 @@ pub struct Registrations {
     dumps: Mutex<HashMap<String, (Instant, Dump)>>,
     /// By SipDomain (namespace, name).
     views: Mutex<HashMap<(String, String), Arc<View>>>,
+    /// By SipDomain: when its users were last compared with its view.
+    scans: Mutex<HashMap<(String, String), Instant>>,
 }
 
 impl Registrations {
@@ -52,7 +54,23 @@ impl Registrations {
 
     /// Forgets the view of a deleted SipDomain.
     pub fn forget_view(&self, namespace: &str, name: &str) {
-        lock(&self.views).remove(&(namespace.to_string(), name.to_string()));
+        let key = (namespace.to_string(), name.to_string());
+        lock(&self.views).remove(&key);
+        lock(&self.scans).remove(&key);
+    }
+
+    /// Whether the users of a SipDomain are due to be compared with its view (and counted)
+    /// again: at most once per `every`, however often the domain reconciles (its recounts run
+    /// up to four times a second while users are created, and each comparison walks all of
+    /// the domain's users).
+    pub fn scan_due(&self, namespace: &str, name: &str, every: Duration) -> bool {
+        let mut scans = lock(&self.scans);
+        let key = (namespace.to_string(), name.to_string());
+        if scans.get(&key).is_some_and(|at| at.elapsed() < every) {
+            return false;
+        }
+        scans.insert(key, Instant::now());
+        true
     }
 
     /// Forgets reads older than `max_age` (endpoints that went away).

@@ -107,10 +107,15 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
     };
     let ns = domain.namespace().unwrap_or_default();
     let name = domain.name_any();
-    let synced_users = ctx
-        .stores
-        .domain_users(domain, |u| u.condition_status(REGISTRAR_SYNCED) == Some("True"))
-        .len() as i32;
+    let scan = ctx
+        .registrations
+        .scan_due(&ns, &name, ctx.settings.registrar_check_interval);
+    // Between scans the count stands as last written.
+    let synced_users = scan.then(|| {
+        ctx.stores
+            .domain_users(domain, |u| u.condition_status(REGISTRAR_SYNCED) == Some("True"))
+            .len() as i32
+    });
     // Domains sharing an endpoint read it once per interval between them.
     let fresh_for = ctx.settings.registrar_check_interval / 2;
     let first_check = ctx.memory.first_check(&domain.spec.domain);
@@ -128,7 +133,7 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
             let before = previous.iter().find(|p| p.address == endpoint.endpoint());
             let mut status = RegistrarEndpointStatus {
                 address: endpoint.endpoint().to_string(),
-                synced_users,
+                synced_users: synced_users.unwrap_or_else(|| before.map_or(0, |b| b.synced_users)),
                 last_full_sync: before.and_then(|b| b.last_full_sync.clone()),
                 last_error: None,
             };
@@ -193,7 +198,9 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
         let view = ctx
             .registrations
             .set_view(ns, name, View::build(&domain.spec.domain, &dumps));
-        queue_changed_registrations(domain, &view, ctx);
+        if scan {
+            queue_changed_registrations(domain, &view, ctx);
+        }
         Some(view.registered() as i32)
     };
     // Reads and clients no domain asked for in four intervals belong to endpoints that went.
@@ -225,6 +232,11 @@ fn queue_changed_registrations(domain: &SipDomain, view: &View, ctx: &Context) {
             return false;
         }
         let current = u.status.as_ref().and_then(|s| s.registration.as_ref());
+        // Most users have no device now and had none: nothing to summarize.
+        let key = UserKey::new(u.username(), &domain.spec.domain).key();
+        if current.is_some_and(|r| r.contacts == 0) && view.seen(&key).is_empty() {
+            return false;
+        }
         Some(&view.registration_of(u, &domain.spec.domain, now)) != current
     });
 }
