@@ -78,3 +78,20 @@ impl Registrations {
         lock(&self.dumps).retain(|_, (read, _)| read.elapsed() < max_age);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_domain_scan_is_due_once_per_interval_and_again_after_it_is_forgotten() {
+        let r = Registrations::default();
+        let every = Duration::from_secs(60);
+        assert!(r.scan_due("ns", "acme", every));
+        assert!(!r.scan_due("ns", "acme", every), "within the interval");
+        assert!(r.scan_due("ns", "other", every), "per domain");
+        assert!(r.scan_due("ns", "acme", Duration::ZERO), "the interval passed");
+        r.forget_view("ns", "acme");
+        assert!(r.scan_due("ns", "acme", every), "a deleted domain is forgotten");
+    }
+}
