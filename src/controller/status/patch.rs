@@ -29,13 +29,14 @@ where
 {
     // The cached copy may not show our last write yet: then that write, not the cache, is
     // what the server holds.
+    // (Fingerprinted only when it is needed: a no-op reconcile compares with the cache.)
     let uid = obj.uid().unwrap_or_default();
+    let pending = written.pending(&uid);
+    if pending.is_none() && current == Some(desired) {
+        return Ok(false);
+    }
     let fingerprint = fingerprint(desired);
-    let unchanged = match written.pending(&uid) {
-        Some(stored) => stored == fingerprint,
-        None => current == Some(desired),
-    };
-    if unchanged {
+    if pending == Some(fingerprint) {
         return Ok(false);
     }
     // Server-side apply of a subresource needs apiVersion and kind in the body.

@@ -128,6 +128,31 @@ impl Kamailio {
         answer::interpret(&self.endpoint, method, status, &bytes)
     }
 
+    /// One call per item, several in flight; each item with its result, `None` where the
+    /// answer was "not found". The first other failure fails all.
+    async fn call_each<T: Send>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+        request: impl Fn(&T) -> (&'static str, Value),
+    ) -> Result<Vec<(T, Option<Value>)>, RegistrarError> {
+        futures::stream::iter(items)
+            .map(|item| {
+                let (method, params) = request(&item);
+                async move {
+                    match self.call(method, params).await {
+                        Ok(found) => Ok((item, Some(found))),
+                        Err(e) if answer::is_not_found(&e) => Ok((item, None)),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .buffer_unordered(PARALLEL_CALLS)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+
     fn unreachable(&self, reason: String) -> RegistrarError {
         RegistrarError::Unreachable {
             endpoint: self.endpoint.clone(),
@@ -166,36 +191,18 @@ impl Kamailio {
             plan.after + 1
         };
         let seqs: Vec<u64> = (first..=now.head).collect();
-        let entries: Vec<(u64, Option<String>)> = futures::stream::iter(seqs)
-            .map(|seq| async move {
-                match self
-                    .call("htable.get", json!([journal::JOURNAL_HTABLE, seq.to_string()]))
-                    .await
-                {
-                    Ok(item) => Ok((seq, journal::entry_aor(&item))),
-                    Err(e) if answer::is_not_found(&e) => Ok((seq, None)),
-                    Err(e) => Err(e),
-                }
+        let entries: Vec<(u64, Option<String>)> = self
+            .call_each(seqs, |seq| {
+                ("htable.get", json!([journal::JOURNAL_HTABLE, seq.to_string()]))
             })
-            .buffer_unordered(PARALLEL_CALLS)
-            .collect::<Vec<_>>()
-            .await
+            .await?
             .into_iter()
-            .collect::<Result<_, _>>()?;
+            .map(|(seq, item)| (seq, item.as_ref().and_then(journal::entry_aor)))
+            .collect();
         let aors = mirror.advance(&now, first.saturating_sub(1), &entries);
-        let looked_up: Vec<(String, Option<Value>)> = futures::stream::iter(aors)
-            .map(|aor| async move {
-                match self.call("ul.lookup", json!([LOCATION_TABLE, aor])).await {
-                    Ok(found) => Ok((aor, Some(found))),
-                    Err(e) if answer::is_not_found(&e) => Ok((aor, None)),
-                    Err(e) => Err(e),
-                }
-            })
-            .buffer_unordered(PARALLEL_CALLS)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
+        let looked_up = self
+            .call_each(aors, |aor| ("ul.lookup", json!([LOCATION_TABLE, aor])))
+            .await?;
         let read_at = unix_now();
         for (aor, found) in &looked_up {
             mirror.set(aor, found.as_ref(), read_at);
