@@ -2,6 +2,8 @@
 # Builds etcd, kube-apiserver and kube-controller-manager from the Go module proxy, once, into a
 # cache directory outside the repository keyed by the Kubernetes version (and go.sum, so a
 # regenerated go.mod rebuilds). Prints the bin directory on stdout; progress goes to stderr.
+#   build.sh          the control plane
+#   build.sh --node   also kube-scheduler, kubelet and kube-proxy (start.sh --node)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.env"
@@ -12,6 +14,7 @@ sum=$(sha256sum "$here/go.sum" | cut -c1-12)
 cache_root=${SIP_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sip-operator}
 bin="$cache_root/control-plane/${KUBE_VERSION}-${sum}/bin"
 tools=(etcd kube-apiserver kube-controller-manager)
+[ "${1:-}" = "--node" ] && tools+=(kube-scheduler kubelet kube-proxy)
 
 missing=0
 for t in "${tools[@]}"; do [ -x "$bin/$t" ] || missing=1; done
@@ -31,6 +34,9 @@ declare -A pkg=(
   [etcd]=go.etcd.io/etcd/server/v3
   [kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
   [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
+  [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
+  [kubelet]=k8s.io/kubernetes/cmd/kubelet
+  [kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
 )
 for t in "${tools[@]}"; do
   [ -x "$bin/$t" ] && continue

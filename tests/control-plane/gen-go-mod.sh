@@ -30,6 +30,10 @@ etcd_version=$(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2}' <<<"$release_m
   echo "	go.etcd.io/etcd/server/v3"
   echo "	k8s.io/kubernetes/cmd/kube-apiserver"
   echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
+  # The node (start.sh --node).
+  echo "	k8s.io/kubernetes/cmd/kube-scheduler"
+  echo "	k8s.io/kubernetes/cmd/kubelet"
+  echo "	k8s.io/kubernetes/cmd/kube-proxy"
   echo ")"
   echo
   echo "replace ("

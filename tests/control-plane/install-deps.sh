@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the control-plane scripts need beyond Go and kubectl, idempotently. Not helm:
+# Installs what the control-plane scripts need beyond Go and kubectl, idempotently (--node: also
+# what start.sh --node needs). Not helm:
 # whoever needs it runs tests/tools/helm/build.sh, which builds and caches it and prints its path.
 set -euo pipefail
 need=()
@@ -14,6 +15,15 @@ command -v sipp >/dev/null || need+=(sip-tester)
 # The scale-out test gives one operator a hosts file of its own (EndpointSlices refuse
 # loopback IPs): unshare (util-linux, above) and mount.
 command -v mount >/dev/null || need+=(mount)
+# start.sh --node: the container runtime, the pod network's CNI plugins, and what kube-proxy
+# programs Services with (iptables, and conntrack to flush UDP flows of a moved endpoint).
+if [ "${1:-}" = "--node" ]; then
+  command -v containerd >/dev/null || need+=(containerd)
+  command -v runc >/dev/null || need+=(runc)
+  [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+  command -v iptables >/dev/null || need+=(iptables)
+  command -v conntrack >/dev/null || need+=(conntrack)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "install-deps.sh: installing ${need[*]}" >&2
 sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd=sudo

@@ -3,20 +3,36 @@
 # admin token, service-account signing keys, audit log) and kube-controller-manager running only
 # the garbage-collector and namespace controllers. Waits for /readyz and writes a kubeconfig.
 #
-#   start.sh STATE_DIR [--owner-pid PID]
+#   start.sh STATE_DIR [--owner-pid PID] [--node]
 #
 # STATE_DIR receives kubeconfig, env (ports, URLs), pids, logs and data. With --owner-pid the
 # control plane stops itself (via stop.sh) once that process has exited, so a test binary that
 # is killed does not leave servers behind. Stop explicitly with: stop.sh STATE_DIR
-set -euo pipefail
+#
+# --node adds a node that runs pods: containerd and runc (Debian's), the kubelet, kube-proxy and
+# kube-scheduler (built like the rest), on a bridge this script creates; the API server then
+# listens on the bridge's address instead of 127.0.0.1, and kube-controller-manager also runs
+# the controllers that Deployments, Services and ServiceAccounts need. See node/lib.sh.
+# errtrace: a failure inside a function (node/lib.sh) also runs the ERR trap that stops it all.
+set -Eeuo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-dir=${1:?usage: start.sh STATE_DIR [--owner-pid PID]}
+usage="usage: start.sh STATE_DIR [--owner-pid PID] [--node]"
+dir=${1:?$usage}; shift
 owner=""
-if [ "${2:-}" = "--owner-pid" ]; then owner=${3:?--owner-pid needs a PID}; fi
+node=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --owner-pid) owner=${2:?--owner-pid needs a PID}; shift 2 ;;
+    --node) node=1; shift ;;
+    *) echo "$usage" >&2; exit 2 ;;
+  esac
+done
 
-"$here/install-deps.sh"
-bin=$("$here/build.sh")
+node_flag=()
+[ "$node" = 1 ] && node_flag=(--node)
+"$here/install-deps.sh" "${node_flag[@]}"
+bin=$("$here/build.sh" "${node_flag[@]}")
 
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
@@ -38,13 +54,20 @@ PY
 }
 read -r etcd_port peer_port api_port < <(free_ports 3)
 
+api_host=127.0.0.1
+if [ "$node" = 1 ]; then
+  . "$here/node/lib.sh"
+  node_net_up
+  api_host=$NODE_IP
+fi
+
 # --- throwaway PKI: CA, serving cert, service-account key pair, static tokens -----------------
 pki=$dir/pki
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=sip-operator-test-ca" \
   -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
 openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" \
   -keyout "$pki/apiserver.key" -out "$pki/apiserver.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' > "$pki/apiserver.ext"
+printf 'subjectAltName=IP:%s,IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' "$api_host" > "$pki/apiserver.ext"
 openssl x509 -req -in "$pki/apiserver.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
   -days 2 -extfile "$pki/apiserver.ext" -out "$pki/apiserver.crt" 2>/dev/null
 openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
@@ -79,7 +102,7 @@ kind: Config
 clusters:
 - name: test
   cluster:
-    server: https://127.0.0.1:$api_port
+    server: https://$api_host:$api_port
     certificate-authority-data: $(base64 -w0 < "$pki/ca.crt")
 users:
 - name: user
@@ -129,7 +152,7 @@ wait_for etcd 60 curl -fsS "http://127.0.0.1:$etcd_port/health"
 
 start_bg kube-apiserver "$bin/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$etcd_port" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+  --bind-address "$api_host" --advertise-address "$api_host" --secure-port "$api_port" \
   --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
   --client-ca-file "$pki/ca.crt" \
   --token-auth-file "$pki/tokens.csv" \
@@ -140,22 +163,33 @@ start_bg kube-apiserver "$bin/kube-apiserver" \
   --audit-policy-file "$dir/audit-policy.yaml" --audit-log-path "$dir/logs/audit.log" \
   --audit-log-maxsize 200 --audit-log-maxbackup 1 \
   --v 0
-curl_api() { curl -fsS --cacert "$pki/ca.crt" -H "Authorization: Bearer $admin_token" "https://127.0.0.1:$api_port$1"; }
+curl_api() { curl -fsS --cacert "$pki/ca.crt" -H "Authorization: Bearer $admin_token" "https://$api_host:$api_port$1"; }
 wait_for kube-apiserver 120 curl_api /readyz
 
+controllers=garbage-collector-controller,namespace-controller
+if [ "$node" = 1 ]; then
+  # What running pods from a Helm chart needs: Deployments, Services, ServiceAccounts (and the
+  # CA bundle their tokens come with), PodDisruptionBudgets.
+  controllers+=,deployment-controller,replicaset-controller,endpointslice-controller
+  controllers+=,endpoints-controller,serviceaccount-controller,root-ca-certificate-publisher-controller
+  controllers+=,disruption-controller,pod-garbage-collector-controller
+  # The kubelet registers the node tainted not-ready; this controller lifts the taint once Ready.
+  controllers+=,node-lifecycle-controller
+fi
 start_bg kube-controller-manager "$bin/kube-controller-manager" \
   --kubeconfig "$dir/kcm.kubeconfig" \
-  --controllers garbage-collector-controller,namespace-controller \
+  --controllers "$controllers" --root-ca-file "$pki/ca.crt" \
   --leader-elect=false --secure-port 0 --v 0
 
 cat > "$dir/env" <<ENV
 KUBECONFIG=$dir/kubeconfig
 OPERATOR_KUBECONFIG=$dir/operator.kubeconfig
-KUBE_API_URL=https://127.0.0.1:$api_port
+KUBE_API_URL=https://$api_host:$api_port
 ETCD_URL=http://127.0.0.1:$etcd_port
 AUDIT_LOG=$dir/logs/audit.log
 KUBE_VERSION=$(curl_api /version | python3 -c 'import json,sys; print(json.load(sys.stdin)["gitVersion"])')
 ENV
+if [ "$node" = 1 ]; then node_start; fi
 trap - ERR
 
 if [ -n "$owner" ]; then
@@ -164,4 +198,4 @@ if [ -n "$owner" ]; then
     reaper "$owner" "$here/stop.sh" "$dir" > "$dir/logs/reaper.log" 2>&1 &
   echo "reaper $!" >> "$dir/pids"
 fi
-echo "start.sh: control plane $(grep KUBE_VERSION "$dir/env" | cut -d= -f2) ready at https://127.0.0.1:$api_port (state in $dir)" >&2
+echo "start.sh: control plane $(grep KUBE_VERSION "$dir/env" | cut -d= -f2) ready at https://$api_host:$api_port$([ "$node" = 1 ] && echo ", node $NODE_NAME Ready") (state in $dir)" >&2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stops exactly the processes start.sh recorded in STATE_DIR/pids (TERM, then KILL after 10 s),
-# newest first.
+# newest first; then, for start.sh --node, what node/stop.sh removes.
 #   stop.sh STATE_DIR [--purge]   (--purge also deletes STATE_DIR)
 set -uo pipefail
 dir=${1:?usage: stop.sh STATE_DIR [--purge]}
@@ -27,5 +27,14 @@ while read -r name pid; do
   fi
 done < <(tac "$pids_file")
 : > "$pids_file"
-[ "${2:-}" = "--purge" ] && rm -rf "$dir"
+# start.sh --node: the containers, mounts, network namespaces, bridge and rules it made.
+[ -d "$dir/node" ] && "$(dirname "$0")/node/stop.sh" "$dir"
+if [ "${2:-}" = "--purge" ]; then
+  # Never delete through a mount (a pod volume, a container's root file system).
+  if awk -v d="$(cd "$dir" && pwd)/" 'index($5, d) == 1 {found = 1} END {exit !found}' /proc/self/mountinfo; then
+    echo "stop.sh: mounts remain under $dir; not deleting it" >&2
+    exit 1
+  fi
+  rm -rf "$dir"
+fi
 exit 0
