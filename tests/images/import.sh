@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Puts the local images into a containerd, where the kubelet's CRI finds them (namespace
+# k8s.io): tests/images/import.sh CONTAINERD_ADDRESS [NAME...] (names as for build.sh, none:
+# all). Builds what is missing, imports what that containerd lacks, and prints "NAME REF" per
+# image. The chart must then name these REFs with imagePullPolicy IfNotPresent or Never: there
+# is no registry to pull from.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+[ $# -ge 1 ] || { echo "usage: import.sh CONTAINERD_ADDRESS [operator|kamailio|pause...]" >&2; exit 2; }
+sock=$1; shift
+ctr=(ctr --address "$sock" --namespace k8s.io)
+
+built=$("$here/build.sh" "$@")
+present=$("${ctr[@]}" images ls -q)
+while read -r name ref tarball; do
+  if grep -qxF "$ref" <<<"$present"; then
+    echo "import.sh: $ref is already in $sock" >&2
+  else
+    echo "import.sh: importing $tarball" >&2
+    # The archive names itself (io.containerd.image.name): no --base-name needed.
+    "${ctr[@]}" images import "$tarball" >&2
+    "${ctr[@]}" images ls -q | grep -qxF "$ref" ||
+      { echo "import.sh: $tarball imported, but not as $ref" >&2; exit 1; }
+  fi
+  echo "$name $ref"
+done <<<"$built"
