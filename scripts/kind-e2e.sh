@@ -37,43 +37,13 @@ demo_ns=sip-demo       # where examples/ goes
 user=phone             # the SipUser registered with SIPp
 registrar_service=$release-registrar
 
-log() { echo "kind-e2e: $*" >&2; }
-die() { log "$*"; exit 1; }
+. scripts/lib/e2e.sh
+E2E_LOG_PREFIX=kind-e2e
 
 use_cluster() {
   mkdir -p "$state"
   kind get kubeconfig --name "$cluster" > "$state/kubeconfig"
   export KUBECONFIG="$state/kubeconfig"
-}
-
-# What to look at when something failed.
-diagnose() {
-  set +e
-  section() { echo; echo "===== $*"; }
-  section "kubectl get sip -A"
-  kubectl get sip -A -o wide
-  section "workloads in $ns"
-  kubectl -n "$ns" get deployments,pods,services,endpointslices -o wide
-  section "SipDomain $ns/example"
-  kubectl -n "$ns" describe sipdomain example
-  section "SipUser $ns/$user"
-  kubectl -n "$ns" describe sipuser "$user"
-  section "operator logs"
-  kubectl -n "$ns" logs --prefix --tail=300 \
-    -l "app.kubernetes.io/instance=$release,app.kubernetes.io/component=operator"
-  section "Kamailio logs"
-  kubectl -n "$ns" logs --prefix --tail=300 \
-    -l "app.kubernetes.io/instance=$release,app.kubernetes.io/component=registrar"
-  section "events"
-  kubectl get events -A --sort-by=.lastTimestamp | tail -n 100
-  local f
-  for f in sipp.out register.log errors.log messages.log; do
-    if [ -s "$state/sipp/$f" ]; then
-      section "SIPp $f"
-      tail -n 60 "$state/sipp/$f"
-    fi
-  done
-  set -e
 }
 
 case "${1:-up}" in
@@ -85,7 +55,7 @@ case "${1:-up}" in
     ;;
   logs)
     use_cluster
-    diagnose
+    diagnose "$state/sipp"
     exit 0
     ;;
   *)
@@ -116,7 +86,7 @@ on_exit() {
   local status=$?
   if [ "$status" -ne 0 ]; then
     log "FAILED (exit $status); diagnostics follow"
-    diagnose
+    diagnose "$state/sipp"
   fi
 }
 trap on_exit EXIT
@@ -139,33 +109,14 @@ helm upgrade --install "$release" charts/sip-operator \
 # 4. examples/ in its own namespace, and a user of the example domain in the release namespace.
 kubectl create namespace "$demo_ns" --dry-run=client -o yaml | kubectl apply -f -
 kubectl apply -n "$demo_ns" -f examples/
-kubectl apply -f - <<YAML
-apiVersion: sipoperator.io/v1alpha1
-kind: SipUser
-metadata:
-  name: $user
-  namespace: $ns
-spec:
-  domainRef: example
-YAML
+create_user "$ns" "$user"
 
 # 5. Everything Ready (suspended bob included: suspended is a normal state), and phone pushed
 # to Kamailio.
 kubectl wait --for=condition=Ready --timeout=120s sipdomains,sipprofiles,sipusers --all -A
 kubectl -n "$ns" wait --for=condition=RegistrarSynced --timeout=60s "sipuser/$user"
 
-# 6. The phone's account, from its credentials Secret (named in status.secretName).
-secret=$(kubectl -n "$ns" get sipuser "$user" -o jsonpath='{.status.secretName}')
-secret=${secret:-$user-sip-credentials}
-field() { kubectl -n "$ns" get secret "$secret" -o jsonpath="{.data.$1}" | base64 -d; }
-username=$(field username)
-domain=$(field domain)
-password=$(field password)
-if [ -z "$username" ] || [ -z "$domain" ] || [ -z "$password" ]; then
-  die "Secret $ns/$secret lacks username, domain or password"
-fi
-
-# 7. Where SIPp sends: the node's IP and the TCP NodePort of the SIP Service, from the local
+# 6. Where SIPp sends: the node's IP and the TCP NodePort of the SIP Service, from the local
 # address on the route to the node (for Via and Contact).
 node_ip=$(kubectl get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')
 sip_port=$(kubectl -n "$ns" get service "$registrar_service" \
@@ -175,24 +126,11 @@ if [ -z "$node_ip" ] || [ -z "$sip_port" ] || [ -z "$local_ip" ]; then
   die "could not find the node IP ($node_ip), the SIP NodePort ($sip_port) or the local IP ($local_ip)"
 fi
 
-# 8. REGISTER (challenge, then digest) with Expires 300; tests/support/sipp/register.xml logs
-# the final answer as final=<code> in register.log.
-sipp_dir="$state/sipp"
-rm -rf "$sipp_dir"
-mkdir -p "$sipp_dir"
-printf 'SEQUENTIAL\n%s;%s;300;\n' "$username" "$domain" > "$sipp_dir/phone.csv"
-log "REGISTER sip:$username@$domain at $node_ip:$sip_port (TCP) from $local_ip"
-(cd "$sipp_dir" && sipp "$node_ip:$sip_port" -sf "$repo/tests/support/sipp/register.xml" \
-  -inf phone.csv -au "$username" -ap "$password" -m 1 -t t1 -i "$local_ip" \
-  -timeout 15s -timeout_error -nostdin \
-  -trace_logs -log_file register.log -trace_err -error_file errors.log \
-  -trace_msg -message_file messages.log \
-  > sipp.out 2>&1 < /dev/null) || true
-result=$(grep -o 'final=[0-9]*' "$sipp_dir/register.log" 2>/dev/null | tail -n 1 || true)
-log "REGISTER answered: ${result:-nothing}"
-[ "$result" = final=200 ] || die "the registration failed (expected final=200); SIPp logs in $sipp_dir"
+# 7. REGISTER (challenge, then digest) with Expires 300, with the password from phone's
+# credentials Secret (named in status.secretName), as a provisioning tool would.
+sipp_register "$ns" "$user" "$node_ip" "$sip_port" "$local_ip" "$state/sipp"
 
-# 9. The operator sees the registration (it reads Kamailio's contacts every check interval).
+# 8. The operator sees the registration (it reads Kamailio's contacts every check interval).
 kubectl -n "$ns" wait --for=condition=Registered --timeout=90s "sipuser/$user"
 
 echo

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need, builds the real
 # control plane once (cached outside the repo), starts one for the run, runs every test
-# (unit, API, integration) against it, and stops exactly what it started.
-#   scripts/test.sh [cargo test args...]
+# (unit, API, integration) against it, and stops exactly what it started; then the chart and
+# the images as real pods on a node of their own (scripts/node-e2e.sh).
+#   scripts/test.sh                      everything
+#   scripts/test.sh [cargo test args...] only those cargo tests (no node)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,3 +22,6 @@ tests/control-plane/start.sh "$state" --owner-pid $$
 export SIP_OPERATOR_TEST_CONTROL_PLANE=$state
 
 cargo test --locked "$@"
+if [ $# -eq 0 ]; then
+  scripts/node-e2e.sh
+fi

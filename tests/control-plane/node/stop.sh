@@ -28,11 +28,26 @@ while [ -n "$(procs)" ] && [ "$(date +%s)" -lt "$deadline" ]; do
 done
 [ -z "$(procs)" ] || echo "node/stop.sh: processes survive in /sipnode: $(procs | tr '\n' ' ')" >&2
 
+# The shims' sockets: containerd 1.6 puts them in /run/containerd/s whatever its state
+# directory; each task's bundle records its shim's address.
+shim_sockets=()
+for f in "$node_dir"/containerd/state/io.containerd.runtime.v2.task/*/*/address; do
+  [ -r "$f" ] && shim_sockets+=("$(sed 's|^unix://||' "$f")")  # one address, no newline
+done
+
 # The shims of this node's containerd (they name its socket on their command line).
 for p in /proc/[0-9]*; do
   cmd=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
   case $cmd in *containerd-shim*"$node_dir/containerd/"*) kill -KILL "${p#/proc/}" 2>/dev/null ;; esac
 done
+
+for sock in "${shim_sockets[@]}"; do
+  case $sock in /run/containerd/s/*) rm -f "$sock" ;; esac
+done
+# ...and ctr's FIFOs and runc state of the tasks tests/images/check-contract.sh ran: only
+# directories left empty (another containerd's are not).
+rmdir /run/containerd/s /run/containerd/fifo/* /run/containerd/fifo /run/containerd/runc/* \
+  /run/containerd/runc /run/containerd 2>/dev/null
 
 # Mounts under the state directory (container root filesystems, shm, pod volumes), deepest first.
 mounts() { awk -v d="$dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r; }

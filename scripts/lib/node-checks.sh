@@ -1,0 +1,145 @@
+# The checks of scripts/node-e2e.sh that read the release's pods, Lease, metrics and Secrets.
+# Sourced after scripts/lib/e2e.sh; uses $ns, $release, $operator_selector, $registrar_selector.
+# The pods' IPs are reachable from this machine (the node's bridge), so metrics are read
+# straight from each pod's port 8080.
+
+# running_pods SELECTOR: the names of the Running pods (not terminating), space-separated.
+running_pods() {
+  kubectl -n "$ns" get pods -l "$1" -o json | python3 -c '
+import json, sys
+pods = json.load(sys.stdin)["items"]
+print(" ".join(sorted(p["metadata"]["name"] for p in pods
+    if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp"))))'
+}
+
+# operator_pods_ready N: exactly N operator pods, all Running, Ready and not terminating.
+operator_pods_ready() {
+  kubectl -n "$ns" get pods -l "$operator_selector" -o json | python3 -c '
+import json, sys
+pods = json.load(sys.stdin)["items"]
+ready = [p for p in pods if not p["metadata"].get("deletionTimestamp")
+    and p["status"].get("phase") == "Running"
+    and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
+sys.exit(0 if len(ready) == len(pods) == int(sys.argv[1]) else 1)' "$1"
+}
+
+# pdb_is NAME HEALTHY,ALLOWED: the disruption controller's view of the PodDisruptionBudget.
+pdb_is() {
+  [ "$(kubectl -n "$ns" get pdb "$1" -o jsonpath='{.status.currentHealthy},{.status.disruptionsAllowed}')" = "$2" ]
+}
+
+lease_holder() { kubectl -n "$ns" get lease "$release" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
+lease_holder_in() { local h; h=$(lease_holder); [ -n "$h" ] && [[ " $* " == *" $h "* ]]; }
+lease_holder_is_not() { local h; h=$(lease_holder); [ -n "$h" ] && [ "$h" != "$1" ]; }
+
+# pod_metric POD NAME [LABEL_FILTER]: the sum of a metric's samples on that pod's /metrics.
+pod_metric() {
+  local ip
+  ip=$(kubectl -n "$ns" get pod "$1" -o jsonpath='{.status.podIP}')
+  curl -fsS --max-time 5 "http://$ip:8080/metrics" | python3 -c '
+import sys
+name, filt = sys.argv[1], sys.argv[2]
+total = 0.0
+for line in sys.stdin:
+    if line.startswith("#"):
+        continue
+    key, _, value = line.rpartition(" ")
+    if (key == name or key.startswith(name + "{")) and filt in key:
+        total += float(value)
+print(int(total) if total.is_integer() else total)' "$2" "${3:-}"
+}
+
+# count_leaders POD...: how many of the pods report sip_operator_leader 1.
+count_leaders() {
+  local p n=0
+  for p in "$@"; do [ "$(pod_metric "$p" sip_operator_leader)" = 1 ] && n=$((n + 1)); done
+  echo "$n"
+}
+
+# leader_reconciled POD N: POD has run at least N SipUser reconciles.
+leader_reconciled() {
+  [ "$(pod_metric "$1" sip_operator_reconciles_total 'kind="SipUser"')" -ge "$2" ]
+}
+
+# credentials_fingerprint: "namespace/name resourceVersion sha256(password)" of every Secret a
+# SipUser owns, sorted (no password is printed).
+credentials_fingerprint() {
+  kubectl get secrets -A -o json | python3 -c '
+import base64, hashlib, json, sys
+for s in sorted(json.load(sys.stdin)["items"], key=lambda s: (s["metadata"]["namespace"], s["metadata"]["name"])):
+    m = s["metadata"]
+    if not any(o.get("kind") == "SipUser" for o in m.get("ownerReferences", [])):
+        continue
+    password = base64.b64decode(s.get("data", {}).get("password", ""))
+    print(m["namespace"] + "/" + m["name"], m["resourceVersion"], hashlib.sha256(password).hexdigest()[:16])'
+}
+
+# selector_pods LABEL_SELECTOR_JSON: the pods in $ns a NetworkPolicy selector (matchLabels and
+# matchExpressions) selects, as a sorted, space-separated list.
+selector_pods() {
+  local selector
+  selector=$(python3 -c '
+import json, sys
+s = json.loads(sys.argv[1])
+parts = [f"{k}={v}" for k, v in sorted(s.get("matchLabels", {}).items())]
+for e in s.get("matchExpressions", []):
+    op = {"In": "in", "NotIn": "notin"}.get(e["operator"])
+    if op:
+        parts.append(e["key"] + " " + op + " (" + ",".join(e["values"]) + ")")
+    elif e["operator"] == "Exists":
+        parts.append(e["key"])
+    else:
+        parts.append("!" + e["key"])
+print(",".join(parts))' "$1")
+  [ -n "$selector" ] || { echo "<everything>"; return; }
+  running_pods "$selector"
+}
+
+# check_network_policy NAME: the API server accepted it, its podSelector selects exactly the
+# Kamailio pods, and the RPC rule's peer selects exactly the operator pods. Nothing here
+# enforces it (Debian ships no CNI plugin that does); see the README.
+check_network_policy() {
+  local np want_registrar want_operator got_registrar got_operator rpc_peer
+  np=$(kubectl -n "$ns" get networkpolicy "$1" -o json) || die "NetworkPolicy $ns/$1 not found"
+  want_registrar=$(running_pods "$registrar_selector")
+  want_operator=$(running_pods "$operator_selector")
+  got_registrar=$(selector_pods "$(python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["spec"]["podSelector"]))' <<<"$np")")
+  rpc_peer=$(python3 -c '
+import json, sys
+for rule in json.load(sys.stdin)["spec"]["ingress"]:
+    for peer in rule.get("from", []):
+        if "podSelector" in peer:
+            print(json.dumps(peer["podSelector"]))' <<<"$np")
+  [ "$(wc -l <<<"$rpc_peer")" = 1 ] && [ -n "$rpc_peer" ] || die "NetworkPolicy $1: expected one podSelector peer (the operator), got: $rpc_peer"
+  got_operator=$(selector_pods "$rpc_peer")
+  see "podSelector selects: $got_registrar (the Kamailio pods: $want_registrar)"
+  see "the RPC port's peer selects: $got_operator (the operator pods: $want_operator)"
+  [ "$got_registrar" = "$want_registrar" ] || die "the NetworkPolicy's podSelector does not select exactly the Kamailio pods"
+  [ "$got_operator" = "$want_operator" ] || die "the NetworkPolicy's RPC peer does not select exactly the operator pods"
+}
+
+# check_uninstalled RELEASE NAMESPACE DEMO_NAMESPACE: after helm uninstall, nothing of the
+# release's own objects is left, and what the README's "Uninstalling" lists is: the CRDs, the
+# SipDomains, SipProfiles and SipUsers you created with their credentials Secrets (the chart's
+# example SipDomain goes with the release), the Lease, and the namespace.
+check_uninstalled() {
+  local left crds
+  wait_until 60 "the release's pods to go" bash -c "[ -z \"\$(kubectl -n $2 get pods -l app.kubernetes.io/instance=$1 -o name)\" ]"
+  left=$(kubectl get "$(kubectl api-resources --verbs=list -o name | grep -v -E '^(events|events.events.k8s.io|componentstatuses)$' | paste -sd, -)" \
+    -A -l "app.kubernetes.io/instance=$1" -o name 2>/dev/null || true)
+  [ -z "$left" ] || die "objects labelled with the release remain after helm uninstall: $left"
+  see "no object labelled app.kubernetes.io/instance=$1 remains"
+  crds=$(kubectl get crds -o name | grep -c 'sipoperator.io' || true)
+  [ "$crds" = 3 ] || die "expected the 3 sipoperator.io CRDs to remain (Helm keeps CRDs), found $crds"
+  see "the 3 CRDs remain"
+  kubectl get sipdomain example -n "$2" >/dev/null 2>&1 && die "the chart's example SipDomain remains"
+  see "the chart's SipDomain example is gone"
+  local objects secrets
+  objects=$(kubectl get sipdomains,sipprofiles,sipusers -A --no-headers | wc -l)
+  secrets=$(credentials_fingerprint | wc -l)
+  [ "$objects" -gt 0 ] && [ "$secrets" = "$(kubectl get sipusers -A --no-headers | wc -l)" ] \
+    || die "expected every SipUser and its credentials Secret to remain ($objects objects, $secrets Secrets)"
+  see "$objects SipDomains/SipProfiles/SipUsers and $secrets credentials Secrets remain"
+  kubectl -n "$2" get lease "$1" >/dev/null || die "expected the leader Lease $2/$1 to remain"
+  see "the Lease $2/$1 and the namespace $2 remain"
+}

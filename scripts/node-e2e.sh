@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# The user's path end to end on a real node, without Docker or a registry: the same steps as
+# scripts/kind-e2e.sh, on the test control plane with a node (tests/control-plane/start.sh
+# --node: kubelet, kube-proxy, kube-scheduler, containerd, runc) and images built locally
+# (tests/images). Every step prints what it saw; scripts/test.sh runs this after the cargo tests.
+#
+#   scripts/node-e2e.sh          start a node, run every step, stop the node
+#   scripts/node-e2e.sh --keep   leave the node and the release running afterwards
+#
+# Steps: images (and their runtime contract) → helm install with the bundled Kamailio →
+# rollout → two operator replicas Ready, one leader → NetworkPolicy selectors → examples/
+# Ready → SIPp REGISTER through the NodePort (200, CONTACTS 1) → leader pod deleted, the other
+# leads, a new user goes Ready → helm upgrade (no password changed, no Secret rewritten) →
+# helm uninstall (what remains is what the README says).
+#
+# Environment: SIP_NODE_E2E_DIR (state; default a new temp dir), SIP_OPERATOR_TEST_HELM (a
+# helm binary; default tests/tools/helm/build.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+. scripts/lib/e2e.sh
+. scripts/lib/node-checks.sh
+
+keep=0
+[ "${1:-}" = "--keep" ] && keep=1
+state=${SIP_NODE_E2E_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/sip-node-e2e.XXXXXX")}
+mkdir -p "$state"
+state=$(cd "$state" && pwd)
+cluster=$state/cluster
+release=sip-operator
+ns=sip-system
+demo_ns=sip-demo
+user=phone
+E2E_LOG_PREFIX=node-e2e
+
+for tool in kubectl sipp curl python3; do
+  command -v "$tool" >/dev/null || die "$tool is required but not on PATH"
+done
+
+on_exit() {
+  local status=$?
+  if [ "$status" -ne 0 ] && [ -s "$cluster/kubeconfig" ]; then
+    log "FAILED (exit $status); diagnostics follow"
+    diagnose "$state/sipp"
+    echo "===== kubelet log"; tail -n 40 "$cluster/logs/kubelet.log"
+    echo "===== containerd log"; tail -n 40 "$cluster/logs/containerd.log"
+  fi
+  if [ "$keep" = 0 ]; then
+    tests/control-plane/stop.sh "$cluster" --purge
+    [ -n "${SIP_NODE_E2E_DIR:-}" ] || rm -rf "$state"
+  fi
+}
+trap on_exit EXIT
+
+# --- the node ---------------------------------------------------------------------------------
+step "a node for the test control plane"
+started=$(date +%s)
+if [ "$keep" = 1 ]; then
+  tests/control-plane/start.sh "$cluster" --node
+else
+  tests/control-plane/start.sh "$cluster" --node --owner-pid $$
+fi
+set -a; . "$cluster/env"; set +a
+export KUBECONFIG
+see "node $NODE_NAME Ready at $NODE_IP ($(kubectl get node "$NODE_NAME" -o jsonpath='{.status.nodeInfo.containerRuntimeVersion}, kubelet {.status.nodeInfo.kubeletVersion}')) after $(( $(date +%s) - started )) s"
+helm=${SIP_OPERATOR_TEST_HELM:-$(tests/tools/helm/build.sh)}
+
+# --- the images -------------------------------------------------------------------------------
+step "images, built locally and imported into containerd (k8s.io)"
+images=$(tests/images/import.sh "$CONTAINERD_ADDRESS" operator kamailio)
+operator_image=$(awk '$1 == "operator" {print $2}' <<<"$images")
+kamailio_image=$(awk '$1 == "kamailio" {print $2}' <<<"$images")
+[ -n "$operator_image" ] && [ -n "$kamailio_image" ] || die "tests/images/import.sh named no images: $images"
+see "operator $operator_image"
+see "kamailio $kamailio_image"
+tests/images/check-contract.sh "$CONTAINERD_ADDRESS"
+
+# --- helm install -----------------------------------------------------------------------------
+step "helm install $release (registrar.enabled=true, local images, SIP on a NodePort)"
+"$helm" upgrade --install "$release" charts/sip-operator \
+  --namespace "$ns" --create-namespace \
+  --set image.repository="${operator_image%:*}" --set image.tag="${operator_image##*:}" \
+  --set image.pullPolicy=Never \
+  --set registrar.enabled=true \
+  --set registrar.image.repository="${kamailio_image%:*}" --set registrar.image.tag="${kamailio_image##*:}" \
+  --set registrar.image.pullPolicy=Never \
+  --set registrar.service.type=NodePort \
+  --wait --timeout 5m
+for d in "$release" "$release-registrar"; do
+  kubectl -n "$ns" rollout status "deployment/$d" --timeout 3m
+done
+
+operator_selector="app.kubernetes.io/instance=$release,app.kubernetes.io/component=operator"
+registrar_selector="app.kubernetes.io/instance=$release,app.kubernetes.io/component=registrar"
+
+step "two operator replicas Running and Ready through their probes, exactly one leader"
+wait_until 120 "2 operator pods Running and Ready" operator_pods_ready 2
+read -r -a pods <<<"$(running_pods "$operator_selector")"
+for p in "${pods[@]}"; do
+  see "$p: $(kubectl -n "$ns" get pod "$p" -o jsonpath='{.status.phase}, ready={.status.containerStatuses[0].ready}, restarts={.status.containerStatuses[0].restartCount}, user={.spec.securityContext.runAsUser}, readOnlyRootFilesystem={.spec.containers[0].securityContext.readOnlyRootFilesystem}')"
+done
+wait_until 60 "a leader in the Lease" lease_holder_in "${pods[@]}"
+leader=$(lease_holder)
+leaders=$(count_leaders "${pods[@]}")
+see "Lease $ns/$release held by $leader; sip_operator_leader=1 on $leaders of ${#pods[@]} pods"
+[ "$leaders" = 1 ] || die "expected exactly one pod reporting sip_operator_leader 1, got $leaders"
+
+wait_until 60 "the PodDisruptionBudget to count 2 healthy pods" pdb_is "$release" 2,1
+see "PodDisruptionBudget $release: currentHealthy 2, disruptionsAllowed 1"
+
+step "NetworkPolicy: accepted, and its selectors match the pods they mean"
+check_network_policy "$release-registrar"
+
+# --- examples and a phone ---------------------------------------------------------------------
+step "examples/ applied to $demo_ns, and SipUser $user of the chart's example domain"
+kubectl create namespace "$demo_ns" --dry-run=client -o yaml | kubectl apply -f -
+kubectl apply -n "$demo_ns" -f examples/
+create_user "$ns" "$user"
+kubectl wait --for=condition=Ready --timeout=120s sipdomains,sipprofiles,sipusers --all -A
+kubectl -n "$ns" wait --for=condition=RegistrarSynced --timeout=60s "sipuser/$user"
+kubectl get sip -A >&2
+
+step "SIPp registers $user through the registrar's NodePort"
+sip_port=$(kubectl -n "$ns" get service "$release-registrar" -o jsonpath='{.spec.ports[?(@.name=="sip-tcp")].nodePort}')
+[ -n "$sip_port" ] || die "the Service $release-registrar has no sip-tcp NodePort"
+sipp_register "$ns" "$user" "$NODE_IP" "$sip_port" "$NODE_IP" "$state/sipp"
+kubectl -n "$ns" wait --for=condition=Registered --timeout=90s "sipuser/$user"
+wait_until 30 "CONTACTS 1 for $user" contacts_are "$ns" "$user" 1
+kubectl -n "$ns" get sipuser "$user" >&2
+
+# --- failover ---------------------------------------------------------------------------------
+step "the leader pod deleted: the other pod leads"
+other=""
+for p in "${pods[@]}"; do [ "$p" = "$leader" ] || other=$p; done
+t0=$(date +%s.%N)
+kubectl -n "$ns" delete pod "$leader" --wait=false >/dev/null
+wait_until 60 "a new leader" lease_holder_is_not "$leader"
+t1=$(date +%s.%N)
+new_leader=$(lease_holder)
+see "$new_leader leads $(python3 -c "print(f'{$t1 - $t0:.1f}')") s after the deletion of $leader"
+[ "$new_leader" = "$other" ] || die "expected the standby $other to lead, but $new_leader does"
+create_user "$ns" after-failover
+kubectl -n "$ns" wait --for=condition=Ready --timeout=60s sipuser/after-failover
+see "SipUser after-failover Ready ($(python3 -c "import time; print(f'{time.time() - $t0:.1f}')") s after the deletion)"
+wait_until 120 "2 operator pods Running and Ready" operator_pods_ready 2
+
+# --- helm upgrade -----------------------------------------------------------------------------
+step "helm upgrade with a changed value (logLevel): no password changes, no Secret rewritten"
+users=$(kubectl get sipusers -A --no-headers | wc -l)
+before=$(credentials_fingerprint)
+"$helm" upgrade "$release" charts/sip-operator --namespace "$ns" --reuse-values \
+  --set logLevel=debug --wait --timeout 5m
+kubectl -n "$ns" rollout status "deployment/$release" --timeout 3m
+wait_until 120 "2 upgraded operator pods Running and Ready" operator_pods_ready 2
+read -r -a pods <<<"$(running_pods "$operator_selector")"
+wait_until 60 "a leader among the upgraded pods" lease_holder_in "${pods[@]}"
+leader=$(lease_holder)
+# The new leader has reconciled every user once it counts as many SipUser reconciles.
+wait_until 120 "the new leader reconciling all $users users" leader_reconciled "$leader" "$users"
+kubectl wait --for=condition=Ready --timeout=60s sipusers --all -A
+after=$(credentials_fingerprint)
+see "$(wc -l <<<"$before") credentials Secrets before, $(wc -l <<<"$after") after; new leader $leader"
+if [ "$before" != "$after" ]; then
+  diff <(echo "$before") <(echo "$after") >&2 || true
+  die "a credentials Secret changed across the upgrade (name resourceVersion sha256(password))"
+fi
+see "every credentials Secret has the same resourceVersion and password"
+
+# --- helm uninstall ---------------------------------------------------------------------------
+step "helm uninstall: what remains is what the README says remains"
+"$helm" uninstall "$release" --namespace "$ns" --wait --timeout 3m
+check_uninstalled "$release" "$ns" "$demo_ns"
+
+echo
+log "passed in $(( $(date +%s) - started )) s"
+if [ "$keep" = 1 ]; then
+  log "the node is still running: export KUBECONFIG=$KUBECONFIG; stop it with tests/control-plane/stop.sh $cluster --purge"
+fi
