@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # sourced: the caller sets the globals named below
 # Steps the end-to-end scripts share (scripts/node-e2e.sh; scripts/kind-e2e.sh's SIP part is
 # the same): logging, polling with a deadline, SipUsers, a SIPp registration, diagnostics.
 # Sourced; the caller sets $repo, $ns (the release namespace), $release and E2E_LOG_PREFIX.

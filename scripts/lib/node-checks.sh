@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # sourced: the caller sets the globals named below
 # The checks of scripts/node-e2e.sh that read the release's pods, Lease, metrics and Secrets.
 # Sourced after scripts/lib/e2e.sh; uses $ns, $release, $operator_selector, $registrar_selector.
 # The pods' IPs are reachable from this machine (the node's bridge), so metrics are read

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # sourced: the caller sets the globals named below
 # The opt-in node of the test control plane (start.sh --node): sourced by start.sh, which
 # provides $dir, $bin, $pki, start_bg, wait_for and free_ports. Everything the node makes is
 # under $dir/node (containerd's root and state, runc's state, the kubelet's root, the CNI
