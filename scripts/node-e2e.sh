@@ -39,6 +39,7 @@ done
 
 on_exit() {
   local status=$?
+  set +e  # diagnostics may fail; the cleanup below must still run
   if [ "$status" -ne 0 ] && [ -s "$cluster/kubeconfig" ]; then
     log "FAILED (exit $status); diagnostics follow"
     diagnose "$state/sipp"
@@ -46,9 +47,14 @@ on_exit() {
     echo "===== containerd log"; tail -n 40 "$cluster/logs/containerd.log"
   fi
   if [ "$keep" = 0 ]; then
-    tests/control-plane/stop.sh "$cluster" --purge
-    [ -n "${SIP_NODE_E2E_DIR:-}" ] || rm -rf "$state"
+    if tests/control-plane/stop.sh "$cluster" --purge; then
+      [ -n "${SIP_NODE_E2E_DIR:-}" ] || rm -rf "$state"
+    else
+      log "stopping the node failed; its state stays in $cluster"
+      [ "$status" -ne 0 ] || status=1
+    fi
   fi
+  exit "$status"
 }
 trap on_exit EXIT
 
@@ -90,6 +96,9 @@ for d in "$release" "$release-registrar"; do
   kubectl -n "$ns" rollout status "deployment/$d" --timeout 3m
 done
 
+# What the chart's securityContext means for the running process, read from the kernel:
+# user and group 65532, no capabilities, no_new_privs, a seccomp filter (mode 2).
+want_process_status="Uid 65532 Gid 65532 CapEff 0000000000000000 NoNewPrivs 1 Seccomp 2"
 operator_selector="app.kubernetes.io/instance=$release,app.kubernetes.io/component=operator"
 registrar_selector="app.kubernetes.io/instance=$release,app.kubernetes.io/component=registrar"
 
@@ -101,9 +110,13 @@ for p in "${pods[@]}"; do
 done
 wait_until 60 "a leader in the Lease" lease_holder_in "${pods[@]}"
 leader=$(lease_holder)
-leaders=$(count_leaders "${pods[@]}")
-see "Lease $ns/$release held by $leader; sip_operator_leader=1 on $leaders of ${#pods[@]} pods"
-[ "$leaders" = 1 ] || die "expected exactly one pod reporting sip_operator_leader 1, got $leaders"
+wait_until 30 "the Lease holder $leader, and only it, reporting sip_operator_leader 1" only_leader_is "$leader" "${pods[@]}"
+see "Lease $ns/$release held by $leader, the only one of ${#pods[@]} pods with sip_operator_leader 1"
+for p in "${pods[@]}"; do
+  see "$p's operator process: $(container_process_status "$p")"
+  [ "$(container_process_status "$p")" = "$want_process_status" ] \
+    || die "$p's process does not run as the chart's securityContext says ($want_process_status)"
+done
 
 wait_until 60 "the PodDisruptionBudget to count 2 healthy pods" pdb_is "$release" 2,1
 see "PodDisruptionBudget $release: currentHealthy 2, disruptionsAllowed 1"
@@ -147,7 +160,12 @@ wait_until 120 "2 operator pods Running and Ready" operator_pods_ready 2
 # --- helm upgrade -----------------------------------------------------------------------------
 step "helm upgrade with a changed value (logLevel): no password changes, no Secret rewritten"
 users=$(kubectl get sipusers -A --no-headers | wc -l)
+# Taken once the failover's leader has reconciled every user, so that nothing it still had
+# to write is blamed on the upgrade.
+wait_until 120 "the leader reconciling all $users users" leader_reconciled "$new_leader" "$users"
+kubectl wait --for=condition=Ready --timeout=60s sipusers --all -A >/dev/null
 before=$(credentials_fingerprint)
+[ "$(grep -c . <<<"$before")" = "$users" ] || die "expected one credentials Secret per SipUser ($users), found: $before"
 "$helm" upgrade "$release" charts/sip-operator --namespace "$ns" --reuse-values \
   --set logLevel=debug --wait --timeout 5m
 kubectl -n "$ns" rollout status "deployment/$release" --timeout 3m
@@ -159,7 +177,7 @@ leader=$(lease_holder)
 wait_until 120 "the new leader reconciling all $users users" leader_reconciled "$leader" "$users"
 kubectl wait --for=condition=Ready --timeout=60s sipusers --all -A
 after=$(credentials_fingerprint)
-see "$(wc -l <<<"$before") credentials Secrets before, $(wc -l <<<"$after") after; new leader $leader"
+see "$(grep -c . <<<"$before") credentials Secrets before, $(grep -c . <<<"$after") after; new leader $leader"
 if [ "$before" != "$after" ]; then
   diff <(echo "$before") <(echo "$after") >&2 || true
   die "a credentials Secret changed across the upgrade (name resourceVersion sha256(password))"

@@ -31,7 +31,8 @@ type ManagerTask = JoinHandle<Result<LeaseManager, LeaseManagerError>>;
 pub struct Election {
     params: Params,
     is_leader: watch::Receiver<bool>,
-    task: ManagerTask,
+    /// `None` only while `restart` replaces it.
+    task: Option<ManagerTask>,
     /// The Lease's holder (`None`: free or gone), from a watch of that one Lease.
     holders: BoxStream<'static, Option<String>>,
 }
@@ -57,13 +58,13 @@ impl Election {
         Ok(Self {
             params,
             is_leader,
-            task,
+            task: Some(task),
             holders,
         })
     }
 
-    /// Waits until this replica leads. `false` when the election ended (closed channel, or the
-    /// lease manager could not be restarted).
+    /// Waits until this replica leads. `false` when the election ended (its lease manager
+    /// stopped).
     pub async fn acquired(&mut self) -> bool {
         loop {
             tokio::select! {
@@ -74,16 +75,33 @@ impl Election {
             }
             // Released by its holder: a new manager reads the Lease now and takes it if free.
             tracing::info!(lease = %self.params.name, "the leader released the Lease; trying to take it");
+            self.restart().await;
+        }
+    }
+
+    /// Replaces the lease manager with a new one. The old one is stopped first (closing its
+    /// channel makes it release the Lease if it happens to hold it, and exit): two managers of
+    /// one identity must never race each other's writes. A new one that cannot be built (the
+    /// API server unreachable) is retried with backoff: this replica stays a candidate.
+    async fn restart(&mut self) {
+        // The old manager's only receiver: replaced by one of a channel nobody sends on.
+        let (_, standing_in) = watch::channel(false);
+        drop(std::mem::replace(&mut self.is_leader, standing_in));
+        if let Some(old) = self.task.take() {
+            stop(old).await;
+        }
+        let mut delay = std::time::Duration::from_millis(200);
+        loop {
             match start(&self.params).await {
                 Ok((is_leader, task)) => {
-                    let old = std::mem::replace(&mut self.task, task);
-                    // Dropping the old receiver stops the old manager (it holds nothing).
                     self.is_leader = is_leader;
-                    let _ = old.await;
+                    self.task = Some(task);
+                    return;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not restart leader election after a release");
-                    return false;
+                    tracing::warn!(error = %e, retry_in = ?delay, "could not restart leader election after a release");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(10));
                 }
             }
         }
@@ -97,11 +115,26 @@ impl Election {
     /// Leaves the election, releasing the Lease if held.
     pub async fn leave(self) -> Result<(), String> {
         drop(self.is_leader);
-        match self.task.await {
+        let Some(task) = self.task else {
+            return Ok(());
+        };
+        match task.await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(format!("releasing the Lease: {e}")),
             Err(e) => Err(format!("lease task: {e}")),
         }
+    }
+}
+
+/// Waits for a lease manager whose channel was closed to release and exit; one stuck in its
+/// error backoff (up to 30 s) is aborted after 5 s instead.
+async fn stop(mut task: ManagerTask) {
+    if tokio::time::timeout(std::time::Duration::from_secs(5), &mut task)
+        .await
+        .is_err()
+    {
+        task.abort();
+        let _ = task.await;
     }
 }
 
@@ -120,17 +153,27 @@ async fn start(p: &Params) -> Result<(watch::Receiver<bool>, ManagerTask), Lease
 
 /// The holder of the Lease after every change, from a watch of that one object (RBAC may
 /// name it: the field selector lets `resourceNames` cover list and watch). Watch errors are
-/// retried with backoff and yield nothing.
+/// logged, retried with backoff and yield nothing.
 fn holders(p: &Params) -> BoxStream<'static, Option<String>> {
     let leases: Api<Lease> = Api::namespaced(p.client.clone(), &p.namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={}", p.name));
+    let name = p.name.clone();
     watcher(leases, config)
         .default_backoff()
-        .filter_map(|event| async move {
-            match event {
-                Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease)) => Some(holder(&lease)),
-                Ok(watcher::Event::Delete(_)) => Some(None),
-                _ => None,
+        .filter_map(move |event| {
+            let name = name.clone();
+            async move {
+                match event {
+                    Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease)) => Some(holder(&lease)),
+                    Ok(watcher::Event::Delete(_)) => Some(None),
+                    Ok(_) => None,
+                    Err(e) => {
+                        // E.g. RBAC without list/watch on the Lease: a standby then waits out
+                        // the holder's term, as before.
+                        tracing::warn!(lease = %name, error = %e, "cannot watch the leader Lease; a released Lease is noticed only when its term ends");
+                        None
+                    }
+                }
             }
         })
         .boxed()

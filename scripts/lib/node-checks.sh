@@ -50,11 +50,27 @@ for line in sys.stdin:
 print(int(total) if total.is_integer() else total)' "$2" "${3:-}"
 }
 
-# count_leaders POD...: how many of the pods report sip_operator_leader 1.
-count_leaders() {
-  local p n=0
-  for p in "$@"; do [ "$(pod_metric "$p" sip_operator_leader)" = 1 ] && n=$((n + 1)); done
-  echo "$n"
+# only_leader_is LEADER POD...: LEADER reports sip_operator_leader 1 and every other pod 0.
+only_leader_is() {
+  local leader=$1 p want
+  shift
+  for p in "$@"; do
+    want=0
+    [ "$p" = "$leader" ] && want=1
+    [ "$(pod_metric "$p" sip_operator_leader)" = "$want" ] || return 1
+  done
+}
+
+# container_process_status POD: Uid, Gid, CapEff, NoNewPrivs and Seccomp of the pod's first
+# container's main process, from /proc (its PID from containerd, by the container ID).
+container_process_status() {
+  local id pid
+  id=$(kubectl -n "$ns" get pod "$1" -o jsonpath='{.status.containerStatuses[0].containerID}')
+  pid=$(ctr --address "$CONTAINERD_ADDRESS" -n k8s.io tasks ls | awk -v id="${id#containerd://}" '$1 == id {print $2}')
+  [ -n "$pid" ] || { echo "no task for container ${id:-?}"; return; }
+  awk '$1 == "Uid:" || $1 == "Gid:" {printf "%s %s ", substr($1, 1, 3), $2}
+       $1 == "CapEff:" || $1 == "NoNewPrivs:" || $1 == "Seccomp:" {printf "%s %s ", substr($1, 1, length($1) - 1), $2}' \
+    "/proc/$pid/status" | sed 's/ $//'
 }
 
 # leader_reconciled POD N: POD has run at least N SipUser reconciles.
@@ -115,6 +131,7 @@ for rule in json.load(sys.stdin)["spec"]["ingress"]:
   got_operator=$(selector_pods "$rpc_peer")
   see "podSelector selects: $got_registrar (the Kamailio pods: $want_registrar)"
   see "the RPC port's peer selects: $got_operator (the operator pods: $want_operator)"
+  [ -n "$want_registrar" ] && [ -n "$want_operator" ] || die "no running Kamailio or operator pods to compare the NetworkPolicy with"
   [ "$got_registrar" = "$want_registrar" ] || die "the NetworkPolicy's podSelector does not select exactly the Kamailio pods"
   [ "$got_operator" = "$want_operator" ] || die "the NetworkPolicy's RPC peer does not select exactly the operator pods"
 }
@@ -124,23 +141,36 @@ for rule in json.load(sys.stdin)["spec"]["ingress"]:
 # SipDomains, SipProfiles and SipUsers you created with their credentials Secrets (the chart's
 # example SipDomain goes with the release), the Lease, and the namespace.
 check_uninstalled() {
-  local left crds
-  wait_until 60 "the release's pods to go" bash -c "[ -z \"\$(kubectl -n $2 get pods -l app.kubernetes.io/instance=$1 -o name)\" ]"
-  left=$(kubectl get "$(kubectl api-resources --verbs=list -o name | grep -v -E '^(events|events.events.k8s.io|componentstatuses)$' | paste -sd, -)" \
-    -A -l "app.kubernetes.io/instance=$1" -o name 2>/dev/null || true)
-  [ -z "$left" ] || die "objects labelled with the release remain after helm uninstall: $left"
+  local resources crds
+  resources=$(kubectl api-resources --verbs=list -o name | grep -v -E '^(events|events.events.k8s.io|componentstatuses)$' | paste -sd, -) \
+    || die "kubectl api-resources failed"
+  [ -n "$resources" ] || die "kubectl api-resources listed nothing"
+  # Pods, EndpointSlices and ReplicaSets go through the garbage collector: poll.
+  wait_until 90 "no object labelled app.kubernetes.io/instance=$1 (kubectl get $resources -A -l app.kubernetes.io/instance=$1)" \
+    release_objects_gone "$resources" "$1"
   see "no object labelled app.kubernetes.io/instance=$1 remains"
-  crds=$(kubectl get crds -o name | grep -c 'sipoperator.io' || true)
-  [ "$crds" = 3 ] || die "expected the 3 sipoperator.io CRDs to remain (Helm keeps CRDs), found $crds"
+  crds=$(kubectl get crds -o name) || die "kubectl get crds failed"
+  [ "$(grep -c 'sipoperator.io' <<<"$crds")" = 3 ] || die "expected the 3 sipoperator.io CRDs to remain (Helm keeps CRDs): $crds"
   see "the 3 CRDs remain"
-  kubectl get sipdomain example -n "$2" >/dev/null 2>&1 && die "the chart's example SipDomain remains"
+  local example
+  example=$(kubectl -n "$2" get sipdomain example -o name --ignore-not-found) || die "kubectl get sipdomain failed"
+  [ -z "$example" ] || die "the chart's example SipDomain remains"
   see "the chart's SipDomain example is gone"
-  local objects secrets
-  objects=$(kubectl get sipdomains,sipprofiles,sipusers -A --no-headers | wc -l)
-  secrets=$(credentials_fingerprint | wc -l)
-  [ "$objects" -gt 0 ] && [ "$secrets" = "$(kubectl get sipusers -A --no-headers | wc -l)" ] \
-    || die "expected every SipUser and its credentials Secret to remain ($objects objects, $secrets Secrets)"
-  see "$objects SipDomains/SipProfiles/SipUsers and $secrets credentials Secrets remain"
+  local objects users secrets
+  objects=$(kubectl get sipdomains,sipprofiles,sipusers -A --no-headers) || die "kubectl get sip objects failed"
+  users=$(kubectl get sipusers -A --no-headers) || die "kubectl get sipusers failed"
+  secrets=$(credentials_fingerprint) || die "reading the credentials Secrets failed"
+  [ "$(grep -c . <<<"$users")" -gt 0 ] && [ "$(grep -c . <<<"$secrets")" = "$(grep -c . <<<"$users")" ] \
+    || die "expected every SipUser and its credentials Secret to remain: $users / $secrets"
+  see "$(grep -c . <<<"$objects") SipDomains/SipProfiles/SipUsers and $(grep -c . <<<"$secrets") credentials Secrets remain"
   kubectl -n "$2" get lease "$1" >/dev/null || die "expected the leader Lease $2/$1 to remain"
+  kubectl get namespace "$2" >/dev/null || die "expected the namespace $2 to remain"
   see "the Lease $2/$1 and the namespace $2 remain"
+}
+
+# release_objects_gone RESOURCES RELEASE: the query succeeds and finds nothing.
+release_objects_gone() {
+  local left
+  left=$(kubectl get "$1" -A -l "app.kubernetes.io/instance=$2" -o name) || return 1
+  [ -z "$left" ]
 }

@@ -43,6 +43,16 @@ fi
 mkdir -p "$dir/pki" "$dir/logs"
 : > "$dir/pids"
 
+# From here on a failure stops what was started and undoes what was made (the node's bridge
+# too). Only in this shell: errtrace also runs the trap in command substitutions.
+stop_on_error() {
+  [ "$BASHPID" = "$$" ] || return 0
+  echo "start.sh: failed; last lines of the logs:" >&2
+  tail -n 20 "$dir"/logs/*.log >&2 || true
+  "$here/stop.sh" "$dir" >&2 || true
+}
+trap stop_on_error ERR
+
 free_ports() {
   python3 - "$1" <<'PY'
 import socket, sys
@@ -125,12 +135,6 @@ start_bg() { # start_bg NAME CMD...: runs CMD in the background, records its PID
   echo "$name $!" >> "$dir/pids"
 }
 
-stop_on_error() {
-  echo "start.sh: failed; last lines of the logs:" >&2
-  tail -n 20 "$dir"/logs/*.log >&2 || true
-  "$here/stop.sh" "$dir" >&2 || true
-}
-trap stop_on_error ERR
 
 wait_for() { # wait_for WHAT SECONDS CMD...
   local what=$1 deadline=$(( $(date +%s) + $2 )); shift 2
@@ -181,13 +185,14 @@ start_bg kube-controller-manager "$bin/kube-controller-manager" \
   --controllers "$controllers" --root-ca-file "$pki/ca.crt" \
   --leader-elect=false --secure-port 0 --v 0
 
+kube_version=$(curl_api /version | python3 -c 'import json,sys; print(json.load(sys.stdin)["gitVersion"])')
 cat > "$dir/env" <<ENV
 KUBECONFIG=$dir/kubeconfig
 OPERATOR_KUBECONFIG=$dir/operator.kubeconfig
 KUBE_API_URL=https://$api_host:$api_port
 ETCD_URL=http://127.0.0.1:$etcd_port
 AUDIT_LOG=$dir/logs/audit.log
-KUBE_VERSION=$(curl_api /version | python3 -c 'import json,sys; print(json.load(sys.stdin)["gitVersion"])')
+KUBE_VERSION=$kube_version
 ENV
 if [ "$node" = 1 ]; then node_start; fi
 trap - ERR

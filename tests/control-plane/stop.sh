@@ -28,7 +28,10 @@ while read -r name pid; do
 done < <(tac "$pids_file")
 : > "$pids_file"
 # start.sh --node: the containers, mounts, network namespaces, bridge and rules it made.
-[ -d "$dir/node" ] && "$(dirname "$0")/node/stop.sh" "$dir"
+if [ -d "$dir/node" ] && ! "$(dirname "$0")/node/stop.sh" "$dir"; then
+  echo "stop.sh: the node's cleanup failed (see above); run stop.sh $dir again to retry" >&2
+  exit 1
+fi
 if [ "${2:-}" = "--purge" ]; then
   # Never delete through a mount (a pod volume, a container's root file system).
   if awk -v d="$(cd "$dir" && pwd)/" 'index($5, d) == 1 {found = 1} END {exit !found}' /proc/self/mountinfo; then

@@ -51,10 +51,13 @@ cleanup() {
 }
 trap cleanup EXIT
 new_id() { id="check-$$-$RANDOM"; ids+=("$id"); }
+# Under the test node's cgroup (ctr's default is /k8s.io/ID, which nothing would remove), so
+# that node/stop.sh also kills a container this script left behind when it was killed.
+cgroup() { if [ -d /sys/fs/cgroup/pids/sipnode ]; then echo "/sipnode/$id"; else echo "/sip-operator-check/$id"; fi; }
 run() { # REF ARGS...: runs ARGS (not after the entrypoint: ctr replaces the whole command)
   local ref=$1; shift
   new_id
-  "${ctr[@]}" run --rm --read-only "${mounts[@]}" "$ref" "$id" "$@" 2>&1
+  "${ctr[@]}" run --rm --read-only --cgroup "$(cgroup)" "${mounts[@]}" "$ref" "$id" "$@" 2>&1
 }
 
 echo "== operator: $op_ref"
@@ -146,7 +149,7 @@ fi
 token="check-$RANDOM$RANDOM"
 new_id
 log=$(mktemp)
-"${ctr[@]}" run --rm --read-only --env "SIP_OPERATOR_RPC_TOKEN=$token" "${mounts[@]}" \
+"${ctr[@]}" run --rm --read-only --cgroup "$(cgroup)" --env "SIP_OPERATOR_RPC_TOKEN=$token" "${mounts[@]}" \
   "$km_ref" "$id" "$cmd0" "${kargs[@]}" >"$log" 2>&1 &
 runner=$!
 rpc() { # TOKEN: core.version's answer, then its HTTP status

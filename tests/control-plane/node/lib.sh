@@ -26,25 +26,44 @@
 
 node_dir=$dir/node
 
-# Creates the bridge (the node IP) before the API server binds to it.
+# Kernel settings the node changes: ours (forwarding; Service replies between pods on one
+# bridge must pass iptables) and the kubelet's (it sets vm.overcommit_memory, kernel.panic,
+# kernel.panic_on_oops and the root key quotas at start). node/stop.sh restores them.
+node_sysctls=(net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables vm/overcommit_memory
+  kernel/panic kernel/panic_on_oops kernel/keys/root_maxkeys kernel/keys/root_maxbytes)
+
+# Refuses to start beside another node or a cluster of the host's own (node/stop.sh removes
+# every KUBE- chain and the cgroup /sipnode), then creates the bridge (the node IP) before
+# the API server binds to it.
 node_net_up() {
-  if ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then
-    echo "start.sh: the bridge $NODE_BRIDGE exists: another test node runs (or was not stopped: tests/control-plane/stop.sh DIR)" >&2
+  if ip link show "$NODE_BRIDGE" >/dev/null 2>&1 || [ -d /sys/fs/cgroup/pids/sipnode ] || [ -d /sys/fs/cgroup/memory/sipnode ]; then
+    echo "start.sh: the bridge $NODE_BRIDGE or the cgroup /sipnode exists: another test node runs (or was not stopped: tests/control-plane/stop.sh DIR)" >&2
     return 1
   fi
+  local cmd
+  for cmd in iptables-save ip6tables-save; do
+    if command -v "$cmd" >/dev/null && "$cmd" 2>/dev/null | grep -q '^:KUBE-'; then
+      echo "start.sh: $cmd shows KUBE- chains: this host runs Kubernetes networking of its own; the test node would remove those chains when it stops, so it does not start here" >&2
+      return 1
+    fi
+  done
   mkdir -p "$node_dir"
-  ip link add "$NODE_BRIDGE" type bridge
+  local key
+  for key in "${node_sysctls[@]}"; do
+    [ -r "/proc/sys/$key" ] && echo "$key $(cat "/proc/sys/$key")" >> "$node_dir/sysctl.orig"
+  done
   echo "bridge $NODE_BRIDGE" >> "$node_dir/made"
+  ip link add "$NODE_BRIDGE" type bridge
   ip addr add "$NODE_IP/${POD_CIDR#*/}" dev "$NODE_BRIDGE"
   ip link set "$NODE_BRIDGE" up
-  # Routing between pods and to Services needs forwarding; the rules below keep it on the bridge.
-  cat /proc/sys/net/ipv4/ip_forward > "$node_dir/ip_forward.orig"
+  # Routing between pods and to Services needs forwarding (host-wide: this machine has no
+  # other interface that routes); the rules keep the bridge's traffic on the bridge.
   echo 1 > /proc/sys/net/ipv4/ip_forward
   iptables -I FORWARD -i "$NODE_BRIDGE" ! -o "$NODE_BRIDGE" -m comment --comment sip-operator-test-node -j DROP
   iptables -I FORWARD -o "$NODE_BRIDGE" ! -i "$NODE_BRIDGE" -m comment --comment sip-operator-test-node -j DROP
-  # Service traffic between pods on one bridge must pass iptables (kube-proxy's DNAT replies).
-  [ -w /proc/sys/net/bridge/bridge-nf-call-iptables ] && echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables
-  return 0
+  if [ -w /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
+    echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables
+  fi
 }
 
 # One cgroup per v1 hierarchy for every pod of this node (kubelet cgroupRoot).
@@ -63,7 +82,8 @@ node_cgroups_up() {
 }
 
 node_containerd_config() { # node_containerd_config SANDBOX_IMAGE
-  local c=$node_dir/containerd
+  local c=$node_dir/containerd runc
+  runc=$(command -v runc)
   mkdir -p "$c" "$node_dir/cni/net.d" "$node_dir/cni/ipam"
   cat > "$c/config.toml" <<TOML
 version = 2
@@ -85,7 +105,7 @@ state = "$c/state"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        BinaryName = "$(command -v runc)"
+        BinaryName = "$runc"
         Root = "$node_dir/runc"
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
@@ -176,9 +196,8 @@ node_start() {
   images=$("$here/../images/build.sh" pause)
   sandbox_image=$(awk '$1 == "pause" {print $2}' <<<"$images")
   [ -n "$sandbox_image" ] || { echo "start.sh: tests/images/build.sh built no pause image" >&2; return 1; }
-  echo "$bin" > "$node_dir/bin"  # node/stop.sh runs kube-proxy --cleanup
-  node_cgroups_up
   echo "cgroup sipnode" >> "$node_dir/made"
+  node_cgroups_up
   node_containerd_config "$sandbox_image"
   local sock=$node_dir/containerd/containerd.sock
   start_bg containerd containerd --config "$node_dir/containerd/config.toml"
