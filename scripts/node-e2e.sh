@@ -5,7 +5,9 @@
 # (tests/images). Every step prints what it saw; scripts/test.sh runs this after the cargo tests.
 #
 #   scripts/node-e2e.sh          start a node, run every step, stop the node
-#   scripts/node-e2e.sh --keep   leave the node and the release running afterwards
+#   scripts/node-e2e.sh --keep   leave the node running afterwards
+#   scripts/node-e2e.sh --up     only install and register a phone, and leave it all running
+#                                (scripts/run-local.sh --node)
 #
 # Steps: images (and their runtime contract) → helm install with the bundled Kamailio →
 # rollout → two operator replicas Ready, one leader → NetworkPolicy selectors → examples/
@@ -22,7 +24,13 @@ repo=$PWD
 . scripts/lib/node-checks.sh
 
 keep=0
-[ "${1:-}" = "--keep" ] && keep=1
+up=0
+case ${1:-} in
+  "") ;;
+  --keep) keep=1 ;;
+  --up) keep=1; up=1 ;;
+  *) echo "usage: $0 [--keep|--up]" >&2; exit 2 ;;
+esac
 state=${SIP_NODE_E2E_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/sip-node-e2e.XXXXXX")}
 mkdir -p "$state"
 state=$(cd "$state" && pwd)
@@ -69,6 +77,7 @@ fi
 set -a; . "$cluster/env"; set +a
 export KUBECONFIG
 see "node $NODE_NAME Ready at $NODE_IP ($(kubectl get node "$NODE_NAME" -o jsonpath='{.status.nodeInfo.containerRuntimeVersion}, kubelet {.status.nodeInfo.kubeletVersion}')) after $(( $(date +%s) - started )) s"
+check_listeners "$cluster"
 helm=${SIP_OPERATOR_TEST_HELM:-$(tests/tools/helm/build.sh)}
 
 # --- the images -------------------------------------------------------------------------------
@@ -140,6 +149,12 @@ sipp_register "$ns" "$user" "$NODE_IP" "$sip_port" "$NODE_IP" "$state/sipp"
 kubectl -n "$ns" wait --for=condition=Registered --timeout=90s "sipuser/$user"
 wait_until 30 "CONTACTS 1 for $user" contacts_are "$ns" "$user" 1
 kubectl -n "$ns" get sipuser "$user" >&2
+if [ "$up" = 1 ]; then
+  log "up: the chart runs on the node, $user is registered"
+  log "  export KUBECONFIG=$KUBECONFIG; kubectl get sip -A"
+  log "  stop it: tests/control-plane/stop.sh $cluster --purge (or scripts/run-local.sh down)"
+  exit 0
+fi
 
 # --- failover ---------------------------------------------------------------------------------
 step "the leader pod deleted: the other pod leads"

@@ -6,6 +6,8 @@
 # waits for everything to go Ready, registers alice's "phone" (SIPp) with the password from her
 # Secret and shows the registration in `kubectl get sipusers`. It leaves everything running.
 #   scripts/run-local.sh        start (or reuse) and apply
+#   scripts/run-local.sh --node the same as pods: the Helm chart on the test node (root;
+#                               scripts/node-e2e.sh --up), left running
 #   scripts/run-local.sh down   stop what it started
 # State lives in $SIP_OPERATOR_LOCAL_DIR (default .local/ in the repository). Kamailio listens
 # on 127.0.0.1 only: SIP on $SIP_OPERATOR_LOCAL_SIP_PORT (default 35060, UDP and TCP), JSON-RPC
@@ -43,7 +45,13 @@ stop_operator() {
   fi
 }
 
+if [ "${1:-}" = "--node" ]; then
+  # The same job as the chart on a real node (root needed): scripts/node-e2e.sh's install steps.
+  SIP_NODE_E2E_DIR=$state/node exec scripts/node-e2e.sh --up
+fi
+
 if [ "${1:-}" = "down" ]; then
+  if [ -d "$state/node/cluster" ]; then tests/control-plane/stop.sh "$state/node/cluster" --purge && rm -rf "$state/node"; fi
   stop_operator
   stop_group "$state/kamailio.pid"
   tests/control-plane/stop.sh "$state/control-plane" --purge

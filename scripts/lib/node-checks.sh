@@ -174,3 +174,32 @@ release_objects_gone() {
   left=$(kubectl get "$1" -A -l "app.kubernetes.io/instance=$2" -o name) || return 1
   [ -z "$left" ]
 }
+
+# check_listeners STATE_DIR: every socket the control plane and the node listen on (the PIDs
+# start.sh recorded) is bound to 127.0.0.1 or the node IP, never to all addresses. Pods listen
+# in their own network namespaces, reachable only through the bridge.
+check_listeners() {
+  local report
+  report=$(ss -H -ltnup | python3 -c '
+import re, sys
+pids, node_ip = {}, sys.argv[2]
+for line in open(sys.argv[1]):
+    name, _, pid = line.strip().partition(" ")
+    if pid:
+        pids[pid] = name
+seen, bad = [], []
+for line in sys.stdin:
+    fields = line.split()
+    local = fields[4]
+    for pid in re.findall(r"pid=(\d+)", line):
+        if pid in pids:
+            host = local.rsplit(":", 1)[0].strip("[]")
+            (seen if host in ("127.0.0.1", "::1", node_ip) else bad).append(f"{pids[pid]} {fields[0]} {local}")
+print("ok", len(seen), "listening sockets on 127.0.0.1 or", node_ip + ":", ", ".join(sorted(set(seen))))
+for b in bad:
+    print("bad", b)' "$1/pids" "$NODE_IP") || die "reading the listening sockets failed"
+  see "$(grep '^ok' <<<"$report" | cut -d' ' -f2-)"
+  if grep -q '^bad' <<<"$report"; then
+    die "listening beyond 127.0.0.1 and $NODE_IP: $(grep '^bad' <<<"$report" | cut -d' ' -f2- | paste -sd, -)"
+  fi
+}
