@@ -135,7 +135,6 @@ start_bg() { # start_bg NAME CMD...: runs CMD in the background, records its PID
   echo "$name $!" >> "$dir/pids"
 }
 
-
 wait_for() { # wait_for WHAT SECONDS CMD...
   local what=$1 deadline=$(( $(date +%s) + $2 )); shift 2
   until "$@" >/dev/null 2>&1; do

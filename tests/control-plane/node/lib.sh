@@ -2,10 +2,12 @@
 # The opt-in node of the test control plane (start.sh --node): sourced by start.sh, which
 # provides $dir, $bin, $pki, start_bg, wait_for and free_ports. Everything the node makes is
 # under $dir/node (containerd's root and state, runc's state, the kubelet's root, the CNI
-# config and its IP allocations, pod logs), but for what the kernel keeps globally: the bridge
-# $NODE_BRIDGE, the pods' network namespaces (containerd 1.6 puts them in /var/run/netns), the
-# iptables rules kube-proxy and node_net_up add, and the cgroup /sipnode in each hierarchy.
-# node/stop.sh removes all of those.
+# config and its IP allocations, pod logs), but for what is global: the bridge $NODE_BRIDGE,
+# the pods' network namespaces (containerd 1.6 puts them in /var/run/netns), the iptables rules
+# kube-proxy, the kubelet and node_net_up add, the cgroup /sipnode in each hierarchy, kernel
+# settings (node_sysctls), and what the runtime and kubelet write to fixed paths (the shims'
+# sockets in /run/containerd/s, libcni's cache in /var/lib/cni, /var/log/containers links).
+# node/stop.sh removes or restores all of those.
 #
 # What these machines are, and what that asks of the configuration:
 #  - cgroup v1 in the hybrid layout, no systemd, no swap: the kubelet runs with the cgroupfs
