@@ -11,6 +11,7 @@ pub mod http;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
+mod object_identity;
 pub mod registrar;
 mod registrar_state;
 pub mod scope;

@@ -4,12 +4,13 @@
 //! is skipped unread and never cached. [`Lookup`] is how resolving asks the caches of them,
 //! which the controller keeps (this module only defines the question).
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde::{Deserialize, Deserializer};
+
+use crate::object_identity::Identity;
 
 /// The label an EndpointSlice names its Service with.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -126,31 +127,10 @@ impl SliceEndpoints {
     }
 }
 
-/// Only the metadata a cache needs to key and tell versions apart; unknown fields (managedFields,
-/// annotations, owner references) are skipped by serde without being built.
+/// Only the metadata a cache needs to key and tell versions apart, and the Service name label.
 fn lean_meta<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ObjectMeta, D::Error> {
-    #[derive(Deserialize, Default)]
-    #[serde(rename_all = "camelCase", default)]
-    struct Identity {
-        name: Option<String>,
-        namespace: Option<String>,
-        uid: Option<String>,
-        resource_version: Option<String>,
-        labels: Option<BTreeMap<String, String>>,
-    }
     let id = Option::<Identity>::deserialize(deserializer)?.unwrap_or_default();
-    let labels = id
-        .labels
-        .and_then(|mut l| l.remove(SERVICE_NAME_LABEL))
-        .map(|service| BTreeMap::from([(SERVICE_NAME_LABEL.to_string(), service)]));
-    Ok(ObjectMeta {
-        name: id.name,
-        namespace: id.namespace,
-        uid: id.uid,
-        resource_version: id.resource_version,
-        labels,
-        ..Default::default()
-    })
+    Ok(id.into_meta(Some(SERVICE_NAME_LABEL)))
 }
 
 /// `Resource` for a lean copy of a namespaced built-in kind, so that kube can list and watch

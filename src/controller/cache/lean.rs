@@ -24,6 +24,8 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::object_identity::Identity;
+
 /// The annotation client-side `kubectl apply` writes: the whole last applied object.
 pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -70,14 +72,6 @@ pub fn decode<K: DeserializeOwned>(json: &str) -> Result<K, Unreadable> {
 
 /// The identity fields of an object, read leniently (everything else ignored).
 fn identity(json: &str) -> ObjectMeta {
-    #[derive(Deserialize, Default)]
-    #[serde(rename_all = "camelCase", default)]
-    struct Identity {
-        name: Option<String>,
-        namespace: Option<String>,
-        uid: Option<String>,
-        resource_version: Option<String>,
-    }
     #[derive(Deserialize)]
     struct Head {
         #[serde(default)]
@@ -87,13 +81,7 @@ fn identity(json: &str) -> ObjectMeta {
         .ok()
         .and_then(|h| h.metadata)
         .unwrap_or_default();
-    ObjectMeta {
-        name: id.name,
-        namespace: id.namespace,
-        uid: id.uid,
-        resource_version: id.resource_version,
-        ..Default::default()
-    }
+    id.into_meta(None)
 }
 
 /// A top-level object whose `metadata` lost `managedFields` and the last-applied annotation.
