@@ -88,7 +88,7 @@ kamailio_image=$(awk '$1 == "kamailio" {print $2}' <<<"$images")
 [ -n "$operator_image" ] && [ -n "$kamailio_image" ] || die "tests/images/import.sh named no images: $images"
 see "operator $operator_image"
 see "kamailio $kamailio_image"
-tests/images/check-contract.sh "$CONTAINERD_ADDRESS"
+tests/images/check-contract.sh "$CONTAINERD_ADDRESS" "$images"
 
 # --- helm install -----------------------------------------------------------------------------
 step "helm install $release (registrar.enabled=true, local images, SIP on a NodePort)"

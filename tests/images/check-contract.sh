@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks that the local images keep the runtime contract the Dockerfile and the chart rely on,
-# in a running containerd: tests/images/check-contract.sh CONTAINERD_ADDRESS
+# in a running containerd: tests/images/check-contract.sh CONTAINERD_ADDRESS [IMAGES]
+# (IMAGES: what import.sh printed for operator and kamailio; without it, import.sh runs here)
 #   operator  the image config has the Dockerfile's final-stage USER, ENTRYPOINT, EXPOSE and
 #             LABELs; its entrypoint runs read-only and --version names Cargo.toml's version
 #   kamailio  runs as the chart's runAsUser:runAsGroup, `kamailio` is on PATH, the chart's
@@ -15,7 +16,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 chart=$repo/charts/sip-operator
-[ $# -eq 1 ] || { echo "usage: check-contract.sh CONTAINERD_ADDRESS" >&2; exit 2; }
+[ $# -eq 1 ] || [ $# -eq 2 ] || { echo "usage: check-contract.sh CONTAINERD_ADDRESS [IMAGES]" >&2; exit 2; }
 ctr=(ctr --address "$1" --namespace k8s.io)
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 
@@ -25,10 +26,10 @@ fail() { echo "FAIL  $*"; failed=$((failed + 1)); }
 # same WHAT EXPECTED ACTUAL
 same() { if [ "$2" = "$3" ]; then pass "$1: $3"; else fail "$1: expected $2, found $3"; fi; }
 
-images=$("$here/build.sh" operator kamailio)
-"$here/import.sh" "$1" operator kamailio >/dev/null
+images=${2:-$("$here/import.sh" "$1" operator kamailio)}
 read -r _ op_ref op_tar <<<"$(grep '^operator ' <<<"$images")"
 read -r _ km_ref km_tar <<<"$(grep '^kamailio ' <<<"$images")"
+[ -n "${op_tar:-}" ] && [ -n "${km_tar:-}" ] || { echo "check-contract.sh: no operator or kamailio image in: $images" >&2; exit 2; }
 
 # The image config, straight from the archive that was imported.
 blob() { tar -xOf "$1" "blobs/${2/://}"; }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Puts the local images into a containerd, where the kubelet's CRI finds them (namespace
 # k8s.io): tests/images/import.sh CONTAINERD_ADDRESS [NAME...] (names as for build.sh, none:
-# all). Builds what is missing, imports what that containerd lacks, and prints "NAME REF" per
-# image. The chart must then name these REFs with imagePullPolicy IfNotPresent or Never: there
-# is no registry to pull from.
+# all). Builds what is missing, imports what that containerd lacks, and prints build.sh's
+# "NAME REF TARBALL" per image. The chart must then name these REFs with imagePullPolicy
+# IfNotPresent or Never: there is no registry to pull from.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 [ $# -ge 1 ] || { echo "usage: import.sh CONTAINERD_ADDRESS [operator|kamailio|pause...]" >&2; exit 2; }
@@ -22,5 +22,5 @@ while read -r name ref tarball; do
     "${ctr[@]}" images ls -q | grep -qxF "$ref" ||
       { echo "import.sh: $tarball imported, but not as $ref" >&2; exit 1; }
   fi
-  echo "$name $ref"
+  echo "$name $ref $tarball"
 done <<<"$built"

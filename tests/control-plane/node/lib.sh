@@ -61,8 +61,8 @@ node_net_up() {
   # Routing between pods and to Services needs forwarding (host-wide: this machine has no
   # other interface that routes); the rules keep the bridge's traffic on the bridge.
   echo 1 > /proc/sys/net/ipv4/ip_forward
-  iptables -I FORWARD -i "$NODE_BRIDGE" ! -o "$NODE_BRIDGE" -m comment --comment sip-operator-test-node -j DROP
-  iptables -I FORWARD -o "$NODE_BRIDGE" ! -i "$NODE_BRIDGE" -m comment --comment sip-operator-test-node -j DROP
+  forward_drop -I -i -o
+  forward_drop -I -o -i
   if [ -w /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
     echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables
   fi

@@ -98,8 +98,8 @@ if made "bridge $NODE_BRIDGE"; then
       done
     done
   done
-  while iptables -D FORWARD -i "$NODE_BRIDGE" ! -o "$NODE_BRIDGE" -m comment --comment sip-operator-test-node -j DROP 2>/dev/null; do :; done
-  while iptables -D FORWARD -o "$NODE_BRIDGE" ! -i "$NODE_BRIDGE" -m comment --comment sip-operator-test-node -j DROP 2>/dev/null; do :; done
+  while forward_drop -D -i -o 2>/dev/null; do :; done
+  while forward_drop -D -o -i 2>/dev/null; do :; done
 
   if ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then
     ip link delete "$NODE_BRIDGE" 2>/dev/null || warn "cannot delete the bridge $NODE_BRIDGE"
