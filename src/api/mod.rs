@@ -26,7 +26,8 @@ pub use sip_domain::{
 };
 pub use sip_profile::{DEFAULT_MAX_CONTACTS, SipProfile, SipProfileSpec, SipProfileStatus};
 pub use sip_user::{
-    CredentialsSpec, GeneratedPassword, RegistrationStatus, SipUser, SipUserSpec, SipUserStatus,
+    CredentialsSpec, DEVICE_AUTH_SEPARATOR, GeneratedPassword, RegistrationStatus, SipUser, SipUserSpec,
+    SipUserStatus, device_auth_username,
 };
 
 /// The API group of every kind this operator serves.

@@ -179,6 +179,17 @@ pub struct RegistrationStatus {
     pub last_seen: Option<Time>,
 }
 
+/// What joins a username and a device name into the device's digest username. Usernames,
+/// extensions and aliases cannot contain it (RFC 3261 user characters exclude `#`), nor can
+/// device names, so a device's auth username never equals another user's name or device.
+pub const DEVICE_AUTH_SEPARATOR: char = '#';
+
+/// The digest (auth) username of device `device` of user `username`: `<username>#<device>`,
+/// e.g. `alice#deskphone`. The device registers to the user's AOR (`sip:alice@domain`) with it.
+pub fn device_auth_username(username: &str, device: &str) -> String {
+    format!("{username}{DEVICE_AUTH_SEPARATOR}{device}")
+}
+
 impl SipUser {
     /// The SIP username: `spec.username`, else `metadata.name`.
     pub fn username(&self) -> &str {

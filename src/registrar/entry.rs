@@ -23,6 +23,30 @@ impl UserKey {
     }
 }
 
+/// One device's credentials as the registrar holds them: its own digest username and HA1s.
+/// The device registers to its user's AOR (and the user's alias lines) with them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeviceEntry {
+    /// The device's name in `SipUser.spec.devices`.
+    pub name: String,
+    /// Its digest username, `<username>#<device>` (see [`crate::api::device_auth_username`]).
+    pub auth_username: String,
+    /// MD5 HA1 = md5(auth username:realm:password).
+    pub ha1_md5: Option<String>,
+    /// SHA-256 HA1 when the domain enables it.
+    pub ha1_sha256: Option<String>,
+}
+
+impl std::fmt::Debug for DeviceEntry {
+    // HA1 is as good as the password for the realm: keep it out of any debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceEntry")
+            .field("name", &self.name)
+            .field("auth_username", &self.auth_username)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything the registrar config needs about one user.
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserEntry {
@@ -31,13 +55,21 @@ pub struct UserEntry {
     /// every user of the domain. Not secret; a registrar must challenge with it, or no
     /// password matches its HA1.
     pub realm: String,
-    /// MD5 HA1, always present (nearly every phone speaks MD5 digest).
+    /// MD5 HA1 of the account's own credentials (username and the Secret's `password`);
+    /// `None` when the user lists devices: then only the devices' credentials register.
     pub ha1_md5: Option<String>,
-    /// SHA-256 HA1 when the domain enables it (RFC 8760).
+    /// SHA-256 HA1 when the domain enables it (RFC 8760); `None` as `ha1_md5` is.
     pub ha1_sha256: Option<String>,
+    /// Registrations allowed per address of record (the user's, and each alias line's):
+    /// the user's `maxContacts` once per device (once when it lists none).
     pub max_contacts: i32,
     pub extension: Option<String>,
     pub aliases: Vec<String>,
+    /// The enabled devices; empty when the user lists none (the account registers itself).
+    pub devices: Vec<DeviceEntry>,
+    /// Whether other users may call it (by username, extension or alias): false when its
+    /// extension is not a number (see [`is_dial_number`]).
+    pub dialable: bool,
     pub flags: Vec<String>,
     pub barge_group: Option<String>,
     pub caller_id: Option<String>,
@@ -52,9 +84,17 @@ impl std::fmt::Debug for UserEntry {
             .field("max_contacts", &self.max_contacts)
             .field("extension", &self.extension)
             .field("aliases", &self.aliases)
+            .field("devices", &self.devices)
+            .field("dialable", &self.dialable)
             .field("flags", &self.flags)
             .finish_non_exhaustive()
     }
+}
+
+/// A device's name and password, for [`EntrySpec::devices`].
+pub struct DeviceCredentials<'a> {
+    pub name: &'a str,
+    pub password: &'a Password,
 }
 
 /// What a user entry is built from.
@@ -62,8 +102,12 @@ pub struct EntrySpec<'a> {
     pub username: &'a str,
     pub domain: &'a str,
     pub realm: &'a str,
+    /// The account's own password (pushed only when `devices` is empty).
     pub password: &'a Password,
+    /// The enabled devices with their passwords.
+    pub devices: &'a [DeviceCredentials<'a>],
     pub algorithms: &'a [DigestAlgorithm],
+    /// Registrations allowed per device.
     pub max_contacts: i32,
     pub extension: Option<&'a str>,
     pub aliases: &'a [String],
@@ -72,25 +116,189 @@ pub struct EntrySpec<'a> {
     pub caller_id: Option<&'a str>,
 }
 
+/// Whether an extension is a number another user can dial: digits, `*` and `+` only (what a
+/// keypad sends). Any other extension (e.g. `lobby`) is a label, and marks its user as one
+/// that cannot be called from within the domain.
+pub fn is_dial_number(extension: &str) -> bool {
+    !extension.is_empty()
+        && extension
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'+')
+}
+
 impl UserEntry {
-    /// Builds the entry, hashing the password into one HA1 per enabled algorithm.
+    /// Builds the entry, hashing each password into one HA1 per enabled algorithm.
     pub fn build(spec: &EntrySpec<'_>) -> Self {
-        let digest = |alg| {
-            spec.algorithms
-                .contains(&alg)
-                .then(|| ha1(alg, spec.username, spec.realm, spec.password))
+        let digests = |username: &str, password: &Password| {
+            let digest = |alg| {
+                spec.algorithms
+                    .contains(&alg)
+                    .then(|| ha1(alg, username, spec.realm, password))
+            };
+            (digest(DigestAlgorithm::Md5), digest(DigestAlgorithm::Sha256))
         };
+        let devices: Vec<DeviceEntry> = spec
+            .devices
+            .iter()
+            .map(|d| {
+                let auth_username = crate::api::device_auth_username(spec.username, d.name);
+                let (ha1_md5, ha1_sha256) = digests(&auth_username, d.password);
+                DeviceEntry {
+                    name: d.name.to_string(),
+                    auth_username,
+                    ha1_md5,
+                    ha1_sha256,
+                }
+            })
+            .collect();
+        let (ha1_md5, ha1_sha256) = if devices.is_empty() {
+            digests(spec.username, spec.password)
+        } else {
+            (None, None)
+        };
+        let per_device = i32::try_from(devices.len().max(1)).unwrap_or(i32::MAX);
         Self {
             key: UserKey::new(spec.username, spec.domain),
             realm: spec.realm.to_string(),
-            ha1_md5: digest(DigestAlgorithm::Md5),
-            ha1_sha256: digest(DigestAlgorithm::Sha256),
-            max_contacts: spec.max_contacts,
+            ha1_md5,
+            ha1_sha256,
+            max_contacts: spec.max_contacts.saturating_mul(per_device),
             extension: spec.extension.map(str::to_string),
             aliases: spec.aliases.to_vec(),
+            devices,
+            dialable: spec.extension.is_none_or(is_dial_number),
             flags: spec.flags.to_vec(),
             barge_group: spec.barge_group.map(str::to_string),
             caller_id: spec.caller_id.map(str::to_string),
         }
+    }
+
+    /// The digest usernames whose registrations are valid for this user now: the username
+    /// itself when it lists no devices, else each enabled device's.
+    pub fn auth_usernames(&self) -> Vec<&str> {
+        if self.devices.is_empty() {
+            vec![self.key.username.as_str()]
+        } else {
+            self.devices.iter().map(|d| d.auth_username.as_str()).collect()
+        }
+    }
+
+    /// The addresses of record the user's devices register to: its own (`username@domain`)
+    /// and one line per alias.
+    pub fn aors(&self) -> Vec<String> {
+        std::iter::once(self.key.key())
+            .chain(
+                self.aliases
+                    .iter()
+                    .map(|a| UserKey::new(a.as_str(), self.key.domain.as_str()).key()),
+            )
+            .collect()
+    }
+
+    /// The names other users dial, besides the username: the extension when it is a number,
+    /// and the aliases.
+    pub fn dial_names(&self) -> Vec<(DialKind, &str)> {
+        self.extension
+            .as_deref()
+            .filter(|e| is_dial_number(e))
+            .map(|e| (DialKind::Extension, e))
+            .into_iter()
+            .chain(self.aliases.iter().map(|a| (DialKind::Alias, a.as_str())))
+            .collect()
+    }
+}
+
+/// What a dialled name other than the username is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialKind {
+    /// The user's extension: rings the user's devices.
+    Extension,
+    /// An alias: a line of its own (its registrations ring), else the user's devices.
+    Alias,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec<'a>(devices: &'a [DeviceCredentials<'a>], extension: Option<&'a str>) -> EntrySpec<'a> {
+        static PASSWORD: std::sync::LazyLock<Password> = std::sync::LazyLock::new(|| Password::new("pw"));
+        EntrySpec {
+            username: "alice",
+            domain: "acme.example.com",
+            realm: "acme.example.com",
+            password: &PASSWORD,
+            devices,
+            algorithms: &[DigestAlgorithm::Md5],
+            max_contacts: 2,
+            extension,
+            aliases: &[],
+            flags: &[],
+            barge_group: None,
+            caller_id: None,
+        }
+    }
+
+    #[test]
+    fn without_devices_the_account_registers_itself() {
+        let e = UserEntry::build(&spec(&[], Some("7001")));
+        assert!(e.ha1_md5.is_some());
+        assert_eq!(e.auth_usernames(), ["alice"]);
+        assert_eq!(e.max_contacts, 2);
+        assert!(e.dialable);
+        assert_eq!(e.dial_names(), [(DialKind::Extension, "7001")]);
+    }
+
+    #[test]
+    fn with_devices_only_the_devices_register_each_with_its_own_digest() {
+        let (desk, soft) = (Password::new("d"), Password::new("s"));
+        let devices = [
+            DeviceCredentials {
+                name: "desk",
+                password: &desk,
+            },
+            DeviceCredentials {
+                name: "soft",
+                password: &soft,
+            },
+        ];
+        let e = UserEntry::build(&spec(&devices, None));
+        assert_eq!(e.ha1_md5, None, "the account's own password is not pushed");
+        assert_eq!(e.auth_usernames(), ["alice#desk", "alice#soft"]);
+        assert_eq!(
+            e.devices[0].ha1_md5.as_deref(),
+            Some(ha1(DigestAlgorithm::Md5, "alice#desk", "acme.example.com", &desk).as_str())
+        );
+        assert_ne!(e.devices[0].ha1_md5, e.devices[1].ha1_md5);
+        assert_eq!(e.max_contacts, 4, "maxContacts counts per device");
+        let shown = format!("{e:?}");
+        assert!(
+            !shown.contains(e.devices[0].ha1_md5.as_deref().unwrap_or("?")),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn an_extension_that_is_not_a_number_makes_the_user_not_dialable() {
+        for number in ["7001", "+4930123", "*97"] {
+            assert!(is_dial_number(number), "{number}");
+        }
+        for label in ["lobby", "70a1", "", "7.1"] {
+            assert!(!is_dial_number(label), "{label}");
+        }
+        let mut aliased = spec(&[], Some("lobby"));
+        let aliases = ["alice-support".to_string()];
+        aliased.aliases = &aliases;
+        let e = UserEntry::build(&aliased);
+        assert!(!e.dialable);
+        assert_eq!(
+            e.dial_names(),
+            [(DialKind::Alias, "alice-support")],
+            "a label is not indexed"
+        );
+        assert_eq!(
+            e.aors(),
+            ["alice@acme.example.com", "alice-support@acme.example.com"]
+        );
     }
 }

@@ -140,6 +140,7 @@ pub fn entry(user: &str, domain: &str, realm: &str) -> UserEntry {
         domain,
         realm,
         password: &crate::credentials::Password::new("secret"),
+        devices: &[],
         algorithms: &[crate::api::DigestAlgorithm::Md5],
         max_contacts: 1,
         extension: None,

@@ -9,7 +9,7 @@ pub mod fake;
 pub mod kamailio;
 
 pub use contact::Contact;
-pub use entry::{EntrySpec, UserEntry, UserKey};
+pub use entry::{DeviceCredentials, DeviceEntry, DialKind, EntrySpec, UserEntry, UserKey, is_dial_number};
 
 use futures::future::BoxFuture;
 

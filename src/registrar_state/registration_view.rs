@@ -156,6 +156,7 @@ mod tests {
             user_agent: Some(ua.into()),
             expires_in: Some(expires_in),
             last_modified: Some(T0 + modified),
+            auth_username: None,
         }
     }
 

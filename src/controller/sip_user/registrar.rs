@@ -166,6 +166,7 @@ fn entry(user: &SipUser, domain: &SipDomain, password: &Password, profile: Optio
         domain: &domain.spec.domain,
         realm: domain.realm(),
         password,
+        devices: &[],
         algorithms: &domain.spec.digest_algorithms,
         max_contacts: user
             .spec

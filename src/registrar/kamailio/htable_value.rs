@@ -72,6 +72,7 @@ mod tests {
             domain: "acme.example.com",
             realm: "acme.example.com",
             password: &Password::new("secret"),
+            devices: &[],
             algorithms,
             max_contacts: 2,
             extension: Some("7001"),

@@ -72,12 +72,39 @@ pub fn head(dump: &Value) -> Option<Head> {
     Some(Head { head, boot: boot? })
 }
 
-/// The AoR of an `htable.get uljournal <seq>` result (`{"item":{"name":..,"value":..}}`).
-pub fn entry_aor(result: &Value) -> Option<String> {
-    result
-        .pointer("/item/value")
-        .and_then(Value::as_str)
-        .map(str::to_string)
+/// One journal entry: the AoR whose contacts changed and, for a REGISTER, who sent it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub aor: String,
+    /// The REGISTER's digest username and Call-ID; `None` for an expiry (or an older config,
+    /// whose entries hold the AoR only).
+    pub registered_by: Option<Registered>,
+}
+
+/// Who registered the contacts of one Call-ID: a device keeps its Call-ID across refreshes
+/// (RFC 3261 §10.2), so its contacts are attributed to the digest username it last used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registered {
+    pub auth_username: String,
+    pub call_id: String,
+}
+
+/// The entry of an `htable.get uljournal <seq>` result (`{"item":{"name":..,"value":..}}`):
+/// `<aor>` or `<aor> <auth username> <call-id>` (none of them holds a space).
+pub fn entry(result: &Value) -> Option<Entry> {
+    let value = result.pointer("/item/value").and_then(Value::as_str)?;
+    let mut fields = value.splitn(3, ' ');
+    let aor = fields.next().filter(|a| !a.is_empty())?.to_string();
+    let registered_by = match (fields.next(), fields.next()) {
+        (Some(auth_username), Some(call_id)) if !auth_username.is_empty() && !call_id.is_empty() => {
+            Some(Registered {
+                auth_username: auth_username.to_string(),
+                call_id: call_id.to_string(),
+            })
+        }
+        _ => None,
+    };
+    Some(Entry { aor, registered_by })
 }
 
 /// What to read from the journal next.
@@ -98,6 +125,7 @@ struct Held {
     /// Unix seconds; `None` for a permanent contact.
     expires_at: Option<i64>,
     last_modified: Option<i64>,
+    call_id: Option<String>,
 }
 
 /// The operator's copy of one Kamailio's usrloc, brought up to date from the journal.
@@ -109,6 +137,8 @@ pub struct Mirror {
     /// When it was last brought up to date.
     updated: Option<Instant>,
     by_aor: HashMap<String, Vec<Held>>,
+    /// Per AoR, the digest username of each Call-ID that registered there, from the journal.
+    registered_by: HashMap<String, HashMap<String, String>>,
 }
 
 impl Mirror {
@@ -128,24 +158,39 @@ impl Mirror {
     /// Starts over (a full read follows).
     pub fn clear(&mut self) {
         self.by_aor.clear();
+        self.registered_by.clear();
         self.applied = 0;
         self.boot = None;
     }
 
     /// Records how far the journal was read: `entries` are the sequence numbers read after
-    /// `after` up to `head`, each with its AoR or `None` when it was missing. Returns the AoRs
-    /// to look up. A missing entry within [`IN_FLIGHT`] of the head stops the progress just
-    /// before it (it may be being written); older missing ones have expired.
-    pub fn advance(&mut self, now: &Head, after: u64, entries: &[(u64, Option<String>)]) -> BTreeSet<String> {
+    /// `after` up to `head`, each with its entry or `None` when it was missing. Returns the
+    /// AoRs to look up. A missing entry within [`IN_FLIGHT`] of the head stops the progress
+    /// just before it (it may be being written); older missing ones have expired. Who
+    /// registered each Call-ID is taken in journal order (the newest REGISTER wins).
+    pub fn advance(&mut self, now: &Head, after: u64, entries: &[(u64, Option<Entry>)]) -> BTreeSet<String> {
         let mut applied = now.head.max(after);
-        for (seq, aor) in entries {
-            if aor.is_none() && now.head.saturating_sub(*seq) < IN_FLIGHT {
+        for (seq, entry) in entries {
+            if entry.is_none() && now.head.saturating_sub(*seq) < IN_FLIGHT {
                 applied = applied.min(seq.saturating_sub(1));
             }
         }
         self.applied = applied;
         self.boot = Some(now.boot);
-        entries.iter().filter_map(|(_, aor)| aor.clone()).collect()
+        let mut in_order: Vec<&(u64, Option<Entry>)> = entries.iter().collect();
+        in_order.sort_by_key(|(seq, _)| *seq);
+        for entry in in_order.into_iter().filter_map(|(_, e)| e.as_ref()) {
+            if let Some(by) = &entry.registered_by {
+                self.registered_by
+                    .entry(entry.aor.clone())
+                    .or_default()
+                    .insert(by.call_id.clone(), by.auth_username.clone());
+            }
+        }
+        entries
+            .iter()
+            .filter_map(|(_, e)| e.as_ref().map(|e| e.aor.clone()))
+            .collect()
     }
 
     /// Marks the mirror up to date at `at`.
@@ -160,25 +205,41 @@ impl Mirror {
             .map(|found| {
                 super::ul_dump::contacts_of(aor, found)
                     .into_iter()
-                    .map(|c| Held {
+                    .map(|(c, call_id)| Held {
                         address: c.address,
                         user_agent: c.user_agent,
                         expires_at: c.expires_in.map(|s| now.saturating_add_unsigned(s)),
                         last_modified: c.last_modified,
+                        call_id,
                     })
                     .collect()
             })
             .unwrap_or_default();
         if held.is_empty() {
-            self.by_aor.remove(aor);
-        } else {
-            self.by_aor.insert(aor.to_string(), held);
+            self.forget(aor);
+            return;
         }
+        // Only the Call-IDs still registered need remembering.
+        if let Some(by) = self.registered_by.get_mut(aor) {
+            by.retain(|call_id, _| held.iter().any(|h| h.call_id.as_deref() == Some(call_id)));
+        }
+        self.by_aor.insert(aor.to_string(), held);
     }
 
     /// Forgets the contacts of `aor` (the operator removed them itself).
     pub fn forget(&mut self, aor: &str) {
         self.by_aor.remove(aor);
+        self.registered_by.remove(aor);
+    }
+
+    /// Forgets one contact of `aor` (the operator removed it itself).
+    pub fn forget_contact(&mut self, aor: &str, address: &str) {
+        if let Some(held) = self.by_aor.get_mut(aor) {
+            held.retain(|h| h.address != address);
+            if held.is_empty() {
+                self.forget(aor);
+            }
+        }
     }
 
     /// How many AoRs have contacts.
@@ -191,6 +252,7 @@ impl Mirror {
     pub fn contacts(&self, now: i64) -> Vec<Contact> {
         let mut out = Vec::with_capacity(self.by_aor.len());
         for (aor, held) in &self.by_aor {
+            let registered_by = self.registered_by.get(aor);
             for h in held {
                 let expires_in = match h.expires_at {
                     None => None,
@@ -203,6 +265,11 @@ impl Mirror {
                     user_agent: h.user_agent.clone(),
                     expires_in,
                     last_modified: h.last_modified,
+                    auth_username: h
+                        .call_id
+                        .as_ref()
+                        .and_then(|id| registered_by?.get(id))
+                        .cloned(),
                 });
             }
         }
@@ -224,6 +291,63 @@ mod tests {
             "Last-Modified": 1_795_473_021}}]})
     }
 
+    fn changed(aor: &str) -> Entry {
+        Entry {
+            aor: aor.into(),
+            registered_by: None,
+        }
+    }
+
+    fn registered(aor: &str, auth_username: &str, call_id: &str) -> Entry {
+        Entry {
+            aor: aor.into(),
+            registered_by: Some(Registered {
+                auth_username: auth_username.into(),
+                call_id: call_id.into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn contacts_are_attributed_to_who_last_registered_their_call_id() {
+        let now = Head { head: 3, boot: 1 };
+        let mut m = Mirror::default();
+        let aor = "alice@acme.example.com";
+        // Out of order, as the parallel reads return them: the newest entry still wins.
+        m.advance(
+            &now,
+            0,
+            &[
+                (3, Some(registered(aor, "alice#soft", "c1"))),
+                (1, Some(registered(aor, "alice#desk", "c1"))),
+                (2, Some(registered(aor, "alice#desk", "c2"))),
+            ],
+        );
+        let found = json!({"AoR": aor, "Contacts": [
+            {"Contact": {"Address": "sip:a@192.0.2.1", "Expires": 60, "Call-ID": "c1"}},
+            {"Contact": {"Address": "sip:a@192.0.2.2", "Expires": 60, "Call-ID": "c2"}},
+            {"Contact": {"Address": "sip:a@192.0.2.3", "Expires": 60, "Call-ID": "c3"}}]});
+        m.set(aor, Some(&found), 1000);
+        let mut seen: Vec<(String, Option<String>)> = m
+            .contacts(1000)
+            .into_iter()
+            .map(|c| (c.address, c.auth_username))
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("sip:a@192.0.2.1".to_string(), Some("alice#soft".to_string())),
+                ("sip:a@192.0.2.2".to_string(), Some("alice#desk".to_string())),
+                ("sip:a@192.0.2.3".to_string(), None),
+            ]
+        );
+        m.forget_contact(aor, "sip:a@192.0.2.1");
+        assert_eq!(m.contacts(1000).len(), 2);
+        m.set(aor, None, 1000);
+        assert!(m.registered_by.is_empty(), "nothing kept for an AoR without contacts");
+    }
+
     #[test]
     fn reads_head_and_boot() {
         let dump: Value = serde_json::from_str(DUMP).expect("json");
@@ -236,8 +360,21 @@ mod tests {
         );
         assert_eq!(head(&json!([])), None, "no boot number: not the journal");
         assert_eq!(
-            entry_aor(&json!({"item": {"name": "3", "value": "bob@b.example"}})).as_deref(),
-            Some("bob@b.example")
+            entry(&json!({"item": {"name": "3", "value": "bob@b.example"}})),
+            Some(Entry {
+                aor: "bob@b.example".into(),
+                registered_by: None
+            })
+        );
+        assert_eq!(
+            entry(&json!({"item": {"name": "4", "value": "bob@b.example bob#desk 1-2@192.0.2.1"}})),
+            Some(Entry {
+                aor: "bob@b.example".into(),
+                registered_by: Some(Registered {
+                    auth_username: "bob#desk".into(),
+                    call_id: "1-2@192.0.2.1".into()
+                })
+            })
         );
     }
 
@@ -270,15 +407,15 @@ mod tests {
             0,
             &[
                 (1, None),
-                (2, Some("a@x".into())),
-                (98, Some("b@x".into())),
+                (2, Some(changed("a@x"))),
+                (98, Some(changed("b@x"))),
                 (99, None),
-                (100, Some("a@x".into())),
+                (100, Some(changed("a@x"))),
             ],
         );
         assert_eq!(aors.into_iter().collect::<Vec<_>>(), ["a@x", "b@x"]);
         assert_eq!(m.applied, 98, "99 may be being written");
-        m.advance(&now, 98, &[(99, Some("c@x".into())), (100, Some("a@x".into()))]);
+        m.advance(&now, 98, &[(99, Some(changed("c@x"))), (100, Some(changed("a@x")))]);
         assert_eq!(m.applied, 100);
     }
 

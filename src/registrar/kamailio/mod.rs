@@ -191,13 +191,13 @@ impl Kamailio {
             plan.after + 1
         };
         let seqs: Vec<u64> = (first..=now.head).collect();
-        let entries: Vec<(u64, Option<String>)> = self
+        let entries: Vec<(u64, Option<journal::Entry>)> = self
             .call_each(seqs, |seq| {
                 ("htable.get", json!([journal::JOURNAL_HTABLE, seq.to_string()]))
             })
             .await?
             .into_iter()
-            .map(|(seq, item)| (seq, item.as_ref().and_then(journal::entry_aor)))
+            .map(|(seq, item)| (seq, item.as_ref().and_then(journal::entry)))
             .collect();
         let aors = mirror.advance(&now, first.saturating_sub(1), &entries);
         let looked_up = self

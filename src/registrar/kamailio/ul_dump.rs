@@ -29,7 +29,7 @@ pub fn contacts(dump: &Value) -> Vec<Contact> {
                 continue;
             };
             if let Some(info) = record.get("Info") {
-                out.extend(contacts_of(aor, info));
+                out.extend(contacts_of(aor, info).into_iter().map(|(c, _)| c));
             }
         }
     }
@@ -37,14 +37,19 @@ pub fn contacts(dump: &Value) -> Vec<Contact> {
 }
 
 /// The live contacts of one AoR record: the `Info` of a `ul.dump` entry, or a `ul.lookup`
-/// result (`{"AoR":..,"Contacts":[{"Contact":{..}}]}`).
-pub fn contacts_of(aor: &str, record: &Value) -> Vec<Contact> {
+/// result (`{"AoR":..,"Contacts":[{"Contact":{..}}]}`), each with its Call-ID (which the
+/// journal attributes to a digest username).
+pub fn contacts_of(aor: &str, record: &Value) -> Vec<(Contact, Option<String>)> {
     record
         .get("Contacts")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|c| contact(aor, c.get("Contact")?))
+        .filter_map(|c| {
+            let c = c.get("Contact")?;
+            let call_id = c.get("Call-ID").and_then(Value::as_str).map(str::to_string);
+            Some((contact(aor, c)?, call_id))
+        })
         .collect()
 }
 
@@ -66,6 +71,7 @@ fn contact(aor: &str, c: &Value) -> Option<Contact> {
         user_agent,
         expires_in,
         last_modified: c.get("Last-Modified").and_then(Value::as_i64),
+        auth_username: None,
     })
 }
 
@@ -91,6 +97,7 @@ mod tests {
                 user_agent: Some("sip-operator-tests SIPp".into()),
                 expires_in: Some(45),
                 last_modified: Some(1795473021),
+                auth_username: None,
             }]
         );
     }
