@@ -1,33 +1,35 @@
-//! The htable value of a user, pure: what the shipped kamailio.cfg parses per user.
-use crate::registrar::UserEntry;
+//! The htable values of a user, pure: what the shipped kamailio.cfg parses per user (`users`),
+//! per device (`devices`) and per dialled name (`dial`).
+use crate::registrar::{DeviceEntry, DialKind, UserEntry, UserKey};
 
-/// The htable value the shipped kamailio.cfg reads with `{param.value,name}`: `name=value`
+/// The htable holding each device's credentials, keyed `<username>#<device>@<domain>`.
+pub const DEVICES_HTABLE: &str = "devices";
+/// The htable mapping each dialled name other than a username (a numeric extension, an
+/// alias) to its owner, keyed `<name>@<domain>`.
+pub const DIAL_HTABLE: &str = "dial";
+
+/// The `users` value the shipped kamailio.cfg reads with `{param.value,name}`: `name=value`
 /// pairs separated by `;`. That transformation parses like SIP header parameters (a value
 /// ends at `;`, `,` or white space), so every value is a token: free text is percent-encoded
 /// and list items are joined with `.` (each item encoding its own dots).
 pub fn htable_value(user: &UserEntry) -> String {
     let mut fields: Vec<(&str, String)> = Vec::new();
-    if let Some(h) = &user.ha1_md5 {
-        fields.push(("ha1", h.clone()));
-    }
-    if let Some(h) = &user.ha1_sha256 {
-        fields.push(("ha1sha256", h.clone()));
-    }
+    push_digests(&mut fields, user.ha1_md5.as_ref(), user.ha1_sha256.as_ref());
     fields.push(("mc", user.max_contacts.to_string()));
     // Only enabled users are pushed; suspended ones are removed.
     fields.push(("en", "1".into()));
+    if !user.dialable {
+        fields.push(("dial", "0".into()));
+    }
     if let Some(e) = &user.extension {
         fields.push(("ext", encode(e)));
     }
     if !user.aliases.is_empty() {
-        fields.push((
-            "aliases",
-            user.aliases
-                .iter()
-                .map(|a| encode(a))
-                .collect::<Vec<_>>()
-                .join("."),
-        ));
+        fields.push(("aliases", encode_list(user.aliases.iter().map(String::as_str))));
+    }
+    if !user.devices.is_empty() {
+        // Device names are DNS labels: no encoding needed, none holds a `.`.
+        fields.push(("devs", encode_list(user.devices.iter().map(|d| d.name.as_str()))));
     }
     if !user.flags.is_empty() {
         fields.push(("flags", user.flags.join(".")));
@@ -38,6 +40,106 @@ pub fn htable_value(user: &UserEntry) -> String {
     if let Some(c) = &user.caller_id {
         fields.push(("cid", encode(c)));
     }
+    join(&fields)
+}
+
+/// The `devices` key of a device: its digest username at the user's domain.
+pub fn device_key(user: &UserEntry, device: &DeviceEntry) -> String {
+    UserKey::new(device.auth_username.as_str(), user.key.domain.as_str()).key()
+}
+
+/// The `devices` value of a device: its HA1s and its name. The config accepts it only for
+/// an AOR of the user whose `users` entry lists the name in `devs`, so an entry left behind
+/// by a removed device is inert.
+pub fn device_value(device: &DeviceEntry) -> String {
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    push_digests(&mut fields, device.ha1_md5.as_ref(), device.ha1_sha256.as_ref());
+    fields.push(("dev", device.name.clone()));
+    join(&fields)
+}
+
+/// The `dial` entries of a user: `<name>@<domain>` and a value naming the owner, the kind
+/// and the name (encoded as the owner's `users` value holds it). The config follows one only
+/// while the owner's `users` entry still holds that name, so an entry left behind by an
+/// extension or alias change (or a deleted user) is inert, and the next owner of the name
+/// simply overwrites it.
+pub fn dial_entries(user: &UserEntry) -> Vec<(String, String)> {
+    user.dial_names()
+        .into_iter()
+        .map(|(kind, name)| {
+            let kind = match kind {
+                DialKind::Extension => "ext",
+                DialKind::Alias => "alias",
+            };
+            (
+                UserKey::new(name, user.key.domain.as_str()).key(),
+                join(&[
+                    ("own", encode(&user.key.username)),
+                    ("kind", kind.to_string()),
+                    ("name", encode(name)),
+                ]),
+            )
+        })
+        .collect()
+}
+
+/// What a `users` value says the user had besides its own AOR: its alias lines and its
+/// devices' names (decoded), so that removing the user can clean them up.
+pub fn lines_and_devices(value: &str) -> (Vec<String>, Vec<String>) {
+    let list = |name: &str| -> Vec<String> {
+        field(value, name)
+            .map(|items| items.split('.').filter(|i| !i.is_empty()).map(decode).collect())
+            .unwrap_or_default()
+    };
+    (list("aliases"), list("devs"))
+}
+
+/// The owner's username (decoded) of a `dial` value.
+pub fn dial_owner(value: &str) -> Option<String> {
+    field(value, "own").map(decode)
+}
+
+/// The value of field `name` of a `name=value;...` string.
+fn field<'a>(value: &'a str, name: &str) -> Option<&'a str> {
+    value
+        .split(';')
+        .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// Undoes [`encode`] (and any other `%HH`); anything malformed is kept as it is.
+fn decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn push_digests(fields: &mut Vec<(&str, String)>, md5: Option<&String>, sha256: Option<&String>) {
+    if let Some(h) = md5 {
+        fields.push(("ha1", h.clone()));
+    }
+    if let Some(h) = sha256 {
+        fields.push(("ha1sha256", h.clone()));
+    }
+}
+
+fn join(fields: &[(&str, String)]) -> String {
     fields
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -45,8 +147,13 @@ pub fn htable_value(user: &UserEntry) -> String {
         .join(";")
 }
 
+fn encode_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    items.map(encode).collect::<Vec<_>>().join(".")
+}
+
 /// Percent-encodes everything but letters, digits, `-` and `_`, so a value is a SIP token
-/// and `.` stays free as the list separator.
+/// and `.` stays free as the list separator. (The config decodes an owner's name with
+/// `{s.unescape.user}`.)
 fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
@@ -64,18 +171,18 @@ mod tests {
     use super::*;
     use crate::api::DigestAlgorithm;
     use crate::credentials::Password;
-    use crate::registrar::entry::EntrySpec;
+    use crate::registrar::entry::{DeviceCredentials, EntrySpec};
 
-    fn entry(algorithms: &[DigestAlgorithm]) -> UserEntry {
+    fn entry(algorithms: &[DigestAlgorithm], devices: &[DeviceCredentials<'_>], extension: &str) -> UserEntry {
         UserEntry::build(&EntrySpec {
             username: "alice",
             domain: "acme.example.com",
             realm: "acme.example.com",
             password: &Password::new("secret"),
-            devices: &[],
+            devices,
             algorithms,
             max_contacts: 2,
-            extension: Some("7001"),
+            extension: Some(extension),
             aliases: &["alice;support".to_string(), "a=b".to_string()],
             flags: &["barge".to_string(), "voicemail".to_string()],
             barge_group: Some("floor"),
@@ -85,7 +192,7 @@ mod tests {
 
     #[test]
     fn value_carries_ha1_and_attributes_never_the_password() {
-        let value = htable_value(&entry(&[DigestAlgorithm::Md5]));
+        let value = htable_value(&entry(&[DigestAlgorithm::Md5], &[], "7001"));
         let md5 = crate::credentials::ha1(
             DigestAlgorithm::Md5,
             "alice",
@@ -103,8 +210,12 @@ mod tests {
 
     #[test]
     fn sha256_is_pushed_only_when_enabled() {
-        assert!(!htable_value(&entry(&[DigestAlgorithm::Md5])).contains("ha1sha256="));
-        let both = htable_value(&entry(&[DigestAlgorithm::Md5, DigestAlgorithm::Sha256]));
+        assert!(!htable_value(&entry(&[DigestAlgorithm::Md5], &[], "7001")).contains("ha1sha256="));
+        let both = htable_value(&entry(
+            &[DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
+            &[],
+            "7001",
+        ));
         let sha = both
             .split(';')
             .find_map(|f| f.strip_prefix("ha1sha256="))
@@ -113,8 +224,81 @@ mod tests {
     }
 
     #[test]
+    fn a_user_with_devices_lists_them_and_each_device_carries_its_own_digest() {
+        let (desk, soft) = (Password::new("d"), Password::new("s"));
+        let devices = [
+            DeviceCredentials {
+                name: "desk",
+                password: &desk,
+            },
+            DeviceCredentials {
+                name: "soft-1",
+                password: &soft,
+            },
+        ];
+        let user = entry(&[DigestAlgorithm::Md5], &devices, "7001");
+        let value = htable_value(&user);
+        assert!(!value.contains("ha1="), "the account's own digest is not pushed: {value}");
+        assert!(value.contains(";devs=desk.soft-1;"), "{value}");
+        assert!(value.contains("mc=4;"), "{value}");
+        assert_eq!(device_key(&user, &user.devices[1]), "alice#soft-1@acme.example.com");
+        let md5 = crate::credentials::ha1(DigestAlgorithm::Md5, "alice#desk", "acme.example.com", &desk);
+        assert_eq!(device_value(&user.devices[0]), format!("ha1={md5};dev=desk"));
+    }
+
+    #[test]
+    fn dial_entries_name_the_owner_and_what_was_dialled() {
+        let user = entry(&[DigestAlgorithm::Md5], &[], "7001");
+        assert_eq!(
+            dial_entries(&user),
+            [
+                (
+                    "7001@acme.example.com".to_string(),
+                    "own=alice;kind=ext;name=7001".to_string()
+                ),
+                (
+                    "alice;support@acme.example.com".to_string(),
+                    "own=alice;kind=alias;name=alice%3Bsupport".to_string()
+                ),
+                (
+                    "a=b@acme.example.com".to_string(),
+                    "own=alice;kind=alias;name=a%3Db".to_string()
+                ),
+            ]
+        );
+        let label = entry(&[DigestAlgorithm::Md5], &[], "lobby");
+        let value = htable_value(&label);
+        assert!(value.contains(";dial=0;"), "{value}");
+        assert_eq!(dial_entries(&label).len(), 2, "a label extension is not dialled");
+    }
+
+    #[test]
+    fn a_removal_reads_back_the_lines_devices_and_owners_it_pushed() {
+        let (desk, soft) = (Password::new("d"), Password::new("s"));
+        let devices = [
+            DeviceCredentials {
+                name: "desk",
+                password: &desk,
+            },
+            DeviceCredentials {
+                name: "soft",
+                password: &soft,
+            },
+        ];
+        let user = entry(&[DigestAlgorithm::Md5], &devices, "7001");
+        let (lines, devs) = lines_and_devices(&htable_value(&user));
+        assert_eq!(lines, ["alice;support", "a=b"]);
+        assert_eq!(devs, ["desk", "soft"]);
+        assert_eq!(lines_and_devices("ha1=x;mc=1;en=1"), (vec![], vec![]));
+        let (_, value) = &dial_entries(&user)[0];
+        assert_eq!(dial_owner(value).as_deref(), Some("alice"));
+        assert_eq!(decode("first%2Elast%2"), "first.last%2", "a broken escape is kept");
+        assert_eq!(decode(&encode("+49 30;x=%41")), "+49 30;x=%41");
+    }
+
+    #[test]
     fn entry_debug_hides_the_digests() {
-        let e = entry(&[DigestAlgorithm::Md5, DigestAlgorithm::Sha256]);
+        let e = entry(&[DigestAlgorithm::Md5, DigestAlgorithm::Sha256], &[], "7001");
         let shown = format!("{e:?}");
         assert!(!shown.contains(e.ha1_md5.as_deref().expect("md5")), "{shown}");
         assert!(shown.contains("alice"));

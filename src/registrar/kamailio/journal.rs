@@ -242,6 +242,25 @@ impl Mirror {
         }
     }
 
+    /// The contacts of `aor` registered with a digest username outside `valid` (a device
+    /// that was removed or disabled, the account's own credentials once it lists devices,
+    /// another user's device on what is now this user's alias line): their addresses.
+    /// Contacts whose registrant is unknown are left alone.
+    pub fn revoked(&self, aor: &str, valid: &[&str]) -> Vec<String> {
+        let (Some(held), Some(by)) = (self.by_aor.get(aor), self.registered_by.get(aor)) else {
+            return Vec::new();
+        };
+        held.iter()
+            .filter(|h| {
+                h.call_id
+                    .as_ref()
+                    .and_then(|id| by.get(id))
+                    .is_some_and(|au| !valid.contains(&au.as_str()))
+            })
+            .map(|h| h.address.clone())
+            .collect()
+    }
+
     /// How many AoRs have contacts.
     pub fn aors(&self) -> usize {
         self.by_aor.len()
@@ -342,6 +361,9 @@ mod tests {
                 ("sip:a@192.0.2.3".to_string(), None),
             ]
         );
+        assert_eq!(m.revoked(aor, &["alice#soft"]), ["sip:a@192.0.2.2"]);
+        assert!(m.revoked(aor, &["alice#soft", "alice#desk"]).is_empty());
+        assert!(m.revoked("bob@acme.example.com", &[]).is_empty());
         m.forget_contact(aor, "sip:a@192.0.2.1");
         assert_eq!(m.contacts(1000).len(), 2);
         m.set(aor, None, 1000);

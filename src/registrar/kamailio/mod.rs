@@ -29,7 +29,7 @@ mod htable_value;
 mod journal;
 mod ul_dump;
 
-pub use htable_value::htable_value;
+pub use htable_value::{DEVICES_HTABLE, DIAL_HTABLE, htable_value};
 
 use super::{Contact, Registrar, RegistrarError, UserEntry, UserKey};
 
@@ -240,19 +240,99 @@ impl Kamailio {
         Ok(lo)
     }
 
-    async fn remove_one(&self, key: String) -> Result<(), RegistrarError> {
-        // Removing is idempotent: a key that is already gone (Kamailio answers 404) is done.
+    /// Removes a user: its `users` entry, its devices' entries, and the contacts of its own
+    /// AOR and of each alias line still dialled as its. What it had is read back from its
+    /// entry first, so a retry after a partial failure still knows; the entry goes last.
+    /// Its `dial` entries stay: inert without the entry, and the name's next owner
+    /// overwrites them (deleting them could race that owner's push).
+    async fn remove_one(&self, user: UserKey) -> Result<(), RegistrarError> {
+        let key = user.key();
+        let held = self
+            .call("htable.get", json!([USERS_HTABLE, key]))
+            .await
+            .map(Some)
+            .or_else(|e| if answer::is_not_found(&e) { Ok(None) } else { Err(e) })?;
+        let (lines, devices) = held
+            .as_ref()
+            .and_then(|v| v.pointer("/item/value").and_then(Value::as_str))
+            .map(htable_value::lines_and_devices)
+            .unwrap_or_default();
+        let line_keys: Vec<String> = lines
+            .iter()
+            .map(|alias| UserKey::new(alias.as_str(), user.domain.as_str()).key())
+            .collect();
+        let owners = self
+            .call_each(line_keys, |line| ("htable.get", json!([DIAL_HTABLE, line])))
+            .await
+            .or_else(|e| if answer::is_no_such_table(&e) { Ok(Vec::new()) } else { Err(e) })?;
+        let mut calls: Vec<(&'static str, &'static str, String)> = owners
+            .into_iter()
+            .filter(|(_, dial)| {
+                dial.as_ref()
+                    .and_then(|v| v.pointer("/item/value").and_then(Value::as_str))
+                    .and_then(htable_value::dial_owner)
+                    .is_some_and(|owner| owner == user.username)
+            })
+            .map(|(line, _)| ("ul.rm", LOCATION_TABLE, line))
+            .collect();
+        calls.extend(devices.iter().map(|d| {
+            let auth = crate::api::device_auth_username(&user.username, d);
+            ("htable.delete", DEVICES_HTABLE, UserKey::new(auth, user.domain.as_str()).key())
+        }));
         // htable.delete alone leaves registered contacts in place, hence ul.rm as well.
-        for (method, table) in [("htable.delete", USERS_HTABLE), ("ul.rm", LOCATION_TABLE)] {
+        calls.push(("htable.delete", USERS_HTABLE, key.clone()));
+        calls.push(("ul.rm", LOCATION_TABLE, key));
+        let mut mirror = self.mirror.lock().await;
+        for (method, table, key) in calls {
+            // Removing is idempotent: what is already gone (Kamailio answers 404) is done.
             match self.call(method, json!([table, key])).await {
                 Err(e) if answer::is_not_found(&e) => {}
                 other => {
                     other?;
                 }
             }
+            // ul.rm is not journaled: the mirror learns it here.
+            if table == LOCATION_TABLE {
+                mirror.forget(&key);
+            }
         }
-        // ul.rm is not journaled: the mirror learns it here.
-        self.mirror.lock().await.forget(&key);
+        Ok(())
+    }
+
+    /// Drops the contacts the pushed `users` no longer allow on their AORs (see
+    /// [`journal::Mirror::revoked`]), as far as this client's mirror knows them.
+    async fn drop_revoked(&self, users: &[UserEntry]) -> Result<(), RegistrarError> {
+        let revoked: Vec<(String, String)> = {
+            let mirror = self.mirror.lock().await;
+            users
+                .iter()
+                .flat_map(|u| {
+                    let valid = u.auth_usernames();
+                    u.aors()
+                        .into_iter()
+                        .flat_map(|aor| {
+                            mirror
+                                .revoked(&aor, &valid)
+                                .into_iter()
+                                .map(move |address| (aor.clone(), address))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        if revoked.is_empty() {
+            return Ok(());
+        }
+        let dropped = self
+            .call_each(revoked, |(aor, address)| {
+                ("ul.rm_contact", json!([LOCATION_TABLE, aor, address]))
+            })
+            .await?;
+        let mut mirror = self.mirror.lock().await;
+        for ((aor, address), _) in dropped {
+            tracing::info!(endpoint = %self.endpoint, aor = %aor, "dropped a contact its user no longer allows");
+            mirror.forget_contact(&aor, &address);
+        }
         Ok(())
     }
 }
@@ -302,6 +382,19 @@ impl Registrar for Kamailio {
             .iter()
             .map(|u| json!([USERS_HTABLE, u.key.key(), htable_value(u)]))
             .collect();
+        let device_calls: Vec<Value> = users
+            .iter()
+            .flat_map(|u| {
+                u.devices.iter().map(move |d| {
+                    json!([DEVICES_HTABLE, htable_value::device_key(u, d), htable_value::device_value(d)])
+                })
+            })
+            .collect();
+        let dial_calls: Vec<Value> = users
+            .iter()
+            .flat_map(htable_value::dial_entries)
+            .map(|(key, value)| json!([DIAL_HTABLE, key, value]))
+            .collect();
         async move {
             let realms = realms.map_err(|reason| RegistrarError::Inconsistent {
                 endpoint: self.endpoint.clone(),
@@ -315,7 +408,18 @@ impl Registrar for Kamailio {
                 .collect()
                 .await;
             results.into_iter().collect::<Result<(), _>>()?;
-            self.sets_all(user_calls).await
+            // Devices and dialled names before the users entries that list them: the config
+            // follows a device or a name only while its owner's entry holds it, so nothing
+            // that entry lists is ever missing.
+            self.sets_all(device_calls).await.map_err(missing_devices_table)?;
+            match self.sets_all(dial_calls).await {
+                // A config from before dialling by extension and alias: users still register
+                // and call by username there.
+                Err(e) if answer::is_no_such_table(&e) => {}
+                other => other?,
+            }
+            self.sets_all(user_calls).await?;
+            self.drop_revoked(users).await
         }
         .boxed()
     }
@@ -340,7 +444,7 @@ impl Registrar for Kamailio {
     }
 
     fn remove<'a>(&'a self, users: &'a [UserKey]) -> BoxFuture<'a, Result<(), RegistrarError>> {
-        let keys: Vec<String> = users.iter().map(UserKey::key).collect();
+        let keys: Vec<UserKey> = users.to_vec();
         async move {
             let results: Vec<_> = futures::stream::iter(keys)
                 .map(|key| self.remove_one(key))
@@ -398,6 +502,27 @@ fn missing_realms_table(error: RegistrarError, domain: &str, realm: &str) -> Res
              route[REALM] of the shipped kamailio.cfg"
         ),
     })
+}
+
+/// What a failed `devices` write means: a config from before devices cannot hold them, and
+/// its devices could never register.
+fn missing_devices_table(error: RegistrarError) -> RegistrarError {
+    if !answer::is_no_such_table(&error) {
+        return error;
+    }
+    match error {
+        RegistrarError::Rejected { endpoint, method, .. } => {
+            RegistrarError::Rejected {
+                endpoint,
+                method,
+                reason: format!(
+                    "its config has no htable {DEVICES_HTABLE:?}, so users with devices cannot register there: \
+                     load the {DEVICES_HTABLE:?} and {DIAL_HTABLE:?} htables and the routes of the shipped kamailio.cfg"
+                ),
+            }
+        }
+        other => other,
+    }
 }
 
 /// `url` with any userinfo (`user:password@`) replaced by `***`, for status, messages and logs.
