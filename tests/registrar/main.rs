@@ -13,6 +13,7 @@ mod support;
 mod auth;
 mod calls;
 mod contacts;
+mod dialling;
 mod digest;
 mod journal;
 mod live_registrations;

@@ -173,7 +173,11 @@ mod tests {
     use crate::credentials::Password;
     use crate::registrar::entry::{DeviceCredentials, EntrySpec};
 
-    fn entry(algorithms: &[DigestAlgorithm], devices: &[DeviceCredentials<'_>], extension: &str) -> UserEntry {
+    fn entry(
+        algorithms: &[DigestAlgorithm],
+        devices: &[DeviceCredentials<'_>],
+        extension: &str,
+    ) -> UserEntry {
         UserEntry::build(&EntrySpec {
             username: "alice",
             domain: "acme.example.com",
@@ -238,10 +242,16 @@ mod tests {
         ];
         let user = entry(&[DigestAlgorithm::Md5], &devices, "7001");
         let value = htable_value(&user);
-        assert!(!value.contains("ha1="), "the account's own digest is not pushed: {value}");
+        assert!(
+            !value.contains("ha1="),
+            "the account's own digest is not pushed: {value}"
+        );
         assert!(value.contains(";devs=desk.soft-1;"), "{value}");
         assert!(value.contains("mc=4;"), "{value}");
-        assert_eq!(device_key(&user, &user.devices[1]), "alice#soft-1@acme.example.com");
+        assert_eq!(
+            device_key(&user, &user.devices[1]),
+            "alice#soft-1@acme.example.com"
+        );
         let md5 = crate::credentials::ha1(DigestAlgorithm::Md5, "alice#desk", "acme.example.com", &desk);
         assert_eq!(device_value(&user.devices[0]), format!("ha1={md5};dev=desk"));
     }
@@ -292,7 +302,11 @@ mod tests {
         assert_eq!(lines_and_devices("ha1=x;mc=1;en=1"), (vec![], vec![]));
         let (_, value) = &dial_entries(&user)[0];
         assert_eq!(dial_owner(value).as_deref(), Some("alice"));
-        assert_eq!(decode("first%2Elast%2"), "first.last%2", "a broken escape is kept");
+        assert_eq!(
+            decode("first%2Elast%2"),
+            "first.last%2",
+            "a broken escape is kept"
+        );
         assert_eq!(decode(&encode("+49 30;x=%41")), "+49 30;x=%41");
     }
 

@@ -251,7 +251,13 @@ impl Kamailio {
             .call("htable.get", json!([USERS_HTABLE, key]))
             .await
             .map(Some)
-            .or_else(|e| if answer::is_not_found(&e) { Ok(None) } else { Err(e) })?;
+            .or_else(|e| {
+                if answer::is_not_found(&e) {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            })?;
         let (lines, devices) = held
             .as_ref()
             .and_then(|v| v.pointer("/item/value").and_then(Value::as_str))
@@ -264,7 +270,13 @@ impl Kamailio {
         let owners = self
             .call_each(line_keys, |line| ("htable.get", json!([DIAL_HTABLE, line])))
             .await
-            .or_else(|e| if answer::is_no_such_table(&e) { Ok(Vec::new()) } else { Err(e) })?;
+            .or_else(|e| {
+                if answer::is_no_such_table(&e) {
+                    Ok(Vec::new())
+                } else {
+                    Err(e)
+                }
+            })?;
         let mut calls: Vec<(&'static str, &'static str, String)> = owners
             .into_iter()
             .filter(|(_, dial)| {
@@ -277,7 +289,11 @@ impl Kamailio {
             .collect();
         calls.extend(devices.iter().map(|d| {
             let auth = crate::api::device_auth_username(&user.username, d);
-            ("htable.delete", DEVICES_HTABLE, UserKey::new(auth, user.domain.as_str()).key())
+            (
+                "htable.delete",
+                DEVICES_HTABLE,
+                UserKey::new(auth, user.domain.as_str()).key(),
+            )
         }));
         // htable.delete alone leaves registered contacts in place, hence ul.rm as well.
         calls.push(("htable.delete", USERS_HTABLE, key.clone()));
@@ -386,7 +402,11 @@ impl Registrar for Kamailio {
             .iter()
             .flat_map(|u| {
                 u.devices.iter().map(move |d| {
-                    json!([DEVICES_HTABLE, htable_value::device_key(u, d), htable_value::device_value(d)])
+                    json!([
+                        DEVICES_HTABLE,
+                        htable_value::device_key(u, d),
+                        htable_value::device_value(d)
+                    ])
                 })
             })
             .collect();
@@ -511,16 +531,14 @@ fn missing_devices_table(error: RegistrarError) -> RegistrarError {
         return error;
     }
     match error {
-        RegistrarError::Rejected { endpoint, method, .. } => {
-            RegistrarError::Rejected {
-                endpoint,
-                method,
-                reason: format!(
-                    "its config has no htable {DEVICES_HTABLE:?}, so users with devices cannot register there: \
+        RegistrarError::Rejected { endpoint, method, .. } => RegistrarError::Rejected {
+            endpoint,
+            method,
+            reason: format!(
+                "its config has no htable {DEVICES_HTABLE:?}, so users with devices cannot register there: \
                      load the {DEVICES_HTABLE:?} and {DIAL_HTABLE:?} htables and the routes of the shipped kamailio.cfg"
-                ),
-            }
-        }
+            ),
+        },
         other => other,
     }
 }
