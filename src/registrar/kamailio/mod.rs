@@ -650,6 +650,23 @@ mod tests {
     }
 
     #[test]
+    fn a_config_without_the_devices_table_is_refused_with_what_to_load() {
+        let text = missing_devices_table(no_such_table()).to_string();
+        assert!(
+            text.contains("\"devices\"") && text.contains("kamailio.cfg"),
+            "{text}"
+        );
+        let other = RegistrarError::Unreachable {
+            endpoint: "http://127.0.0.1:5071/RPC".into(),
+            reason: "connection refused".into(),
+        };
+        assert!(matches!(
+            missing_devices_table(other),
+            RegistrarError::Unreachable { .. }
+        ));
+    }
+
+    #[test]
     fn two_realms_for_one_domain_are_refused() {
         let batch = [
             user("alice", "acme.example.com", "one"),
