@@ -211,6 +211,7 @@ async fn an_extension_change_moves_the_number_and_removal_or_suspension_ends_all
     }
     let refused = Registration::new("bob", DOMAIN, bob.password.expose()).run(r.kamailio.sip_addr());
     assert_eq!(refused.status, 403, "{refused:?}");
+    assert_eq!(r.call_status(&bob, "alice"), 403, "nor can it call");
 }
 
 #[tokio::test]
