@@ -6,9 +6,11 @@ use sip_operator::credentials::Password;
 use sip_operator::registrar::kamailio::Kamailio as Client;
 use sip_operator::registrar::{DeviceCredentials, EntrySpec, Registrar as _, UserEntry, UserKey};
 
+use std::time::Duration;
+
 use crate::DOMAIN;
 use crate::support::kamailio::{Kamailio, free_port, random_token};
-use crate::support::sipp::{Registration, Sipp};
+use crate::support::sipp::{Call, Registration, Sipp};
 
 /// A user as the operator would push it: its spec's dialling fields and its passwords.
 #[derive(Clone)]
@@ -326,33 +328,85 @@ async fn an_alias_line_registered_by_its_owner_gets_the_alias_calls() {
     assert_eq!(stolen.status, 403, "{stolen:?}");
     assert!(r.kamailio.contacts(&format!("bob-support@{DOMAIN}")).is_empty());
 
-    // Line 2 of bob's desk phone: the alias AOR with the desk phone's credentials. A call to
-    // the alias rings the line.
-    r.call_answered_by(
-        &alice,
-        "bob-support",
-        Registration::new("bob-support", DOMAIN, bob.device_password("desk")).auth_username(&desk_auth),
-    );
-    // A call to bob rings bob's own line, not the alias line: with only the line registered,
-    // nobody is there for bob.
-    let line = Registration::new("bob-support", DOMAIN, bob.device_password("desk"))
-        .auth_username(&desk_auth)
-        .expires(300)
-        .run(sip);
-    assert_eq!(line.status, 200, "{line:?}");
+    // Line 1 of bob's desk phone is bob's own AOR, line 2 the alias AOR, both registered with
+    // the desk phone's credentials. A call to the alias rings line 2 only.
+    let desk = |aor_user: &str| {
+        let port = free_port(true);
+        let registered = Registration::new(aor_user, DOMAIN, bob.device_password("desk"))
+            .auth_username(&desk_auth)
+            .expires(300)
+            .local_port(port)
+            .run(sip);
+        assert_eq!(registered.status, 200, "{registered:?}");
+        (port, registered.contact)
+    };
+    let (line1, _) = desk("bob");
+    let (line2, line2_contact) = desk("bob-support");
     assert_eq!(
         r.kamailio.contacts(&format!("bob-support@{DOMAIN}")),
-        [line.contact]
+        [line2_contact],
+        "stored under the alias"
     );
-    assert_eq!(r.call_status(&alice, "bob"), 480);
-    r.call_answered_by(
-        &alice,
-        "bob",
-        Registration::new("bob", DOMAIN, bob.device_password("desk")).auth_username(&desk_auth),
-    );
+    let (own, line) = (Sipp::answer_one_call(line1), Sipp::answer_one_call(line2));
+    assert_eq!(r.call_status(&alice, "bob-support"), 200);
+    assert!(line.wait_answered());
+    own.assert_not_called(Duration::from_millis(500));
+
+    // A call to bob rings line 1 only.
+    let (own, line) = (Sipp::answer_one_call(line1), Sipp::answer_one_call(line2));
+    assert_eq!(r.call_status(&alice, "bob"), 200);
+    assert!(own.wait_answered());
+    line.assert_not_called(Duration::from_millis(500));
 
     // Removing bob drops the line's contacts too.
     r.remove(&bob).await;
     assert!(r.kamailio.contacts(&format!("bob-support@{DOMAIN}")).is_empty());
     assert!(r.kamailio.contacts(&bob.aor()).is_empty());
+}
+
+#[tokio::test]
+async fn a_call_to_the_extension_rings_every_device_and_the_first_to_answer_takes_it() {
+    let r = Registrar::start();
+    let alice = Person::new("alice").device("mobile");
+    let bob = Person::new("bob").extension("7002").device("desk").device("soft");
+    let carol = Person::new("carol");
+    r.push(&[&alice, &bob, &carol]).await;
+    let sip = r.kamailio.sip_addr();
+    let phone = |person: &Person, device: &str| {
+        let port = free_port(true);
+        let registered = Registration::new(&person.username, DOMAIN, person.device_password(device))
+            .auth_username(&device_auth_username(&person.username, device))
+            .expires(300)
+            .local_port(port)
+            .run(sip);
+        assert_eq!(registered.status, 200, "{registered:?}");
+        port
+    };
+    let desk = Sipp::answer_one_call(phone(&bob, "desk"));
+    let soft = Sipp::ring_until_cancelled(phone(&bob, "soft"));
+    let carol_port = free_port(true);
+    let registered = Registration::new("carol", DOMAIN, carol.password.expose())
+        .expires(300)
+        .local_port(carol_port)
+        .run(sip);
+    assert_eq!(registered.status, 200);
+    let carols_phone = Sipp::answer_one_call(carol_port);
+
+    // alice calls from her mobile, as the device (digest username alice#mobile).
+    let call = Call::new(sip, "alice", DOMAIN, alice.device_password("mobile"), "7002")
+        .auth_username(&device_auth_username("alice", "mobile"))
+        .run();
+    assert_eq!(
+        (call.challenged, call.status, call.hung_up),
+        (true, 200, true),
+        "{call:?}"
+    );
+    assert!(desk.called() && soft.called(), "both of bob's devices rang");
+    soft.wait_cancelled();
+    assert!(desk.wait_answered());
+    carols_phone.assert_not_called(Duration::from_millis(500));
+
+    // alice's account password does not call: she lists devices.
+    let account = Call::new(sip, "alice", DOMAIN, alice.password.expose(), "carol").run();
+    assert_eq!((account.challenged, account.status), (true, 403), "{account:?}");
 }
