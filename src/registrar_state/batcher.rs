@@ -28,7 +28,8 @@ pub struct Endpoint {
 }
 
 enum Op {
-    Upsert(UserEntry),
+    // Boxed: an entry (HA1s, devices, attributes) is several times the size of a key.
+    Upsert(Box<UserEntry>),
     Remove(UserKey),
 }
 
@@ -54,7 +55,7 @@ impl Endpoint {
 
     /// Makes the endpoint hold `entry`, in a batch with whatever else is queued.
     pub async fn queue_upsert(&self, entry: UserEntry) -> Result<(), RegistrarError> {
-        self.queue(Op::Upsert(entry)).await
+        self.queue(Op::Upsert(Box::new(entry))).await
     }
 
     /// Makes the endpoint drop `key`, in a batch with whatever else is queued.
@@ -182,7 +183,7 @@ async fn call(registrar: &dyn Registrar, run: Run) {
             .requests
             .iter()
             .filter_map(|r| match &r.op {
-                Op::Upsert(e) => Some(e.clone()),
+                Op::Upsert(e) => Some(e.as_ref().clone()),
                 Op::Remove(_) => None,
             })
             .collect();

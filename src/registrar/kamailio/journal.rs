@@ -265,11 +265,7 @@ impl Mirror {
                     user_agent: h.user_agent.clone(),
                     expires_in,
                     last_modified: h.last_modified,
-                    auth_username: h
-                        .call_id
-                        .as_ref()
-                        .and_then(|id| registered_by?.get(id))
-                        .cloned(),
+                    auth_username: h.call_id.as_ref().and_then(|id| registered_by?.get(id)).cloned(),
                 });
             }
         }
@@ -345,7 +341,10 @@ mod tests {
         m.forget_contact(aor, "sip:a@192.0.2.1");
         assert_eq!(m.contacts(1000).len(), 2);
         m.set(aor, None, 1000);
-        assert!(m.registered_by.is_empty(), "nothing kept for an AoR without contacts");
+        assert!(
+            m.registered_by.is_empty(),
+            "nothing kept for an AoR without contacts"
+        );
     }
 
     #[test]
@@ -415,7 +414,11 @@ mod tests {
         );
         assert_eq!(aors.into_iter().collect::<Vec<_>>(), ["a@x", "b@x"]);
         assert_eq!(m.applied, 98, "99 may be being written");
-        m.advance(&now, 98, &[(99, Some(changed("c@x"))), (100, Some(changed("a@x")))]);
+        m.advance(
+            &now,
+            98,
+            &[(99, Some(changed("c@x"))), (100, Some(changed("a@x")))],
+        );
         assert_eq!(m.applied, 100);
     }
 
