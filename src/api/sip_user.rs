@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Contacts", type_ = "integer", json_path = ".status.registration.contacts", description = "Registered contacts of all the user's devices, on its own address and its alias lines"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(name = "Devices", type_ = "string", json_path = ".spec.devices[*].name", priority = 1, description = "The devices listed in spec.devices (none: the account itself is the one device)"),
+    printcolumn(name = "Devices", type_ = "string", json_path = ".spec.devices[*].name", priority = 1, description = "The first device of spec.devices (the API server's table shows one value of a list path; -o jsonpath='{.spec.devices[*].name}' lists all)"),
     printcolumn(name = "Aliases", type_ = "string", json_path = ".spec.aliases", priority = 1, description = "Extra names that ring the user; each can be a line of its own"),
     validation = kube::core::Rule::new(
         "(has(self.spec.username) ? self.spec.username : self.metadata.name) == (has(oldSelf.spec.username) ? oldSelf.spec.username : oldSelf.metadata.name)"

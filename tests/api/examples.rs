@@ -84,6 +84,19 @@ async fn every_example_applies_and_reads_back() {
         ("carol-password", "password")
     );
 
+    let dana = users.get("dana").await.expect("get dana");
+    let devices: Vec<(&str, bool)> = dana
+        .spec
+        .devices
+        .iter()
+        .map(|d| (d.name.as_str(), d.enabled))
+        .collect();
+    assert_eq!(
+        devices,
+        [("deskphone", true), ("softphone", true)],
+        "devices read back, enabled by default"
+    );
+
     let domain = Api::<SipDomain>::namespaced(client.clone(), &ns.name)
         .get("acme")
         .await
