@@ -36,6 +36,12 @@ fn assert_subset(path: &str, want: &Value, got: &Value) {
                 );
             }
         }
+        // List items get the server's defaults too (e.g. a device's `enabled`).
+        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => {
+            for (i, (w, g)) in w.iter().zip(g).enumerate() {
+                assert_subset(&format!("{path}[{i}]"), w, g);
+            }
+        }
         _ => assert_eq!(want, got, "{path} read back differently"),
     }
 }
