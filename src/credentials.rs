@@ -85,6 +85,14 @@ pub fn aor(username: &str, domain: &str) -> String {
     format!("sip:{username}@{domain}")
 }
 
+/// One device's entry in a credentials Secret.
+#[derive(Debug, Clone)]
+pub struct DeviceSecret<'a> {
+    /// The device's name in `SipUser.spec.devices`.
+    pub name: &'a str,
+    pub password: &'a Password,
+}
+
 /// Everything a credentials Secret is built from.
 #[derive(Debug, Clone)]
 pub struct SecretSpec<'a> {
@@ -97,6 +105,8 @@ pub struct SecretSpec<'a> {
     pub domain: &'a str,
     pub realm: &'a str,
     pub password: &'a Password,
+    /// Every listed device, enabled or not (a disabled device keeps its password).
+    pub devices: &'a [DeviceSecret<'a>],
 }
 
 /// Data keys of a credentials Secret (`kubernetes.io/basic-auth` plus SIP details).
@@ -106,6 +116,27 @@ pub mod data_keys {
     pub const DOMAIN: &str = "domain";
     pub const REALM: &str = "realm";
     pub const AOR: &str = "aor";
+
+    /// What every key of a device starts with.
+    pub const DEVICE_PREFIX: &str = "devices.";
+
+    /// `devices.<device>.username`: the device's digest username, `<username>#<device>`.
+    pub fn device_username(device: &str) -> String {
+        format!("{DEVICE_PREFIX}{device}.username")
+    }
+
+    /// `devices.<device>.password`: the device's password.
+    pub fn device_password(device: &str) -> String {
+        format!("{DEVICE_PREFIX}{device}.password")
+    }
+
+    /// The device a data key belongs to, if it is a device key.
+    pub fn device_of(key: &str) -> Option<&str> {
+        let rest = key.strip_prefix(DEVICE_PREFIX)?;
+        rest.strip_suffix(".username")
+            .or_else(|| rest.strip_suffix(".password"))
+            .filter(|d| !d.is_empty())
+    }
 }
 
 /// The credentials Secret as the operator wants it.
@@ -118,7 +149,20 @@ pub fn build_secret(spec: &SecretSpec<'_>) -> Secret {
         (data_keys::AOR, aor(spec.username, spec.domain)),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_string(), ByteString(v.into_bytes())))
+    .map(|(k, v)| (k.to_string(), v))
+    .chain(spec.devices.iter().flat_map(|d| {
+        [
+            (
+                data_keys::device_username(d.name),
+                crate::api::device_auth_username(spec.username, d.name),
+            ),
+            (
+                data_keys::device_password(d.name),
+                d.password.expose().to_string(),
+            ),
+        ]
+    }))
+    .map(|(k, v)| (k, ByteString(v.into_bytes())))
     .collect();
     Secret {
         metadata: ObjectMeta {
@@ -156,6 +200,30 @@ pub fn secret_is_current(existing: &Secret, desired: &Secret) -> bool {
         })
     });
     labels_ok && owners_ok && existing.type_ == desired.type_ && existing.data == desired.data
+}
+
+/// The devices `existing` holds keys of that `desired` does not (devices removed from the
+/// list): their keys must leave the Secret, which a server-side apply cannot do for keys
+/// another write (the first one, a create) put there.
+pub fn removed_devices(existing: &Secret, desired: &Secret) -> std::collections::BTreeSet<String> {
+    let devices = |s: &Secret| -> std::collections::BTreeSet<String> {
+        s.data
+            .iter()
+            .flatten()
+            .filter_map(|(k, _)| data_keys::device_of(k))
+            .map(str::to_string)
+            .collect()
+    };
+    let wanted = devices(desired);
+    devices(existing)
+        .into_iter()
+        .filter(|d| !wanted.contains(d))
+        .collect()
+}
+
+/// The password of device `device` stored in `secret`, if it is usable text.
+pub fn device_password(secret: &Secret, device: &str) -> Option<Password> {
+    secret_bytes(secret, &data_keys::device_password(device)).and_then(|b| password_from_bytes(b).ok())
 }
 
 /// Whether `secret` is controlled by the object with `owner_uid`.
@@ -357,7 +425,74 @@ mod tests {
             domain: "acme.example.com",
             realm: "acme.example.com",
             password,
+            devices: &[],
         }
+    }
+
+    #[test]
+    fn devices_get_keys_of_their_own_and_removed_ones_are_found() {
+        let (p, desk, soft) = (Password::new("pw"), Password::new("d"), Password::new("s"));
+        let devices = [
+            DeviceSecret {
+                name: "deskphone",
+                password: &desk,
+            },
+            DeviceSecret {
+                name: "softphone",
+                password: &soft,
+            },
+        ];
+        let both = build_secret(&SecretSpec {
+            devices: &devices,
+            ..spec(&p)
+        });
+        let keys: Vec<_> = both.data.as_ref().expect("data").keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "aor",
+                "devices.deskphone.password",
+                "devices.deskphone.username",
+                "devices.softphone.password",
+                "devices.softphone.username",
+                "domain",
+                "password",
+                "realm",
+                "username"
+            ]
+        );
+        assert_eq!(
+            secret_value(&both, "devices.deskphone.username").as_deref(),
+            Some("+4930123#deskphone")
+        );
+        assert_eq!(device_password(&both, "softphone"), Some(soft.clone()));
+        assert_eq!(
+            secret_value(&both, "password").as_deref(),
+            Some("pw"),
+            "the account's own keys stay"
+        );
+
+        let one = build_secret(&SecretSpec {
+            devices: &devices[..1],
+            ..spec(&p)
+        });
+        assert_eq!(
+            removed_devices(&both, &one).into_iter().collect::<Vec<_>>(),
+            ["softphone"]
+        );
+        assert!(removed_devices(&one, &both).is_empty(), "added is not removed");
+        let mut foreign = one.clone();
+        foreign
+            .data
+            .get_or_insert_default()
+            .insert("note".into(), ByteString(b"x".to_vec()));
+        assert!(
+            removed_devices(&foreign, &one).is_empty(),
+            "only device keys are the operator's to remove"
+        );
+        assert_eq!(data_keys::device_of("devices.a-1.password"), Some("a-1"));
+        assert_eq!(data_keys::device_of("devices..password"), None);
+        assert_eq!(data_keys::device_of("password"), None);
     }
 
     #[test]

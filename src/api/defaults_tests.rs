@@ -66,3 +66,33 @@ fn digest_algorithm_names_are_the_rfc_spellings() {
         json!(["MD5", "SHA-256"])
     );
 }
+
+#[test]
+fn device_defaults_match_the_schema() {
+    let spec: SipUserSpec =
+        serde_json::from_value(json!({"domainRef": "acme", "devices": [{"name": "desk"}]}))
+            .expect("user with a device");
+    let crd = serde_json::to_value(SipUser::crd()).expect("CRD to JSON");
+    let devices = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["devices"];
+    assert_eq!(
+        json!(spec.devices[0].enabled),
+        devices["items"]["properties"]["enabled"]["default"]
+    );
+    assert!(
+        spec.devices[0].enabled,
+        "a listed device is enabled unless it says otherwise"
+    );
+    assert_eq!(devices["x-kubernetes-list-type"], json!("map"));
+    assert_eq!(devices["x-kubernetes-list-map-keys"], json!(["name"]));
+    assert_eq!(devices["maxItems"], json!(16));
+    let none: SipUserSpec = serde_json::from_value(json!({"domainRef": "acme"})).expect("minimal user");
+    assert!(none.devices.is_empty());
+    assert!(
+        serde_json::to_value(&none)
+            .expect("to JSON")
+            .get("devices")
+            .is_none(),
+        "an object without devices reads back without them"
+    );
+}

@@ -18,7 +18,10 @@ mod sip_user;
 mod defaults_tests;
 
 pub use conditioned::Conditioned;
-pub use patterns::{DNS_SUBDOMAIN_PATTERN, FEATURE_NAME_PATTERN, FQDN_PATTERN, SIP_USER_PATTERN};
+pub use patterns::{
+    DEVICE_NAME_PATTERN, DNS_SUBDOMAIN_PATTERN, FEATURE_NAME_PATTERN, FQDN_PATTERN, ONE_LINE_TEXT_PATTERN,
+    SIP_USER_PATTERN,
+};
 pub use secret_key_ref::SecretKeyRef;
 pub use sip_domain::{
     CharacterSet, DigestAlgorithm, KamailioRegistrar, PasswordPolicy, RegistrarEndpointStatus, RegistrarSpec,
@@ -26,8 +29,8 @@ pub use sip_domain::{
 };
 pub use sip_profile::{DEFAULT_MAX_CONTACTS, SipProfile, SipProfileSpec, SipProfileStatus};
 pub use sip_user::{
-    CredentialsSpec, DEVICE_AUTH_SEPARATOR, GeneratedPassword, RegistrationStatus, SipUser, SipUserSpec,
-    SipUserStatus, device_auth_username,
+    CredentialsSpec, DEVICE_AUTH_SEPARATOR, DeviceSpec, DeviceStatus, GeneratedPassword, LineStatus,
+    RegistrationStatus, SipUser, SipUserSpec, SipUserStatus, device_auth_username, device_rotate_annotation,
 };
 
 /// The API group of every kind this operator serves.

@@ -35,6 +35,15 @@ pub const FQDN_PATTERN: &str = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z0-9
 /// Profile flags and barge groups: lower-case words, as the registrar config matches them.
 pub const FEATURE_NAME_PATTERN: &str = "^[a-z_0-9]+$";
 
+/// A device name in `SipUser.spec.devices`: a DNS label (lower-case letters, digits and `-`,
+/// starting and ending with a letter or digit). It becomes part of Secret keys
+/// (`devices.<name>.password`), of an annotation key (`sipoperator.io/rotate.<name>`) and of
+/// the device's digest username (`<username>#<name>`), and it is valid in all three.
+pub const DEVICE_NAME_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// One line of free text: no control characters (a description shows in `kubectl` output).
+pub const ONE_LINE_TEXT_PATTERN: &str = r"^[^\x00-\x1f\x7f]+$";
+
 /// A Kubernetes object name (RFC 1123 subdomain), for the Secret names a user may choose.
 pub const DNS_SUBDOMAIN_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
@@ -139,6 +148,38 @@ mod tests {
         assert!(matches(FEATURE_NAME_PATTERN, "barge2"));
         for bad in ["Barge", "barge-in", "barge in", ""] {
             assert!(!matches(FEATURE_NAME_PATTERN, bad), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn device_names_are_dns_labels() {
+        for ok in ["deskphone", "softphone", "a", "0", "yealink-t54w", "x1-2"] {
+            assert!(
+                matches(DEVICE_NAME_PATTERN, ok),
+                "{ok} should be a valid device name"
+            );
+        }
+        for bad in [
+            "",
+            "Desk",
+            "-desk",
+            "desk-",
+            "desk_phone",
+            "desk.phone",
+            "desk#1",
+            "desk phone",
+            "ä",
+        ] {
+            assert!(!matches(DEVICE_NAME_PATTERN, bad), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn one_line_text_refuses_control_characters() {
+        assert!(matches(ONE_LINE_TEXT_PATTERN, "Yealink T54W at the front desk"));
+        assert!(matches(ONE_LINE_TEXT_PATTERN, "Büro 2 (ünten)"));
+        for bad in ["", "a\nb", "tab\there", "del\u{7f}"] {
+            assert!(!matches(ONE_LINE_TEXT_PATTERN, bad), "{bad:?} must be refused");
         }
     }
 

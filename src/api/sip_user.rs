@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Extension", type_ = "string", json_path = ".spec.extension"),
     printcolumn(name = "Profile", type_ = "string", json_path = ".status.profile", description = "Effective SipProfile (spec.profileRef, else the domain's default)"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Contacts", type_ = "integer", json_path = ".status.registration.contacts", description = "Registered devices"),
+    printcolumn(name = "Contacts", type_ = "integer", json_path = ".status.registration.contacts", description = "Registered contacts of all the user's devices, on its own address and its alias lines"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Devices", type_ = "string", json_path = ".spec.devices[*].name", priority = 1, description = "The first device of spec.devices (the API server's table shows one value of a list path; -o jsonpath='{.spec.devices[*].name}' lists all)"),
+    printcolumn(name = "Aliases", type_ = "string", json_path = ".spec.aliases", priority = 1, description = "Extra names that ring the user; each can be a line of its own"),
     validation = kube::core::Rule::new(
         "(has(self.spec.username) ? self.spec.username : self.metadata.name) == (has(oldSelf.spec.username) ? oldSelf.spec.username : oldSelf.metadata.name)"
     ).message("spec.username is immutable: devices and the registrar know the user by it; create a new SipUser instead").field_path(".spec.username")
@@ -38,15 +40,19 @@ pub struct SipUserSpec {
     #[schemars(length(min = 1, max = 128), regex(pattern = crate::api::SIP_USER_PATTERN))]
     pub username: Option<String>,
 
-    /// Extension other users of the domain dial to reach this user, e.g. `7001`. Letters are
-    /// allowed for users that must not be dialled by number. Must match the domain's
+    /// Extension other users of the domain dial to reach this user, e.g. `7001`; a call to it
+    /// rings every registered device of the user. An extension that is not a number (digits,
+    /// `*` and `+` only), e.g. `lobby`, makes the user one that cannot be called from within
+    /// the domain (404), while it still registers and calls out. Must match the domain's
     /// `extensionPattern` and be unique in the domain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64), regex(pattern = crate::api::SIP_USER_PATTERN))]
     pub extension: Option<String>,
 
     /// Extra SIP names that ring this user, e.g. `alice-support` for a second line on a
-    /// multi-line phone. Unique in the domain.
+    /// multi-line phone. Unique in the domain. A call to an alias rings the devices registered
+    /// on that line (`sip:<alias>@<domain>`, registered by one of this user's devices with
+    /// its own credentials), else every registered device of the user.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32), inner(length(min = 1, max = 128), regex(pattern = crate::api::SIP_USER_PATTERN)))]
     #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
@@ -78,10 +84,26 @@ pub struct SipUserSpec {
     #[serde(default = "default_enabled")]
     pub enabled: bool,
 
-    /// Devices that may be registered at once; overrides the profile's `maxContacts`.
+    /// Registrations allowed at once per device (per listed device, or for the account when
+    /// `devices` is empty); overrides the profile's `maxContacts`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub max_contacts: Option<i32>,
+
+    /// The user's devices (desk phone, softphone, mobile app), each with credentials of its
+    /// own: digest username `<username>#<name>` and a generated password, both in the user's
+    /// credentials Secret under `devices.<name>.username` and `devices.<name>.password`. Every
+    /// device registers to the user's address (`sip:<username>@<domain>`) and its alias
+    /// lines, and a call to the user rings every registered device at once. Once devices are
+    /// listed only their credentials register and call; the account's own `username` and
+    /// `password` stay in the Secret, unchanged, and register again when the list is emptied.
+    /// Empty (the default): the account itself is the one device, as without this field.
+    /// Removing a device revokes it for good (its keys leave the Secret; added again, it gets
+    /// a new password). Merged by `name` under server-side apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["name".into()]))]
+    pub devices: Vec<DeviceSpec>,
 
     /// Where the password comes from and which Secret receives the credentials.
     #[serde(default)]
@@ -90,6 +112,31 @@ pub struct SipUserSpec {
 
 fn default_enabled() -> bool {
     true
+}
+
+/// One device of a user: a name, a description, and whether it may register.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceSpec {
+    /// The device's name, unique within the user: a DNS label of up to 32 characters, e.g.
+    /// `deskphone`. Its digest username is `<username>#<name>` (`#` appears in no username,
+    /// extension or alias, so it never collides with another name); its password is in the
+    /// Secret's `devices.<name>.password`, generated once with the domain's `passwordPolicy`
+    /// (device passwords are never imported, whatever `credentials.passwordSecretRef` says).
+    /// Rotate it with the annotation `sipoperator.io/rotate.<name>` (each new value rotates
+    /// once, recorded in `status.devices[].lastHandledRotation`).
+    #[schemars(length(min = 1, max = 32), regex(pattern = crate::api::DEVICE_NAME_PATTERN))]
+    pub name: String,
+
+    /// What the device is, for people, e.g. `Yealink T54W at the front desk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = crate::api::ONE_LINE_TEXT_PATTERN))]
+    pub description: Option<String>,
+
+    /// `false` revokes the device: its credentials are no longer pushed to the registrar and
+    /// its registrations are dropped, but its password stays in the Secret for re-enabling.
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
 }
 
 /// The password source (at most one of `generated` and `passwordSecretRef`; neither means
@@ -105,12 +152,14 @@ pub struct CredentialsSpec {
     pub generated: Option<GeneratedPassword>,
 
     /// Import the password from a key of an existing Secret in this namespace instead of
-    /// generating it; a change of that value flows through to the registrar.
+    /// generating it; a change of that value flows through to the registrar. It is the
+    /// account's own password only: device passwords (`spec.devices`) are always generated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_ref: Option<crate::api::SecretKeyRef>,
 
     /// Name of the Secret the operator writes the credentials to (type
-    /// `kubernetes.io/basic-auth` with `username`, `password`, `domain`, `realm`, `aor`).
+    /// `kubernetes.io/basic-auth` with `username`, `password`, `domain`, `realm`, `aor`, and
+    /// `devices.<name>.username` and `devices.<name>.password` per listed device).
     /// Defaults to `<metadata.name>-sip-credentials`. An existing Secret of that name that the
     /// operator does not own is never overwritten.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,13 +206,41 @@ pub struct SipUserStatus {
     /// (once per registrar check interval). Absent while the domain names no registrar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration: Option<RegistrationStatus>,
+    /// One entry per device in `spec.devices`: its digest username, whether it is enabled,
+    /// its registered contacts and its password's history.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["name".into()]))]
+    pub devices: Vec<DeviceStatus>,
+}
+
+/// Observed state of one device of a user.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceStatus {
+    /// The device's name in `spec.devices`.
+    pub name: String,
+    /// The digest username the device registers with: `<username>#<name>`.
+    pub auth_username: String,
+    /// Whether the device may register (`spec.devices[].enabled`).
+    pub enabled: bool,
+    /// Registered contacts of this device, on the user's address and its alias lines, as
+    /// last read from the registrar.
+    pub contacts: i32,
+    /// When the device's password was last generated (first appearance or rotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_changed_at: Option<Time>,
+    /// The last value of the annotation `sipoperator.io/rotate.<name>` that was acted on, so
+    /// each new value rotates the device's password exactly once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_rotation: Option<String>,
 }
 
 /// Live registrations of a user, merged across registrar endpoints.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RegistrationStatus {
-    /// Number of registered contacts (devices).
+    /// Number of registered contacts of all the user's devices, on its own address and its
+    /// alias lines (each contact address counted once).
     pub contacts: i32,
     /// User-Agent headers of the registered devices.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -177,6 +254,21 @@ pub struct RegistrationStatus {
     /// kept after the devices are gone. Updated together with `earliestExpiry`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<Time>,
+    /// The alias lines that have registrations (`sip:<alias>@<domain>`), each with its
+    /// contacts; a call to such an alias rings them instead of the user's devices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["alias".into()]))]
+    pub lines: Vec<LineStatus>,
+}
+
+/// The registrations of one alias line.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LineStatus {
+    /// The alias (an entry of `spec.aliases`).
+    pub alias: String,
+    /// Registered contacts on the line.
+    pub contacts: i32,
 }
 
 /// What joins a username and a device name into the device's digest username. Usernames,
@@ -188,6 +280,11 @@ pub const DEVICE_AUTH_SEPARATOR: char = '#';
 /// e.g. `alice#deskphone`. The device registers to the user's AOR (`sip:alice@domain`) with it.
 pub fn device_auth_username(username: &str, device: &str) -> String {
     format!("{username}{DEVICE_AUTH_SEPARATOR}{device}")
+}
+
+/// The annotation that rotates the password of device `device`: `sipoperator.io/rotate.<device>`.
+pub fn device_rotate_annotation(device: &str) -> String {
+    format!("{}.{device}", crate::keys::ROTATE_ANNOTATION)
 }
 
 impl SipUser {

@@ -1,11 +1,11 @@
 //! A SipDomain's live registrations as last read from its registrar endpoints, and the
 //! `status.registration` of one user derived from them, pure.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use crate::api::{RegistrationStatus, SipUser};
+use crate::api::{LineStatus, RegistrationStatus, SipUser, SipUserStatus, device_auth_username};
 use crate::registrar::{Contact, UserKey};
 
 /// One endpoint's contacts and when they were read.
@@ -50,15 +50,33 @@ impl View {
         self.by_aor.get(aor).map_or(&[], Vec::as_slice)
     }
 
-    /// The `status.registration` `user` of SIP domain `fqdn` should have now (see
-    /// [`summarize`]).
-    pub fn registration_of(&self, user: &SipUser, fqdn: &str, now: Timestamp) -> RegistrationStatus {
+    /// What `user` of SIP domain `fqdn` should show now: `status.registration` over its own
+    /// address and its alias lines (see [`summarize`]), and each listed device's contacts.
+    pub fn observed(&self, user: &SipUser, fqdn: &str, now: Timestamp) -> Observed {
         let current = user.status.as_ref().and_then(|s| s.registration.as_ref());
-        summarize(
-            self.seen(&UserKey::new(user.username(), fqdn).key()),
-            current,
-            now,
-        )
+        let own = self.seen(&UserKey::new(user.username(), fqdn).key());
+        let lines: Vec<(&str, &[Seen])> = user
+            .spec
+            .aliases
+            .iter()
+            .map(|a| (a.as_str(), self.seen(&UserKey::new(a, fqdn).key())))
+            .collect();
+        let auth_usernames: Vec<(&str, String)> = user
+            .spec
+            .devices
+            .iter()
+            .map(|d| (d.name.as_str(), device_auth_username(user.username(), &d.name)))
+            .collect();
+        let all = || own.iter().chain(lines.iter().flat_map(|(_, seen)| seen.iter()));
+        Observed {
+            registration: summarize(own, &lines, current, now),
+            devices: device_contacts(all(), &auth_usernames, now),
+        }
+    }
+
+    /// Whether none of `aors` has a contact (most users, most of the time).
+    pub fn none_on(&self, aors: &[String]) -> bool {
+        aors.iter().all(|a| self.seen(a).is_empty())
     }
 
     /// How many AORs have at least one live contact.
@@ -67,19 +85,96 @@ impl View {
     }
 }
 
-/// The user's `status.registration` from its contacts.
+/// What a user's status should say about its registrations, from the view.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    /// `status.registration`.
+    pub registration: RegistrationStatus,
+    /// Registered contacts per device name, for every device in `spec.devices`.
+    pub devices: BTreeMap<String, i32>,
+}
+
+impl Observed {
+    /// Whether `status` says something else than this (so the user needs a status write).
+    pub fn differs_from(&self, status: Option<&SipUserStatus>) -> bool {
+        let registration = status.and_then(|s| s.registration.as_ref());
+        let recorded = |name: &str| {
+            status
+                .and_then(|s| s.devices.iter().find(|d| d.name == name))
+                .map_or(0, |d| d.contacts)
+        };
+        registration != Some(&self.registration)
+            || self
+                .devices
+                .iter()
+                .any(|(name, contacts)| recorded(name) != *contacts)
+    }
+}
+
+/// Whether the contact is still registered at `now` (a view can be old: its registrar
+/// stopped answering, and what lapsed since is gone).
+pub fn is_live(s: &Seen, now: Timestamp) -> bool {
+    expiry(s).is_none_or(|t| t > now)
+}
+
+/// Each device's live contacts (each address once), by the digest username that registered
+/// them; contacts whose registrar does not say who registered them count for no device.
+fn device_contacts<'a>(
+    seen: impl Iterator<Item = &'a Seen>,
+    auth_usernames: &[(&str, String)],
+    now: Timestamp,
+) -> BTreeMap<String, i32> {
+    let mut addresses: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for s in seen.filter(|s| is_live(s, now)) {
+        if let Some(au) = s.contact.auth_username.as_deref() {
+            addresses
+                .entry(au)
+                .or_default()
+                .insert(s.contact.address.as_str());
+        }
+    }
+    auth_usernames
+        .iter()
+        .map(|(name, au)| {
+            let n = addresses.get(au.as_str()).map_or(0, HashSet::len);
+            (name.to_string(), i32::try_from(n).unwrap_or(i32::MAX))
+        })
+        .collect()
+}
+
+/// The user's `status.registration` from the contacts of its own address (`own`) and of its
+/// alias lines (`lines`, by alias).
 ///
 /// Devices refresh their registration well before it lapses, and every refresh moves the
 /// expiry and the last-seen time; writing each of those would cost one API write per device
 /// per refresh. So while the set of devices is unchanged and the stored expiry still lies
 /// ahead, both timestamps carry over from `previous`: a status is written when a device comes
 /// or goes, and at most once per registration lifetime otherwise.
-pub fn summarize(seen: &[Seen], previous: Option<&RegistrationStatus>, now: Timestamp) -> RegistrationStatus {
+pub fn summarize(
+    own: &[Seen],
+    lines: &[(&str, &[Seen])],
+    previous: Option<&RegistrationStatus>,
+    now: Timestamp,
+) -> RegistrationStatus {
+    let line_status: Vec<LineStatus> = lines
+        .iter()
+        .filter_map(|(alias, seen)| {
+            let addresses: HashSet<&str> = seen
+                .iter()
+                .filter(|s| is_live(s, now))
+                .map(|s| s.contact.address.as_str())
+                .collect();
+            (!addresses.is_empty()).then(|| LineStatus {
+                alias: alias.to_string(),
+                contacts: i32::try_from(addresses.len()).unwrap_or(i32::MAX),
+            })
+        })
+        .collect();
     // The same device on two endpoints (a replicated location table) counts once, with the
-    // later expiry.
+    // later expiry; so does a contact address on two lines.
     let mut by_address: HashMap<&str, &Seen> = HashMap::new();
-    // A view can be old (its registrar stopped answering): what lapsed since is gone.
-    for s in seen.iter().filter(|s| expiry(s).is_none_or(|t| t > now)) {
+    let every = own.iter().chain(lines.iter().flat_map(|(_, seen)| seen.iter()));
+    for s in every.filter(|s| is_live(s, now)) {
         let expiry = expiry(s);
         by_address
             .entry(s.contact.address.as_str())
@@ -98,8 +193,9 @@ pub fn summarize(seen: &[Seen], previous: Option<&RegistrationStatus>, now: Time
     user_agents.dedup();
     let contacts = by_address.len() as i32;
 
-    let unchanged_devices =
-        previous.is_some_and(|p| p.contacts == contacts && p.user_agents == user_agents && contacts > 0);
+    let unchanged_devices = previous.is_some_and(|p| {
+        p.contacts == contacts && p.user_agents == user_agents && p.lines == line_status && contacts > 0
+    });
     let stored_expiry_ahead = previous
         .and_then(|p| p.earliest_expiry.as_ref())
         .is_some_and(|t| t.0 > now);
@@ -120,6 +216,7 @@ pub fn summarize(seen: &[Seen], previous: Option<&RegistrationStatus>, now: Time
         user_agents,
         earliest_expiry,
         last_seen,
+        lines: line_status,
     }
 }
 
@@ -210,7 +307,7 @@ mod tests {
                 ),
             ],
         );
-        let s = summarize(view.seen("alice@acme.example"), None, at(2));
+        let s = summarize(view.seen("alice@acme.example"), &[], None, at(2));
         assert_eq!(s.contacts, 2);
         assert_eq!(s.user_agents, ["Phone", "Soft"]);
         assert_eq!(s.earliest_expiry, Some(Time(at(30))));
@@ -221,15 +318,16 @@ mod tests {
     fn refreshes_are_not_written_while_the_stored_expiry_lies_ahead() {
         let first = summarize(
             View::build("d", &[dump(0, vec![contact("u@d", "sip:u@h", "P", 60, 0)])]).seen("u@d"),
+            &[],
             None,
             at(0),
         );
         // The device refreshed at 30 s: new expiry and last-seen, same device.
         let refreshed = View::build("d", &[dump(31, vec![contact("u@d", "sip:u@h", "P", 59, 30)])]);
-        assert_eq!(summarize(refreshed.seen("u@d"), Some(&first), at(31)), first);
+        assert_eq!(summarize(refreshed.seen("u@d"), &[], Some(&first), at(31)), first);
         // Once the stored expiry has passed, the fresh values are written.
         let later = View::build("d", &[dump(61, vec![contact("u@d", "sip:u@h", "P", 29, 30)])]);
-        let after = summarize(later.seen("u@d"), Some(&first), at(61));
+        let after = summarize(later.seen("u@d"), &[], Some(&first), at(61));
         assert_eq!(after.earliest_expiry, Some(Time(at(90))));
         assert_eq!(after.last_seen, Some(Time(at(30))));
     }
@@ -238,6 +336,7 @@ mod tests {
     fn a_new_device_is_written_at_once_and_gone_devices_clear_but_keep_last_seen() {
         let one = summarize(
             View::build("d", &[dump(0, vec![contact("u@d", "sip:u@h", "P", 60, 0)])]).seen("u@d"),
+            &[],
             None,
             at(0),
         );
@@ -251,27 +350,154 @@ mod tests {
                 ],
             )],
         );
-        let s = summarize(two.seen("u@d"), Some(&one), at(5));
+        let s = summarize(two.seen("u@d"), &[], Some(&one), at(5));
         assert_eq!((s.contacts, s.user_agents.len()), (2, 2));
-        let none = summarize(&[], Some(&s), at(100));
+        let none = summarize(&[], &[], Some(&s), at(100));
         assert_eq!(none.contacts, 0);
         assert!(none.user_agents.is_empty() && none.earliest_expiry.is_none());
         assert_eq!(none.last_seen, Some(Time(at(5))), "last seen is kept");
-        assert_eq!(summarize(&[], Some(&none), at(200)), none, "stable once empty");
+        assert_eq!(
+            summarize(&[], &[], Some(&none), at(200)),
+            none,
+            "stable once empty"
+        );
     }
 
     #[test]
     fn contacts_that_lapsed_since_the_read_are_left_out() {
         let view = View::build("d", &[dump(0, vec![contact("u@d", "sip:u@h", "P", 60, 0)])]);
-        assert_eq!(summarize(view.seen("u@d"), None, at(59)).contacts, 1);
-        assert_eq!(summarize(view.seen("u@d"), None, at(60)).contacts, 0);
+        assert_eq!(summarize(view.seen("u@d"), &[], None, at(59)).contacts, 1);
+        assert_eq!(summarize(view.seen("u@d"), &[], None, at(60)).contacts, 0);
     }
 
     #[test]
     fn a_permanent_contact_has_no_expiry() {
         let mut c = contact("u@d", "sip:u@h", "P", 0, 0);
         c.expires_in = None;
-        let s = summarize(View::build("d", &[dump(0, vec![c])]).seen("u@d"), None, at(0));
+        let s = summarize(
+            View::build("d", &[dump(0, vec![c])]).seen("u@d"),
+            &[],
+            None,
+            at(0),
+        );
         assert_eq!((s.contacts, s.earliest_expiry), (1, None));
+    }
+
+    fn by(mut c: Contact, auth_username: &str) -> Contact {
+        c.auth_username = Some(auth_username.into());
+        c
+    }
+
+    fn user(name: &str, spec: serde_json::Value) -> SipUser {
+        SipUser::new(name, serde_json::from_value(spec).expect("user spec"))
+    }
+
+    fn alice_with_devices() -> SipUser {
+        user(
+            "alice",
+            serde_json::json!({
+                "domainRef": "d",
+                "aliases": ["alice-support", "alice-sales"],
+                "devices": [{"name": "desk"}, {"name": "soft"}, {"name": "mobile"}],
+            }),
+        )
+    }
+
+    #[test]
+    fn a_user_counts_its_own_address_and_its_alias_lines_and_each_device() {
+        let view = View::build(
+            "d",
+            &[dump(
+                0,
+                vec![
+                    by(
+                        contact("alice@d", "sip:alice@10.0.0.1", "Desk", 60, 0),
+                        "alice#desk",
+                    ),
+                    by(
+                        contact("alice@d", "sip:alice@10.0.0.2", "Soft", 60, 0),
+                        "alice#soft",
+                    ),
+                    by(
+                        contact("alice-support@d", "sip:alice-support@10.0.0.1", "Desk", 60, 0),
+                        "alice#desk",
+                    ),
+                    // Who registered it is not known: counted, but for no device.
+                    contact("alice@d", "sip:alice@10.0.0.9", "Old", 60, 0),
+                    by(contact("bob@d", "sip:bob@10.0.0.3", "Bob", 60, 0), "bob"),
+                ],
+            )],
+        );
+        let alice = alice_with_devices();
+        let o = view.observed(&alice, "d", at(1));
+        assert_eq!(
+            o.registration.contacts, 4,
+            "own address and lines, each contact once"
+        );
+        assert_eq!(o.registration.user_agents, ["Desk", "Old", "Soft"]);
+        assert_eq!(
+            o.registration.lines,
+            [LineStatus {
+                alias: "alice-support".into(),
+                contacts: 1
+            }],
+            "only lines with registrations"
+        );
+        assert_eq!(
+            o.devices,
+            BTreeMap::from([("desk".into(), 2), ("mobile".into(), 0), ("soft".into(), 1)])
+        );
+        // Lapsed contacts count for nobody.
+        let later = view.observed(&alice, "d", at(61));
+        assert_eq!(later.registration.contacts, 0);
+        assert!(later.registration.lines.is_empty());
+        assert!(later.devices.values().all(|n| *n == 0));
+        // A user without devices or aliases: as before, its own address only.
+        let bob = user("bob", serde_json::json!({"domainRef": "d"}));
+        let o = view.observed(&bob, "d", at(1));
+        assert_eq!((o.registration.contacts, o.devices.len()), (1, 0));
+    }
+
+    #[test]
+    fn a_device_coming_or_going_differs_and_a_refresh_does_not() {
+        let alice = alice_with_devices();
+        let registered = |desk: &str| {
+            View::build(
+                "d",
+                &[dump(
+                    0,
+                    vec![
+                        by(contact("alice@d", "sip:alice@10.0.0.1", "P", 60, 0), desk),
+                        by(contact("alice@d", "sip:alice@10.0.0.2", "P", 60, 0), "alice#soft"),
+                    ],
+                )],
+            )
+        };
+        let o = registered("alice#desk").observed(&alice, "d", at(1));
+        let status = SipUserStatus {
+            registration: Some(o.registration.clone()),
+            devices: o
+                .devices
+                .iter()
+                .map(|(name, contacts)| crate::api::DeviceStatus {
+                    name: name.clone(),
+                    contacts: *contacts,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        assert!(!o.differs_from(Some(&status)));
+        assert!(o.differs_from(None));
+        // Same number of contacts and user agents, but the desk phone went and the mobile came.
+        let swapped = registered("alice#mobile").observed(&alice, "d", at(1));
+        assert_eq!(swapped.registration, o.registration);
+        assert!(swapped.differs_from(Some(&status)));
+        assert!(view_none_on_checks_every_address());
+    }
+
+    fn view_none_on_checks_every_address() -> bool {
+        let view = View::build("d", &[dump(0, vec![contact("l@d", "sip:l@h", "P", 60, 0)])]);
+        view.none_on(&["u@d".into()]) && !view.none_on(&["u@d".into(), "l@d".into()])
     }
 }

@@ -36,6 +36,12 @@ fn assert_subset(path: &str, want: &Value, got: &Value) {
                 );
             }
         }
+        // List items get the server's defaults too (e.g. a device's `enabled`).
+        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => {
+            for (i, (w, g)) in w.iter().zip(g).enumerate() {
+                assert_subset(&format!("{path}[{i}]"), w, g);
+            }
+        }
         _ => assert_eq!(want, got, "{path} read back differently"),
     }
 }
@@ -82,6 +88,19 @@ async fn every_example_applies_and_reads_back() {
     assert_eq!(
         (source.name.as_str(), source.key.as_str()),
         ("carol-password", "password")
+    );
+
+    let dana = users.get("dana").await.expect("get dana");
+    let devices: Vec<(&str, bool)> = dana
+        .spec
+        .devices
+        .iter()
+        .map(|d| (d.name.as_str(), d.enabled))
+        .collect();
+    assert_eq!(
+        devices,
+        [("deskphone", true), ("softphone", true)],
+        "devices read back, enabled by default"
     );
 
     let domain = Api::<SipDomain>::namespaced(client.clone(), &ns.name)

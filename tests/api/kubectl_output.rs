@@ -90,8 +90,8 @@ async fn kubectl_get_shows_printer_columns() {
     let short = ns.kubectl(&["get", "sipu", "-o", "name"]).ok();
     assert_eq!(
         short.lines().count(),
-        4,
-        "four example users via the short name:\n{short}"
+        5,
+        "five example users via the short name:\n{short}"
     );
 }
 

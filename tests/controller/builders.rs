@@ -88,6 +88,16 @@ impl UserBuilder {
         self.set("enabled", json!(enabled))
     }
 
+    /// `spec.devices` as given, e.g. `[{"name": "deskphone"}, {"name": "softphone", "enabled": false}]`.
+    pub fn devices(self, devices: Value) -> Self {
+        self.set("devices", devices)
+    }
+
+    /// The `sipoperator.io/rotate.<device>` annotation.
+    pub fn rotate_device(self, device: &str, value: &str) -> Self {
+        self.annotation(&sip_operator::api::device_rotate_annotation(device), value)
+    }
+
     pub fn display_name(self, display_name: &str) -> Self {
         self.set("displayName", json!(display_name))
     }

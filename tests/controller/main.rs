@@ -13,6 +13,7 @@ mod capacity;
 mod conflicts;
 mod credentials;
 mod deletion;
+mod devices;
 mod events_and_secrecy;
 mod fuzz;
 mod import;

@@ -37,6 +37,7 @@ async fn examples_go_ready_for_kubectl_wait_and_fill_the_printer_columns() {
             "sipuser/berlin-hotline",
             "sipuser/bob",
             "sipuser/carol",
+            "sipuser/dana",
         ])
         .output();
     assert!(
@@ -46,7 +47,7 @@ async fn examples_go_ready_for_kubectl_wait_and_fill_the_printer_columns() {
         out.stderr,
         sc.context()
     );
-    for name in ["alice", "berlin-hotline", "carol"] {
+    for name in ["alice", "berlin-hotline", "carol", "dana"] {
         sc.ready(name).await;
     }
     sc.ready_as("bob", reasons::SUSPENDED).await;
@@ -68,10 +69,11 @@ async fn examples_go_ready_for_kubectl_wait_and_fill_the_printer_columns() {
     assert_eq!(cells("berlin-hotline"), s("+4930123456", "agent", "True"));
     assert_eq!(cells("bob"), s("bob", "supervisor", "True"));
     assert_eq!(cells("carol"), s("carol", "supervisor", "True"));
+    assert_eq!(cells("dana"), s("dana", "agent", "True"));
 
     // Domain and profiles count the admitted users (suspended bob included).
-    sc.domain_ready_with_users("acme", 4).await;
-    for (name, users, capacity) in [("agent", 2, 50), ("supervisor", 2, 5)] {
+    sc.domain_ready_with_users("acme", 5).await;
+    for (name, users, capacity) in [("agent", 3, 50), ("supervisor", 2, 5)] {
         sc.wait_profile(name, &format!("Ready, users {users}, capacity {capacity}"), |p| {
             is_current(p)
                 && crate::scenario::condition(p, reasons::READY).is_some_and(|(s, _, _)| s == "True")

@@ -13,6 +13,7 @@ mod support;
 mod auth;
 mod calls;
 mod contacts;
+mod devices;
 mod dialling;
 mod digest;
 mod journal;

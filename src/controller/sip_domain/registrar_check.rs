@@ -233,11 +233,15 @@ fn queue_changed_registrations(domain: &SipDomain, view: &View, ctx: &Context) {
         }
         let current = u.status.as_ref().and_then(|s| s.registration.as_ref());
         // Most users have no device now and had none: nothing to summarize.
-        let key = UserKey::new(u.username(), &domain.spec.domain).key();
-        if current.is_some_and(|r| r.contacts == 0) && view.seen(&key).is_empty() {
+        let fqdn = domain.spec.domain.as_str();
+        let aors: Vec<String> = std::iter::once(u.username())
+            .chain(u.spec.aliases.iter().map(String::as_str))
+            .map(|name| UserKey::new(name, fqdn).key())
+            .collect();
+        if current.is_some_and(|r| r.contacts == 0) && view.none_on(&aors) {
             return false;
         }
-        Some(&view.registration_of(u, &domain.spec.domain, now)) != current
+        view.observed(u, fqdn, now).differs_from(u.status.as_ref())
     });
 }
 

@@ -27,6 +27,42 @@ pub enum PasswordChange {
     Imported,
 }
 
+/// How one device's password changed in this reconcile, and the rotation request it answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceOutcome {
+    /// The device's name in `spec.devices`.
+    pub name: String,
+    /// `Created` (first appearance, or its keys were lost) or `Rotated`; `None`: kept.
+    pub change: Option<PasswordChange>,
+    /// The value of its `sipoperator.io/rotate.<name>` annotation, answered (now or before).
+    pub handled_rotation: Option<String>,
+}
+
+/// The passwords in force once the step is done, for the registrar step (which hashes them).
+#[derive(Clone, Debug)]
+pub struct Passwords {
+    /// The account's own password (the Secret's `password`).
+    pub account: Password,
+    /// Every listed device's password (enabled or not), in `spec.devices` order.
+    pub devices: Vec<(String, Password)>,
+}
+
+impl Passwords {
+    /// Passwords of an account without devices.
+    #[cfg(test)]
+    pub fn account_only(account: Password) -> Self {
+        Passwords {
+            account,
+            devices: Vec::new(),
+        }
+    }
+
+    /// The password of device `name`, if it is listed.
+    pub fn device(&self, name: &str) -> Option<&Password> {
+        self.devices.iter().find(|(n, _)| n == name).map(|(_, p)| p)
+    }
+}
+
 /// The result of the credentials step.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -34,6 +70,8 @@ pub enum Outcome {
         secret_name: String,
         change: Option<PasswordChange>,
         handled_rotation: Option<String>,
+        /// One per listed device, in `spec.devices` order.
+        devices: Vec<DeviceOutcome>,
     },
     /// A person must act; `reason` is a Stalled reason.
     Problem { reason: &'static str, message: String },
@@ -94,18 +132,81 @@ pub fn choose_password(
     }
 }
 
-/// The credentials Secret `name` of `user` holding `password`; a rotation request it answers
-/// is recorded on it as handled.
+/// Picks a device's password, pure. Device passwords are always generated (never imported):
+/// once when the device first appears (`existing` and `moved` empty), anew when `rotate`.
+/// A device that had none is `Created` even if a rotation was asked for with it.
+pub fn choose_device_password(
+    existing: Option<Password>,
+    moved: Option<Password>,
+    rotate: bool,
+    policy: &crate::api::PasswordPolicy,
+) -> (Password, Option<PasswordChange>) {
+    let kept = existing.or(moved).filter(|p| !p.is_empty());
+    match kept {
+        None => (
+            credentials::generate_password(policy),
+            Some(PasswordChange::Created),
+        ),
+        Some(_) if rotate => (
+            credentials::generate_password(policy),
+            Some(PasswordChange::Rotated),
+        ),
+        Some(p) => (p, None),
+    }
+}
+
+/// The annotation on a credentials Secret recording the rotation request of device `device`
+/// its password answers (as [`ROTATION_HANDLED_ANNOTATION`] does for the account's).
+pub fn device_rotation_handled_annotation(device: &str) -> String {
+    format!("{ROTATION_HANDLED_ANNOTATION}.{device}")
+}
+
+/// The rotation request of device `device` on `user` (bounded: it is copied into the Secret's
+/// annotations and the status).
+fn device_rotate_request(user: &SipUser, device: &str) -> Option<String> {
+    user.annotations()
+        .get(&crate::api::device_rotate_annotation(device))
+        .map(|v| crate::keys::fit(v, crate::keys::MAX_NAME))
+}
+
+/// One listed device as the Secret is to hold it.
+struct DeviceChoice {
+    name: String,
+    password: Password,
+    change: Option<PasswordChange>,
+    rotate_request: Option<String>,
+}
+
+impl DeviceChoice {
+    fn outcome(&self) -> DeviceOutcome {
+        DeviceOutcome {
+            name: self.name.clone(),
+            change: self.change,
+            handled_rotation: self.rotate_request.clone(),
+        }
+    }
+}
+
+/// The credentials Secret `name` of `user` holding `password` and the devices'; a rotation
+/// request it answers is recorded on it as handled.
 fn desired_secret(
     user: &SipUser,
     domain: &SipDomain,
     name: &str,
     password: &Password,
     rotate_request: &Option<String>,
+    devices: &[DeviceChoice],
 ) -> Result<Secret, Error> {
     let owner = user
         .controller_owner_ref(&())
         .ok_or_else(|| Error::NotNamespaced(user.name_any()))?;
+    let device_secrets: Vec<credentials::DeviceSecret<'_>> = devices
+        .iter()
+        .map(|d| credentials::DeviceSecret {
+            name: &d.name,
+            password: &d.password,
+        })
+        .collect();
     let mut secret = credentials::build_secret(&SecretSpec {
         name,
         namespace: &user.namespace().unwrap_or_default(),
@@ -115,13 +216,52 @@ fn desired_secret(
         domain: &domain.spec.domain,
         realm: domain.realm(),
         password,
+        devices: &device_secrets,
     });
     if let Some(value) = rotate_request {
         secret
             .annotations_mut()
             .insert(ROTATION_HANDLED_ANNOTATION.into(), value.clone());
     }
+    for d in devices {
+        if let Some(value) = &d.rotate_request {
+            secret
+                .annotations_mut()
+                .insert(device_rotation_handled_annotation(&d.name), value.clone());
+        }
+    }
     Ok(secret)
+}
+
+/// `existing` with what `desired` sets, and without the keys (and rotation records) of the
+/// devices in `removed`: the body of the one write that removes a device. Everything others
+/// added (labels, annotations, keys) stays; the resourceVersion makes it fail rather than
+/// overwrite a change made since `existing` was read.
+fn without_removed_devices(
+    existing: &Secret,
+    desired: &Secret,
+    removed: &std::collections::BTreeSet<String>,
+) -> Secret {
+    let mut body = existing.clone();
+    // Omitted, the server keeps (and updates) the managed fields; sent, they would replace them.
+    body.metadata.managed_fields = None;
+    let data = body.data.get_or_insert_default();
+    data.retain(|k, _| data_keys::device_of(k).is_none_or(|d| !removed.contains(d)));
+    data.extend(desired.data.clone().unwrap_or_default());
+    let labels = desired.metadata.labels.clone().unwrap_or_default();
+    body.metadata.labels.get_or_insert_default().extend(labels);
+    let annotations = body.metadata.annotations.get_or_insert_default();
+    annotations.retain(|k, _| {
+        !removed
+            .iter()
+            .any(|d| *k == device_rotation_handled_annotation(d))
+    });
+    annotations.extend(desired.metadata.annotations.clone().unwrap_or_default());
+    if body.metadata.owner_references.as_ref().is_none_or(Vec::is_empty) {
+        body.metadata.owner_references = desired.metadata.owner_references.clone();
+    }
+    body.type_ = desired.type_.clone();
+    body
 }
 
 /// A user provisioned for the first time (its status names no Secret yet) with a generated
@@ -135,13 +275,25 @@ async fn create_first(
     secrets: &Api<Secret>,
     name: &str,
     rotate_request: &Option<String>,
-) -> Result<Option<(Outcome, Option<Password>)>, Error> {
+) -> Result<Option<(Outcome, Option<Passwords>)>, Error> {
     let provisioned = user.status.as_ref().is_some_and(|s| s.secret_name.is_some());
     if provisioned || user.spec.credentials.password_secret_ref.is_some() {
         return Ok(None);
     }
-    let password = credentials::generate_password(&domain.spec.password_policy);
-    let desired = desired_secret(user, domain, name, &password, rotate_request)?;
+    let policy = &domain.spec.password_policy;
+    let password = credentials::generate_password(policy);
+    let devices: Vec<DeviceChoice> = user
+        .spec
+        .devices
+        .iter()
+        .map(|d| DeviceChoice {
+            name: d.name.clone(),
+            password: credentials::generate_password(policy),
+            change: Some(PasswordChange::Created),
+            rotate_request: device_rotate_request(user, &d.name),
+        })
+        .collect();
+    let desired = desired_secret(user, domain, name, &password, rotate_request, &devices)?;
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
@@ -160,8 +312,12 @@ async fn create_first(
                 secret_name: name.to_string(),
                 change: Some(PasswordChange::Created),
                 handled_rotation: rotate_request.clone(),
+                devices: devices.iter().map(DeviceChoice::outcome).collect(),
             },
-            Some(password),
+            Some(Passwords {
+                account: password,
+                devices: devices.into_iter().map(|d| (d.name, d.password)).collect(),
+            }),
         ))),
         Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(None),
         Err(e) => Err(kube_err(format!(
@@ -245,10 +401,10 @@ fn failure_outcome(error: &Error) -> Outcome {
     }
 }
 
-/// Runs the credentials step for an admitted user; with the outcome, the password in force
-/// (for the registrar step, which hashes it). A failed API call is an outcome too, so that it
-/// shows in status instead of only in the log.
-pub async fn sync(user: &SipUser, domain: &SipDomain, ctx: &Context) -> (Outcome, Option<Password>) {
+/// Runs the credentials step for an admitted user; with the outcome, the passwords in force
+/// (for the registrar step, which hashes them). A failed API call is an outcome too, so that
+/// it shows in status instead of only in the log.
+pub async fn sync(user: &SipUser, domain: &SipDomain, ctx: &Context) -> (Outcome, Option<Passwords>) {
     match sync_secret(user, domain, ctx).await {
         Ok(done) => done,
         Err(error) => {
@@ -262,7 +418,7 @@ async fn sync_secret(
     user: &SipUser,
     domain: &SipDomain,
     ctx: &Context,
-) -> Result<(Outcome, Option<Password>), Error> {
+) -> Result<(Outcome, Option<Passwords>), Error> {
     let ns = user.namespace().unwrap_or_default();
     let uid = user.uid().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
@@ -354,7 +510,8 @@ async fn sync_secret(
         existing.is_some(),
         status.is_some_and(|s| s.password_changed_at.is_some()),
     );
-    let desired = desired_secret(user, domain, &name, &password, &rotate_request)?;
+    let devices = choose_devices(user, domain, existing.as_ref(), moved_from.as_ref());
+    let desired = desired_secret(user, domain, &name, &password, &rotate_request, &devices)?;
     let handled_annotation_current = rotate_request.as_ref().is_none_or(|v| {
         existing
             .as_ref()
@@ -366,20 +523,41 @@ async fn sync_secret(
         .is_some_and(|e| credentials::secret_is_current(e, &desired) && handled_annotation_current);
     if !up_to_date {
         let key = format!("{ns}/{name}");
+        let removed = existing
+            .as_ref()
+            .map(|e| credentials::removed_devices(e, &desired))
+            .unwrap_or_default();
         ctx.secret_echoes.sending(&key, ());
-        let written = secrets
-            .patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&desired),
-            )
-            .await;
+        let written = match existing.as_ref().filter(|_| !removed.is_empty()) {
+            // An apply leaves keys another write put there (the create of a new user's Secret
+            // is not an apply): removing a device replaces the Secret, still in one write.
+            Some(existing) => {
+                let params = PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                };
+                let body = without_removed_devices(existing, &desired, &removed);
+                secrets.replace(&name, &params, &body).await
+            }
+            None => {
+                secrets
+                    .patch(
+                        &name,
+                        &PatchParams::apply(FIELD_MANAGER).force(),
+                        &Patch::Apply(&desired),
+                    )
+                    .await
+            }
+        };
         let rv = written
             .as_ref()
             .ok()
             .and_then(|w| w.metadata.resource_version.clone());
         look_again_if_changed_meanwhile(user, ctx, &key, rv);
         written.map_err(kube_err(format!("applying Secret {ns}/{name}")))?;
+        for device in &removed {
+            ctx.announced.forget_device(&uid, device);
+        }
     }
     if let Some(old) = moved_from {
         let old_name = old.name_any();
@@ -403,9 +581,63 @@ async fn sync_secret(
             secret_name: name,
             change,
             handled_rotation: rotate_request,
+            devices: devices.iter().map(DeviceChoice::outcome).collect(),
         },
-        Some(password),
+        Some(Passwords {
+            account: password,
+            devices: devices.into_iter().map(|d| (d.name, d.password)).collect(),
+        }),
     ))
+}
+
+/// Each listed device's password: kept from the user's Secret (or the one it had under a
+/// previous name), generated when it has none, rotated when its annotation asks anew.
+fn choose_devices(
+    user: &SipUser,
+    domain: &SipDomain,
+    existing: Option<&Secret>,
+    moved_from: Option<&Secret>,
+) -> Vec<DeviceChoice> {
+    let recorded = |device: &str| {
+        user.status
+            .as_ref()
+            .and_then(|s| s.devices.iter().find(|d| d.name == device))
+    };
+    user.spec
+        .devices
+        .iter()
+        .map(|d| {
+            let rotate_request = device_rotate_request(user, &d.name);
+            let handled_on_secret = existing.and_then(|s| {
+                s.annotations()
+                    .get(&device_rotation_handled_annotation(&d.name))
+                    .cloned()
+            });
+            let rotate = rotate_request.as_ref().is_some_and(|v| {
+                recorded(&d.name).and_then(|r| r.last_handled_rotation.as_ref()) != Some(v)
+                    && handled_on_secret.as_ref() != Some(v)
+            });
+            let stored = existing.and_then(|s| credentials::device_password(s, &d.name));
+            let had_keys = stored.is_some();
+            let (password, change) = choose_device_password(
+                stored,
+                moved_from.and_then(|s| credentials::device_password(s, &d.name)),
+                rotate,
+                &domain.spec.password_policy,
+            );
+            let change = to_announce(
+                change,
+                had_keys,
+                recorded(&d.name).is_some_and(|r| r.password_changed_at.is_some()),
+            );
+            DeviceChoice {
+                name: d.name.clone(),
+                password,
+                change,
+                rotate_request,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -453,6 +685,84 @@ mod tests {
 
     fn pw(s: &str) -> Option<Password> {
         Some(Password::new(s))
+    }
+
+    #[test]
+    fn a_device_password_is_made_once_kept_and_rotated_only_when_asked() {
+        let policy = PasswordPolicy::default();
+        let (p, change) = choose_device_password(None, None, false, &policy);
+        assert_eq!((p.expose().len(), change), (32, Some(PasswordChange::Created)));
+        let (_, change) = choose_device_password(None, None, true, &policy);
+        assert_eq!(
+            change,
+            Some(PasswordChange::Created),
+            "a new device is created, not rotated"
+        );
+        let (p, change) = choose_device_password(pw("keep"), None, false, &policy);
+        assert_eq!((p.expose(), change), ("keep", None));
+        let (p, change) = choose_device_password(None, pw("moved"), false, &policy);
+        assert_eq!((p.expose(), change), ("moved", None), "carried over on a rename");
+        let (p, change) = choose_device_password(pw("keep"), None, true, &policy);
+        assert_ne!(p.expose(), "keep");
+        assert_eq!(change, Some(PasswordChange::Rotated));
+        let (_, change) = choose_device_password(pw(""), None, false, &policy);
+        assert_eq!(
+            change,
+            Some(PasswordChange::Created),
+            "an empty one counts as none"
+        );
+    }
+
+    #[test]
+    fn removing_a_device_keeps_everything_else_of_the_secret() {
+        use std::collections::BTreeMap;
+        let bytes = |s: &str| k8s_openapi::ByteString(s.as_bytes().to_vec());
+        let existing = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some("alice-sip-credentials".into()),
+                resource_version: Some("7".into()),
+                labels: Some(BTreeMap::from([("team".into(), "voice".into())])),
+                annotations: Some(BTreeMap::from([
+                    (device_rotation_handled_annotation("soft"), "r1".into()),
+                    (device_rotation_handled_annotation("desk"), "r2".into()),
+                ])),
+                managed_fields: Some(vec![Default::default()]),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::from([
+                ("password".into(), bytes("pw")),
+                ("devices.desk.password".into(), bytes("d")),
+                ("devices.soft.password".into(), bytes("s")),
+                ("devices.soft.username".into(), bytes("alice#soft")),
+                ("note".into(), bytes("someone else's")),
+            ])),
+            ..Default::default()
+        };
+        let desired = Secret {
+            metadata: kube::api::ObjectMeta {
+                labels: Some(BTreeMap::from([("managed".into(), "yes".into())])),
+                ..Default::default()
+            },
+            type_: Some("kubernetes.io/basic-auth".into()),
+            data: Some(BTreeMap::from([
+                ("password".into(), bytes("pw")),
+                ("devices.desk.password".into(), bytes("d2")),
+            ])),
+            ..Default::default()
+        };
+        let removed = credentials::removed_devices(&existing, &desired);
+        let body = without_removed_devices(&existing, &desired, &removed);
+        let keys: Vec<_> = body.data.as_ref().expect("data").keys().cloned().collect();
+        assert_eq!(keys, ["devices.desk.password", "note", "password"]);
+        assert_eq!(
+            credentials::secret_value(&body, "devices.desk.password").as_deref(),
+            Some("d2")
+        );
+        assert_eq!(body.metadata.resource_version.as_deref(), Some("7"), "optimistic");
+        assert!(body.metadata.managed_fields.is_none());
+        let annotations: Vec<_> = body.annotations().keys().cloned().collect();
+        assert_eq!(annotations, [device_rotation_handled_annotation("desk")]);
+        assert_eq!(body.labels().len(), 2, "{:?}", body.labels());
     }
 
     #[test]

@@ -98,23 +98,30 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
     let verdict = ctx.stores.admission().verdict(user);
     let domain = ctx.stores.domain(&ns, &user.spec.domain_ref);
 
-    let (credentials, password) = match (&verdict, &domain) {
+    let (credentials, passwords) = match (&verdict, &domain) {
         (Verdict::Admitted, Some(domain)) => {
-            let (outcome, password) = user_credentials::sync(user, domain, ctx).await;
-            (Some(outcome), password)
+            let (outcome, passwords) = user_credentials::sync(user, domain, ctx).await;
+            (Some(outcome), passwords)
         }
         _ => (None, None),
     };
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    // The domain's live registrations, for the status and for the push (which drops contacts
+    // of revoked credentials).
+    let view = domain
+        .as_ref()
+        .and_then(|d| ctx.registrations.view(&ns, &d.name_any()));
     let registrar = match &domain {
         Some(domain) if domain.spec.registrar.is_some() => {
             let profile = user
                 .profile_name(Some(domain))
                 .and_then(|p| ctx.stores.profiles.get(&ObjectRef::new(p).within(&ns)));
-            let intent = match (&password, user.spec.enabled) {
+            let intent = match (&passwords, user.spec.enabled) {
                 // An admitted user with credentials in place: the registrar must hold it.
-                (Some(password), true) => Intent::Push {
-                    password,
+                (Some(passwords), true) => Intent::Push {
+                    passwords,
                     profile: profile.as_deref(),
+                    registrations: view.as_deref().map(|v| (v, now.0)),
                 },
                 // Suspended, not admitted, or without usable credentials: it must not —
                 // unless the key is another user's (a username or domain conflict loser
@@ -138,12 +145,15 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
     let retry = matches!(registrar, RegistrarState::Failed(_))
         || credentials.as_ref().is_some_and(user_credentials::Outcome::retry);
 
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
     let previous = user.status.as_ref();
-    let registration = domain.as_ref().and_then(|d| {
-        let view = ctx.registrations.view(&ns, &d.name_any())?;
-        Some(view.registration_of(user, &d.spec.domain, now.0))
-    });
+    let observed = domain
+        .as_ref()
+        .zip(view.as_ref())
+        .map(|(d, view)| view.observed(user, &d.spec.domain, now.0));
+    let (registration, device_contacts) = match observed {
+        Some(o) => (Some(o.registration), Some(o.devices)),
+        None => (None, None),
+    };
     let facts = Facts {
         generation: user.meta().generation,
         enabled: user.spec.enabled,
@@ -156,6 +166,8 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
         credentials: credentials.as_ref(),
         registrar,
         registration,
+        devices: &user.spec.devices,
+        device_contacts,
     };
     let desired = user_status::build(&facts, previous, &now);
 
@@ -172,13 +184,23 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
     .await;
     if let Some(user_credentials::Outcome::Ready {
         secret_name,
-        change: Some(change),
+        change,
+        devices,
         ..
     }) = &credentials
     {
-        let (reason, note) = user_status::change_event(*change, secret_name);
-        let first = *change == user_credentials::PasswordChange::Created;
-        events::on_password(ctx, user, first, reason, note).await;
+        if let Some(change) = change {
+            let (reason, note) = user_status::change_event(*change, secret_name);
+            let first = *change == user_credentials::PasswordChange::Created;
+            events::on_password(ctx, user, first, reason, note).await;
+        }
+        for device in devices {
+            if let Some(change) = device.change {
+                let (reason, note) = user_status::device_change_event(change, &device.name, secret_name);
+                let first = change == user_credentials::PasswordChange::Created;
+                events::on_device_password(ctx, user, &device.name, first, reason, note).await;
+            }
+        }
     }
     status_patch::apply_if_changed(&ctx.client, &ctx.status_written, user, previous, &desired).await?;
     record_metrics(ctx, user, &desired);

@@ -5,20 +5,27 @@
 use kube::ResourceExt;
 use tracing::Instrument;
 
+use k8s_openapi::jiff::Timestamp;
+
+use super::credentials::Passwords;
 use super::status::RegistrarState;
 use crate::api::{DEFAULT_MAX_CONTACTS, SipDomain, SipProfile, SipUser};
 use crate::controller::Context;
 use crate::controller::status::registrar as registrar_status;
-use crate::credentials::Password;
-use crate::registrar::{EntrySpec, Registrar, RegistrarError, UserEntry, UserKey};
+use crate::registrar::{DeviceCredentials, EntrySpec, Registrar, RegistrarError, UserEntry, UserKey};
+use crate::registrar_state::registration_view::{View, is_live};
 use crate::registrar_state::{Endpoint, Memory, Source, SyncError};
 
 /// What the step should do for the user.
 pub enum Intent<'a> {
     /// Admitted and enabled: make the registrar hold it.
     Push {
-        password: &'a Password,
+        /// The account's and the devices' passwords, as the credentials step left them.
+        passwords: &'a Passwords,
         profile: Option<&'a SipProfile>,
+        /// The domain's live registrations as last read, and when this reconcile runs: a
+        /// contact registered with credentials the entry no longer has is dropped by a push.
+        registrations: Option<(&'a View, Timestamp)>,
     },
     /// Suspended, not admitted or being deleted: make sure the registrar does not hold it.
     Remove,
@@ -86,8 +93,15 @@ pub async fn sync(
         Err(e) => return RegistrarState::Failed(e.into()),
     };
     let result = match &intent {
-        Intent::Push { password, profile } => {
-            let entry = entry(user, domain, password, *profile);
+        Intent::Push {
+            passwords,
+            profile,
+            registrations,
+        } => {
+            let entry = entry(user, domain, passwords, *profile);
+            // A registrar drops the contacts of revoked credentials when it takes the entry
+            // again, even one it holds already.
+            let revoked = registrations.is_some_and(|(view, now)| has_revoked_contacts(&entry, view, now));
             // Read before the push: a marker that moves meanwhile makes the next reconcile
             // push again rather than trust a state this push may not have reached.
             let held: Vec<(String, Option<String>)> = endpoints
@@ -101,7 +115,7 @@ pub async fn sync(
                 .collect();
             let stale: Vec<&Endpoint> = endpoints
                 .iter()
-                .filter(|e| !memory.holds(&entry, e.endpoint()))
+                .filter(|e| revoked || !memory.holds(&entry, e.endpoint()))
                 .collect();
             let pushed = on_each(user, &stale, "registrar_upsert", |e| {
                 e.queue_upsert(entry.clone())
@@ -159,14 +173,49 @@ where
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
-fn entry(user: &SipUser, domain: &SipDomain, password: &Password, profile: Option<&SipProfile>) -> UserEntry {
+/// Whether the view shows a live contact on one of the entry's addresses (the user's own and
+/// its alias lines) registered with a digest username the entry does not carry: a removed or
+/// disabled device's, or the account's own after devices were listed. Pure. Contacts whose
+/// registrar does not say who registered them are left alone.
+pub fn has_revoked_contacts(entry: &UserEntry, view: &View, now: Timestamp) -> bool {
+    let valid = entry.auth_usernames();
+    entry.aors().iter().any(|aor| {
+        view.seen(aor).iter().any(|s| {
+            is_live(s, now)
+                && s.contact
+                    .auth_username
+                    .as_deref()
+                    .is_some_and(|au| !valid.contains(&au))
+        })
+    })
+}
+
+/// The registrar entry of `user`: with devices listed, the enabled ones' credentials only.
+fn entry(
+    user: &SipUser,
+    domain: &SipDomain,
+    passwords: &Passwords,
+    profile: Option<&SipProfile>,
+) -> UserEntry {
     let empty = Vec::new();
-    UserEntry::build(&EntrySpec {
+    let devices: Vec<DeviceCredentials<'_>> = user
+        .spec
+        .devices
+        .iter()
+        .filter(|d| d.enabled)
+        .filter_map(|d| {
+            Some(DeviceCredentials {
+                name: &d.name,
+                password: passwords.device(&d.name)?,
+            })
+        })
+        .collect();
+    let mut entry = UserEntry::build(&EntrySpec {
         username: user.username(),
         domain: &domain.spec.domain,
         realm: domain.realm(),
-        password,
-        devices: &[],
+        password: &passwords.account,
+        devices: &devices,
         algorithms: &domain.spec.digest_algorithms,
         max_contacts: user
             .spec
@@ -178,7 +227,14 @@ fn entry(user: &SipUser, domain: &SipDomain, password: &Password, profile: Optio
         flags: profile.map_or(&empty, |p| &p.spec.flags),
         barge_group: profile.and_then(|p| p.spec.barge_group.as_deref()),
         caller_id: user.spec.caller_id.as_deref(),
-    })
+    });
+    // Every listed device disabled: nothing may register, not the account's own credentials
+    // either (they do only while no device is listed).
+    if devices.is_empty() && !user.spec.devices.is_empty() {
+        entry.ha1_md5 = None;
+        entry.ha1_sha256 = None;
+    }
+    entry
 }
 
 #[cfg(test)]
@@ -189,9 +245,60 @@ mod tests {
     use futures::future::BoxFuture;
 
     use super::*;
+    use crate::api::DeviceSpec;
     use crate::controller::fixtures;
+    use crate::credentials::Password;
+    use crate::registrar::Contact;
     use crate::registrar::fake::{Call, Fake};
     use crate::registrar_state::endpoints::ResolveError;
+    use crate::registrar_state::registration_view::Dump;
+
+    const T0: i64 = 1_795_473_000;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(T0 + secs).expect("timestamp")
+    }
+
+    fn device(name: &str, enabled: bool) -> DeviceSpec {
+        DeviceSpec {
+            name: name.into(),
+            description: None,
+            enabled,
+        }
+    }
+
+    /// alice with `devices`, and passwords for each of them.
+    fn alice_with(devices: Vec<DeviceSpec>) -> (SipUser, Passwords) {
+        let mut alice = fixtures::user("alice").alias("alice-support").build();
+        let passwords = Passwords {
+            account: Password::new("account"),
+            devices: devices
+                .iter()
+                .map(|d| (d.name.clone(), Password::new(format!("pw-{}", d.name))))
+                .collect(),
+        };
+        alice.spec.devices = devices;
+        (alice, passwords)
+    }
+
+    /// A view of the domain with one contact on `aor` registered by `auth_username`.
+    fn view_with(aor: &str, auth_username: Option<&str>, expires_in: u64) -> View {
+        let contact = Contact {
+            aor: aor.into(),
+            address: format!("sip:{aor}"),
+            user_agent: None,
+            expires_in: Some(expires_in),
+            last_modified: None,
+            auth_username: auth_username.map(str::to_string),
+        };
+        View::build(
+            "acme.sip.example.com",
+            &[Dump {
+                read_at: at(0),
+                contacts: Arc::new(vec![contact]),
+            }],
+        )
+    }
 
     /// Resolves every domain to the same fake endpoints.
     struct Fixed(Vec<Endpoint>);
@@ -221,10 +328,21 @@ mod tests {
     }
 
     async fn push(user: &SipUser, source: &Fixed, memory: &Memory, password: &str) -> RegistrarState {
-        let password = Password::new(password);
+        let passwords = Passwords::account_only(Password::new(password));
+        push_with(user, source, memory, &passwords, None).await
+    }
+
+    async fn push_with(
+        user: &SipUser,
+        source: &Fixed,
+        memory: &Memory,
+        passwords: &Passwords,
+        view: Option<&View>,
+    ) -> RegistrarState {
         let intent = Intent::Push {
-            password: &password,
+            passwords,
             profile: None,
+            registrations: view.map(|v| (v, at(0))),
         };
         let registrars = Registrars {
             endpoints: source,
@@ -323,6 +441,103 @@ mod tests {
             2,
             "nothing was remembered after the failure"
         );
+    }
+
+    #[test]
+    fn contacts_of_credentials_the_entry_lacks_are_revoked() {
+        let (alice, passwords) = alice_with(vec![device("desk", true), device("soft", false)]);
+        let e = entry(&alice, &domain(), &passwords, None);
+        assert_eq!(
+            e.auth_usernames(),
+            ["alice#desk"],
+            "a disabled device is not pushed"
+        );
+        let own = "alice@acme.sip.example.com";
+        let line = "alice-support@acme.sip.example.com";
+        let revoked = |aor, au, expires| has_revoked_contacts(&e, &view_with(aor, au, expires), at(1));
+        assert!(!revoked(own, Some("alice#desk"), 60), "an enabled device");
+        assert!(revoked(own, Some("alice#soft"), 60), "a disabled device");
+        assert!(
+            revoked(line, Some("alice#gone"), 60),
+            "a removed device, on a line"
+        );
+        assert!(
+            revoked(own, Some("alice"), 60),
+            "the account's own, once devices are listed"
+        );
+        assert!(!revoked(own, None, 60), "unknown: left alone");
+        assert!(!revoked(own, Some("alice#soft"), 1), "lapsed already");
+        assert!(
+            !revoked("bob@acme.sip.example.com", Some("bob"), 60),
+            "another user's address"
+        );
+
+        let (plain, passwords) = alice_with(vec![]);
+        let e = entry(&plain, &domain(), &passwords, None);
+        assert!(!has_revoked_contacts(
+            &e,
+            &view_with(own, Some("alice"), 60),
+            at(1)
+        ));
+        assert!(has_revoked_contacts(
+            &e,
+            &view_with(own, Some("alice#desk"), 60),
+            at(1)
+        ));
+    }
+
+    #[test]
+    fn devices_replace_the_accounts_credentials_even_when_all_are_disabled() {
+        let (alice, passwords) = alice_with(vec![device("desk", true), device("soft", true)]);
+        let e = entry(&alice, &domain(), &passwords, None);
+        assert_eq!(e.ha1_md5, None);
+        assert_eq!(e.auth_usernames(), ["alice#desk", "alice#soft"]);
+        let (alice, passwords) = alice_with(vec![device("desk", false)]);
+        let e = entry(&alice, &domain(), &passwords, None);
+        assert!(e.devices.is_empty() && e.ha1_md5.is_none() && e.ha1_sha256.is_none());
+        let (alice, passwords) = alice_with(vec![]);
+        assert!(entry(&alice, &domain(), &passwords, None).ha1_md5.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_revoked_contact_makes_a_held_entry_go_out_again() {
+        let (fakes, source) = fakes(1);
+        let memory = Memory::default();
+        let (alice, passwords) = alice_with(vec![device("desk", true)]);
+        push_with(&alice, &source, &memory, &passwords, None).await;
+        let own = "alice@acme.sip.example.com";
+        let current = view_with(own, Some("alice#desk"), 60);
+        push_with(&alice, &source, &memory, &passwords, Some(&current)).await;
+        assert_eq!(fakes[0].calls().len(), 1, "held, and nothing to drop: no call");
+
+        let stale = view_with(own, Some("alice#soft"), 60);
+        let state = push_with(&alice, &source, &memory, &passwords, Some(&stale)).await;
+        assert!(matches!(state, RegistrarState::Synced { .. }), "{state:?}");
+        assert_eq!(
+            fakes[0].calls().len(),
+            2,
+            "pushed again, so the registrar drops it"
+        );
+    }
+
+    #[tokio::test]
+    async fn enabled_devices_are_pushed_with_their_own_passwords() {
+        let (fakes, source) = fakes(1);
+        let memory = Memory::default();
+        let (alice, passwords) = alice_with(vec![device("desk", true), device("soft", true)]);
+        push_with(&alice, &source, &memory, &passwords, None).await;
+        assert_eq!(fakes[0].users(), ["alice"]);
+        // Disabling one is a new entry: pushed.
+        let (disabled, _) = alice_with(vec![device("desk", true), device("soft", false)]);
+        push_with(&disabled, &source, &memory, &passwords, None).await;
+        assert_eq!(fakes[0].calls().len(), 2);
+        // A rotated device password is a new entry too.
+        let mut rotated = passwords.clone();
+        rotated.devices[0].1 = Password::new("new");
+        push_with(&disabled, &source, &memory, &rotated, None).await;
+        assert_eq!(fakes[0].calls().len(), 3);
+        push_with(&disabled, &source, &memory, &rotated, None).await;
+        assert_eq!(fakes[0].calls().len(), 3, "unchanged: no call");
     }
 
     #[tokio::test]

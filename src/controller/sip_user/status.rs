@@ -1,9 +1,11 @@
 //! The SipUser status as the operator wants it, pure: conditions from the step outcomes, and
 //! the fields that carry over from the previous status.
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::credentials::{Outcome, PasswordChange};
-use crate::api::{RegistrationStatus, SipUserStatus};
+use super::credentials::{DeviceOutcome, Outcome, PasswordChange};
+use crate::api::{DeviceSpec, DeviceStatus, RegistrationStatus, SipUserStatus, device_auth_username};
 use crate::controller::admission::Verdict;
 use crate::controller::status::conditions::{self, Status, Want};
 use crate::controller::status::reasons::{self, types};
@@ -66,6 +68,10 @@ pub struct Facts<'a> {
     pub registrar: RegistrarState,
     /// Live registrations as last read from the registrar; `None` when it was not read yet.
     pub registration: Option<RegistrationStatus>,
+    /// The devices in `spec.devices`.
+    pub devices: &'a [DeviceSpec],
+    /// Registered contacts per device name, read with `registration` (`None` with it).
+    pub device_contacts: Option<BTreeMap<String, i32>>,
 }
 
 /// The Stalled reason and message, if the user is stalled.
@@ -77,8 +83,17 @@ pub fn stalled(facts: &Facts<'_>) -> Option<(&'static str, String)> {
     }
 }
 
-fn wanted(facts: &Facts<'_>, previous: Option<&RegistrationStatus>) -> Vec<Want> {
+fn wanted(facts: &Facts<'_>, previous: Option<&RegistrationStatus>, devices: &[DeviceStatus]) -> Vec<Want> {
     let credentials = match facts.credentials {
+        Some(Outcome::Ready { secret_name, .. }) if !devices.is_empty() => Want::new(
+            types::CREDENTIALS_READY,
+            Status::True,
+            reasons::SECRET_READY,
+            format!(
+                "the passwords are in Secret {secret_name}: each device's under devices.<name>.username and devices.<name>.password \
+                 (the account's own username and password, kept there, do not register while devices are listed)"
+            ),
+        ),
         Some(Outcome::Ready { secret_name, .. }) => Want::new(
             types::CREDENTIALS_READY,
             Status::True,
@@ -200,12 +215,34 @@ fn wanted(facts: &Facts<'_>, previous: Option<&RegistrationStatus>) -> Vec<Want>
         stalled,
         credentials,
         registrar,
-        registered(facts, previous),
+        registered(facts, previous, devices),
     ]
 }
 
+/// The `Registered` message for a user with registered contacts: how many, and for a user
+/// with devices or registered alias lines, which of them.
+fn registered_message(r: &RegistrationStatus, devices: &[DeviceStatus]) -> String {
+    let mut message = format!("{} device(s) registered", r.contacts);
+    if !devices.is_empty() {
+        let on: Vec<&str> = devices
+            .iter()
+            .filter(|d| d.contacts > 0)
+            .map(|d| d.name.as_str())
+            .collect();
+        message.push_str(&format!("; {} of {} devices", on.len(), devices.len()));
+        if !on.is_empty() {
+            message.push_str(&format!(" ({})", on.join(", ")));
+        }
+    }
+    if !r.lines.is_empty() {
+        let lines: Vec<&str> = r.lines.iter().map(|l| l.alias.as_str()).collect();
+        message.push_str(&format!("; alias lines registered: {}", lines.join(", ")));
+    }
+    message
+}
+
 /// The informational `Registered` condition.
-fn registered(facts: &Facts<'_>, previous: Option<&RegistrationStatus>) -> Want {
+fn registered(facts: &Facts<'_>, previous: Option<&RegistrationStatus>, devices: &[DeviceStatus]) -> Want {
     // Not read this time: the last reading stands, for the condition as for the field.
     match (&facts.registrar, facts.registration.as_ref().or(previous)) {
         (RegistrarState::NotConfigured, _) => Want::new(
@@ -224,7 +261,7 @@ fn registered(facts: &Facts<'_>, previous: Option<&RegistrationStatus>) -> Want 
             types::REGISTERED,
             Status::True,
             reasons::DEVICES_REGISTERED,
-            format!("{} device(s) registered", r.contacts),
+            registered_message(r, devices),
         ),
         (_, Some(_)) => Want::new(
             types::REGISTERED,
@@ -243,6 +280,7 @@ pub fn build(facts: &Facts<'_>, previous: Option<&SipUserStatus>, now: &Time) ->
             secret_name,
             change,
             handled_rotation,
+            ..
         }) => (
             Some(secret_name.clone()),
             change.is_some(),
@@ -262,11 +300,12 @@ pub fn build(facts: &Facts<'_>, previous: Option<&SipUserStatus>, now: &Time) ->
     } else {
         previous.password_changed_at.clone()
     };
+    let devices = devices(facts, &previous.devices, now);
     SipUserStatus {
         observed_generation: facts.generation,
         conditions: conditions::merge(
             &previous.conditions,
-            &wanted(facts, previous.registration.as_ref()),
+            &wanted(facts, previous.registration.as_ref(), &devices),
             facts.generation,
             now,
         ),
@@ -280,6 +319,69 @@ pub fn build(facts: &Facts<'_>, previous: Option<&SipUserStatus>, now: &Time) ->
             RegistrarState::NotConfigured => None,
             _ => facts.registration.clone().or(previous.registration),
         },
+        devices,
+    }
+}
+
+/// `status.devices`: one entry per listed device. Its password's history comes from the
+/// credentials step (carried over when it did not run), its contacts from the registrations
+/// read with `facts.registration` (the last reading stands when there was none).
+fn devices(facts: &Facts<'_>, previous: &[DeviceStatus], now: &Time) -> Vec<DeviceStatus> {
+    let outcomes: Option<&[DeviceOutcome]> = match facts.credentials {
+        Some(Outcome::Ready { devices, .. }) => Some(devices),
+        _ => None,
+    };
+    facts
+        .devices
+        .iter()
+        .map(|d| {
+            let before = previous.iter().find(|p| p.name == d.name);
+            let outcome = outcomes.and_then(|o| o.iter().find(|o| o.name == d.name));
+            // As for the account: a change, or a password in place that no status recorded.
+            let password_changed_at = match (outcome, before.and_then(|b| b.password_changed_at.clone())) {
+                (Some(o), _) if o.change.is_some() => Some(now.clone()),
+                (Some(_), None) => Some(now.clone()),
+                (_, recorded) => recorded,
+            };
+            let contacts = match (&facts.registrar, &facts.device_contacts) {
+                (RegistrarState::NotConfigured, _) => 0,
+                (_, Some(read)) => read.get(&d.name).copied().unwrap_or(0),
+                (_, None) => before.map_or(0, |b| b.contacts),
+            };
+            DeviceStatus {
+                name: d.name.clone(),
+                auth_username: device_auth_username(facts.username, &d.name),
+                enabled: d.enabled,
+                contacts,
+                password_changed_at,
+                last_handled_rotation: outcome
+                    .and_then(|o| o.handled_rotation.clone())
+                    .or_else(|| before.and_then(|b| b.last_handled_rotation.clone())),
+            }
+        })
+        .collect()
+}
+
+/// The Event reason and note for a device's password change.
+pub fn device_change_event(
+    change: PasswordChange,
+    device: &str,
+    secret_name: &str,
+) -> (&'static str, String) {
+    match change {
+        PasswordChange::Rotated => (
+            reasons::events::DEVICE_CREDENTIALS_ROTATED,
+            format!(
+                "rotated the password of device {device} in Secret {secret_name} (key devices.{device}.password) as the sipoperator.io/rotate.{device} annotation asked"
+            ),
+        ),
+        // Device passwords are never imported: anything else is a first password.
+        PasswordChange::Created | PasswordChange::Imported => (
+            reasons::events::DEVICE_CREDENTIALS_CREATED,
+            format!(
+                "wrote a new password for device {device} to Secret {secret_name} (key devices.{device}.password)"
+            ),
+        ),
     }
 }
 
@@ -317,6 +419,7 @@ mod tests {
             secret_name: "alice-sip-credentials".into(),
             change,
             handled_rotation: None,
+            devices: Vec::new(),
         }
     }
 
@@ -331,6 +434,8 @@ mod tests {
             credentials,
             registrar: RegistrarState::NotConfigured,
             registration: None,
+            devices: &[],
+            device_contacts: None,
         }
     }
 
@@ -493,6 +598,7 @@ mod tests {
             secret_name: "alice-sip-credentials".into(),
             change: Some(PasswordChange::Rotated),
             handled_rotation: Some("2026-11-23".into()),
+            devices: Vec::new(),
         };
         let second = build(&facts(&Verdict::Admitted, Some(&rotated)), Some(&first), &now(20));
         assert_eq!(second.password_changed_at, Some(now(20)));
@@ -502,5 +608,141 @@ mod tests {
             conditions::find(&second.conditions, "Ready").map(|c| c.last_transition_time.clone()),
             Some(now(10))
         );
+    }
+
+    fn device(name: &str, enabled: bool) -> DeviceSpec {
+        DeviceSpec {
+            name: name.into(),
+            description: None,
+            enabled,
+        }
+    }
+
+    fn device_outcome(name: &str, change: Option<PasswordChange>, rotation: Option<&str>) -> DeviceOutcome {
+        DeviceOutcome {
+            name: name.into(),
+            change,
+            handled_rotation: rotation.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn devices_show_their_auth_username_contacts_and_password_history() {
+        let listed = [device("desk", true), device("soft", false)];
+        let created = Outcome::Ready {
+            secret_name: "alice-sip-credentials".into(),
+            change: Some(PasswordChange::Created),
+            handled_rotation: None,
+            devices: vec![
+                device_outcome("desk", Some(PasswordChange::Created), None),
+                device_outcome("soft", Some(PasswordChange::Created), None),
+            ],
+        };
+        let mut f = facts(&Verdict::Admitted, Some(&created));
+        f.devices = &listed;
+        f.registrar = RegistrarState::Synced { endpoints: 1 };
+        f.registration = Some(RegistrationStatus {
+            contacts: 1,
+            ..Default::default()
+        });
+        f.device_contacts = Some(BTreeMap::from([("desk".into(), 1), ("soft".into(), 0)]));
+        let first = build(&f, None, &now(10));
+        let names: Vec<_> = first
+            .devices
+            .iter()
+            .map(|d| (d.name.as_str(), d.auth_username.as_str(), d.enabled, d.contacts))
+            .collect();
+        assert_eq!(
+            names,
+            [("desk", "alice#desk", true, 1), ("soft", "alice#soft", false, 0)]
+        );
+        assert!(
+            first
+                .devices
+                .iter()
+                .all(|d| d.password_changed_at == Some(now(10)))
+        );
+        let message = conditions::find(&first.conditions, "Registered").map(|c| c.message.clone());
+        assert_eq!(
+            message.as_deref(),
+            Some("1 device(s) registered; 1 of 2 devices (desk)")
+        );
+
+        // One device rotated: only its time and rotation record move.
+        let rotated = Outcome::Ready {
+            secret_name: "alice-sip-credentials".into(),
+            change: None,
+            handled_rotation: None,
+            devices: vec![
+                device_outcome("desk", None, None),
+                device_outcome("soft", Some(PasswordChange::Rotated), Some("r1")),
+            ],
+        };
+        f.credentials = Some(&rotated);
+        let second = build(&f, Some(&first), &now(20));
+        assert_eq!(second.devices[0], first.devices[0]);
+        assert_eq!(second.devices[1].password_changed_at, Some(now(20)));
+        assert_eq!(second.devices[1].last_handled_rotation.as_deref(), Some("r1"));
+        assert_eq!(second.password_changed_at, first.password_changed_at);
+
+        // Nothing new: the same status (no write).
+        let kept = Outcome::Ready {
+            secret_name: "alice-sip-credentials".into(),
+            change: None,
+            handled_rotation: None,
+            devices: vec![
+                device_outcome("desk", None, None),
+                device_outcome("soft", None, None),
+            ],
+        };
+        f.credentials = Some(&kept);
+        assert_eq!(build(&f, Some(&second), &now(30)), second);
+        // Registrations not read this time: the contacts stand.
+        f.device_contacts = None;
+        f.registration = None;
+        assert_eq!(build(&f, Some(&second), &now(40)), second);
+
+        // A removed device leaves the status.
+        let only_desk = [device("desk", true)];
+        f.devices = &only_desk;
+        let third = build(&f, Some(&second), &now(50));
+        assert_eq!(third.devices.len(), 1);
+    }
+
+    #[test]
+    fn a_user_without_devices_has_no_device_status() {
+        let outcome = ready_outcome(Some(PasswordChange::Created));
+        let s = build(&facts(&Verdict::Admitted, Some(&outcome)), None, &now(1));
+        assert!(s.devices.is_empty());
+        let json = serde_json::to_value(&s).expect("json");
+        assert!(json.get("devices").is_none(), "not even an empty list: {json}");
+    }
+
+    #[test]
+    fn registered_names_devices_and_alias_lines() {
+        let r = RegistrationStatus {
+            contacts: 3,
+            lines: vec![crate::api::LineStatus {
+                alias: "alice-support".into(),
+                contacts: 1,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            registered_message(&r, &[]),
+            "3 device(s) registered; alias lines registered: alice-support"
+        );
+    }
+
+    #[test]
+    fn device_events_name_the_device_and_the_secret_only() {
+        let (reason, note) = device_change_event(PasswordChange::Rotated, "desk", "alice-sip-credentials");
+        assert_eq!(reason, reasons::events::DEVICE_CREDENTIALS_ROTATED);
+        assert!(
+            note.contains("desk") && note.contains("alice-sip-credentials"),
+            "{note}"
+        );
+        let (reason, _) = device_change_event(PasswordChange::Created, "desk", "s");
+        assert_eq!(reason, reasons::events::DEVICE_CREDENTIALS_CREATED);
     }
 }

@@ -22,25 +22,40 @@ pub enum Topic {
 /// that does not show our last status write yet; its status then looks as if nothing had been
 /// announced, and this memory keeps it from announcing the same thing twice.
 #[derive(Default)]
-pub struct Announced(Mutex<HashMap<(String, Topic), &'static str>>);
+pub struct Announced {
+    topics: Mutex<HashMap<(String, Topic), &'static str>>,
+    /// Devices (object UID, device name) whose first password this process announced.
+    devices: Mutex<std::collections::HashSet<(String, String)>>,
+}
 
 impl Announced {
     /// Records `reason` for `uid` and `topic`; false when it was already the announced one.
     fn first(&self, uid: &str, topic: Topic, reason: &'static str) -> bool {
-        lock(&self.0).insert((uid.to_string(), topic), reason) != Some(reason)
+        lock(&self.topics).insert((uid.to_string(), topic), reason) != Some(reason)
     }
 
     /// The topic is no longer in force (e.g. the object is not stalled any more).
     fn clear(&self, uid: &str, topic: Topic) {
-        lock(&self.0).remove(&(uid.to_string(), topic));
+        lock(&self.topics).remove(&(uid.to_string(), topic));
+    }
+
+    /// Records the first password of device `device` of `uid`; false when it was announced.
+    fn first_device(&self, uid: &str, device: &str) -> bool {
+        lock(&self.devices).insert((uid.to_string(), device.to_string()))
+    }
+
+    /// Device `device` of `uid` was removed: added again, it gets a new first password.
+    pub fn forget_device(&self, uid: &str, device: &str) {
+        lock(&self.devices).remove(&(uid.to_string(), device.to_string()));
     }
 
     /// Forgets an object that is gone.
     pub fn forget(&self, uid: &str) {
-        let mut known = lock(&self.0);
+        let mut known = lock(&self.topics);
         for topic in [Topic::Stalled, Topic::CredentialsCreated] {
             known.remove(&(uid.to_string(), topic));
         }
+        lock(&self.devices).retain(|(u, _)| u != uid);
     }
 }
 
@@ -97,6 +112,22 @@ pub async fn on_password<K: Resource<DynamicType = ()>>(
     }
 }
 
+/// An Event for a device's new password: its first one once per process (as
+/// [`on_password`]), each rotation each time.
+pub async fn on_device_password<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    device: &str,
+    first: bool,
+    reason: &'static str,
+    note: String,
+) {
+    let uid = obj.uid().unwrap_or_default();
+    if !first || ctx.announced.first_device(&uid, device) {
+        publish(ctx, obj, EventType::Normal, reason, note).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +146,13 @@ mod tests {
         assert!(a.first("u", Topic::Stalled, "ProfileNotFound"), "stalled again");
         a.forget("u");
         assert!(a.first("u", Topic::CredentialsCreated, "CredentialsCreated"));
+
+        assert!(a.first_device("u", "desk"));
+        assert!(!a.first_device("u", "desk"), "a stale copy");
+        assert!(a.first_device("u", "soft"), "devices apart");
+        a.forget_device("u", "desk");
+        assert!(a.first_device("u", "desk"), "removed and added again");
+        a.forget("u");
+        assert!(a.first_device("u", "soft"));
     }
 }

@@ -87,4 +87,8 @@ pub mod events {
     pub const PASSWORD_ROTATED: &str = "PasswordRotated";
     /// A changed imported password was copied into the credentials Secret.
     pub const PASSWORD_IMPORTED: &str = "PasswordImported";
+    /// A device's first password was written (the device was added, or its keys were lost).
+    pub const DEVICE_CREDENTIALS_CREATED: &str = "DeviceCredentialsCreated";
+    /// A device's password was rotated as its `sipoperator.io/rotate.<device>` annotation asked.
+    pub const DEVICE_CREDENTIALS_ROTATED: &str = "DeviceCredentialsRotated";
 }
