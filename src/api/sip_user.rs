@@ -35,7 +35,8 @@ pub struct SipUserSpec {
 
     /// SIP user part and digest auth username, e.g. `alice`, `first.last` or `+4930123456`
     /// (RFC 3261 user characters). Defaults to `metadata.name`. Immutable. Usernames,
-    /// extensions and aliases share one namespace per domain.
+    /// extensions and aliases share one namespace per domain, compared as the registrar
+    /// stores addresses (case-insensitive, `%HH` decoded: `Alice` and `%61lice` are `alice`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128), regex(pattern = crate::api::SIP_USER_PATTERN))]
     pub username: Option<String>,

@@ -116,6 +116,33 @@ pub struct EntrySpec<'a> {
     pub caller_id: Option<&'a str>,
 }
 
+/// A user part as the registrar stores an address of record: `%HH` escapes decoded and ASCII
+/// letters lower-cased (Kamailio's registrar does both before saving a contact). Two names
+/// with the same canonical form are one address there, so they must never belong to two
+/// users.
+pub fn canonical_user(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).to_ascii_lowercase()
+}
+
 /// Whether an extension is a number another user can dial: digits, `*` and `+` only (what a
 /// keypad sends). Any other extension (e.g. `lobby`) is a label, and marks its user as one
 /// that cannot be called from within the domain.
@@ -276,6 +303,15 @@ mod tests {
             !shown.contains(e.devices[0].ha1_md5.as_deref().unwrap_or("?")),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn canonical_names_are_what_the_registrar_stores() {
+        assert_eq!(canonical_user("Alice"), "alice");
+        assert_eq!(canonical_user("%62ob"), "bob");
+        assert_eq!(canonical_user("%41lice"), "alice");
+        assert_eq!(canonical_user("+4930123"), "+4930123");
+        assert_eq!(canonical_user("a%2"), "a%2", "a broken escape stays");
     }
 
     #[test]

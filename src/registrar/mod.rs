@@ -9,7 +9,9 @@ pub mod fake;
 pub mod kamailio;
 
 pub use contact::Contact;
-pub use entry::{DeviceCredentials, DeviceEntry, DialKind, EntrySpec, UserEntry, UserKey, is_dial_number};
+pub use entry::{
+    DeviceCredentials, DeviceEntry, DialKind, EntrySpec, UserEntry, UserKey, canonical_user, is_dial_number,
+};
 
 use futures::future::BoxFuture;
 

@@ -28,6 +28,7 @@ use regex::Regex;
 use super::{Verdict, domain_conflicts, domain_problem};
 use crate::api::{SipDomain, SipProfile, SipUser};
 use crate::controller::status::reasons;
+use crate::registrar::canonical_user;
 
 /// Where a user stands in the age order of its namespace: creationTimestamp, then name. An
 /// object without a timestamp has not been stored yet: it is the newest.
@@ -87,15 +88,18 @@ impl UserFacts {
         }
     }
 
-    /// The names claimed in the domain, each once (a user may reuse its own name).
-    fn claimed(&self) -> Vec<(&str, NameKind)> {
-        let mut names: Vec<(&str, NameKind)> = Vec::with_capacity(2 + self.aliases.len());
+    /// The names claimed in the domain, each once (a user may reuse its own name): the key
+    /// they are compared by (the registrar's canonical form, see [`canonical_user`]: `Alice`
+    /// and `%61lice` are `alice` there), the name as written, and its field.
+    fn claimed(&self) -> Vec<(String, &str, NameKind)> {
+        let mut names: Vec<(String, &str, NameKind)> = Vec::with_capacity(2 + self.aliases.len());
         let all = std::iter::once((self.username.as_str(), NameKind::Username))
             .chain(self.extension.as_deref().map(|e| (e, NameKind::Extension)))
             .chain(self.aliases.iter().map(|a| (a.as_str(), NameKind::Alias)));
         for (name, kind) in all {
-            if !names.iter().any(|(n, _)| *n == name) {
-                names.push((name, kind));
+            let key = canonical_user(name);
+            if !names.iter().any(|(k, _, _)| *k == key) {
+                names.push((key, name, kind));
             }
         }
         names
@@ -150,8 +154,8 @@ impl Holdings {
 
     fn take(&mut self, user: &str, facts: &UserFacts, profile: Option<&str>) {
         let names = self.holders.entry(facts.domain.clone()).or_default();
-        for (name, kind) in facts.claimed() {
-            names.insert(name.to_string(), (user.to_string(), kind));
+        for (key, _, kind) in facts.claimed() {
+            names.insert(key, (user.to_string(), kind));
         }
         *self.domain_seats.entry(facts.domain.clone()).or_default() += 1;
         if let Some(p) = profile {
@@ -161,8 +165,8 @@ impl Holdings {
 
     fn give_back(&mut self, facts: &UserFacts, profile: Option<&str>) {
         if let Some(names) = self.holders.get_mut(&facts.domain) {
-            for (name, _) in facts.claimed() {
-                names.remove(name);
+            for (key, _, _) in facts.claimed() {
+                names.remove(&key);
             }
         }
         if let Some(n) = self.domain_seats.get_mut(&facts.domain) {
@@ -219,18 +223,18 @@ impl Namespace {
         facts
             .claimed()
             .iter()
-            .any(|(name, _)| counts.get(*name).copied().unwrap_or(0) > own)
+            .any(|(key, _, _)| counts.get(key).copied().unwrap_or(0) > own)
     }
 
     fn count_claims(&mut self, facts: &UserFacts, up: bool) {
         let counts = self.claimants.entry(facts.domain.clone()).or_default();
-        for (name, _) in facts.claimed() {
+        for (key, _, _) in facts.claimed() {
             if up {
-                *counts.entry(name.to_string()).or_default() += 1;
-            } else if let Some(n) = counts.get_mut(name) {
+                *counts.entry(key).or_default() += 1;
+            } else if let Some(n) = counts.get_mut(&key) {
                 *n -= 1;
                 if *n == 0 {
-                    counts.remove(name);
+                    counts.remove(&key);
                 }
             }
         }
@@ -287,13 +291,14 @@ impl Namespace {
                 ),
             );
         }
-        for (name, kind) in facts.claimed() {
-            if let Some((winner, their_kind)) = self.held.holder(domain_name, name) {
+        for (key, name, kind) in facts.claimed() {
+            if let Some((winner, their_kind)) = self.held.holder(domain_name, &key) {
                 return Verdict::stalled(
                     kind.conflict_reason(),
                     format!(
                         "{} {name:?} is already the {} of the older SipUser {winner} in SipDomain {domain_name:?} \
-                         (usernames, extensions and aliases share one namespace per domain); choose another {}",
+                         (usernames, extensions and aliases share one namespace per domain, compared as the registrar stores \
+                         them: case-insensitive, %HH decoded); choose another {}",
                         kind.field(),
                         their_kind.field(),
                         kind.field()
@@ -534,7 +539,7 @@ impl Index {
         self.settle(Some(&ns));
         self.namespaces
             .get(&ns)
-            .and_then(|s| s.held.holder(domain, user.username()))
+            .and_then(|s| s.held.holder(domain, &canonical_user(user.username())))
             .is_some_and(|(holder, kind)| *kind == NameKind::Username && *holder != name)
     }
 

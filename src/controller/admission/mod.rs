@@ -179,6 +179,32 @@ mod tests {
     }
 
     #[test]
+    fn names_the_registrar_stores_as_one_address_conflict() {
+        // Kamailio saves To: sip:Alice@.. and sip:%61lice@.. as alice@..: an alias that
+        // differs from another user's username only by case or escapes would take over its
+        // registrations.
+        let users = [
+            user("alice").created(1).build(),
+            user("mallory").created(2).alias("Alice").build(),
+            user("eve").created(3).alias("%61lice").build(),
+            user("bob").created(4).extension("7001").build(),
+        ];
+        let a = run(&[domain("acme").build()], &[], &users);
+        assert_eq!(a.users["alice"], Verdict::Admitted);
+        assert_eq!(a.users["bob"], Verdict::Admitted);
+        for loser in ["mallory", "eve"] {
+            let Verdict::Stalled { reason, message } = &a.users[loser] else {
+                panic!("{loser}: {:?}", a.users[loser]);
+            };
+            assert_eq!(*reason, reasons::ALIAS_CONFLICT);
+            assert!(
+                message.contains("alice") && message.contains("case-insensitive"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
     fn names_are_per_domain_and_a_user_may_repeat_its_own() {
         let users = [
             user("a").extension("a").alias("a").build(),
