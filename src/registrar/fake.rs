@@ -25,6 +25,8 @@ pub struct Fake {
     markers: Mutex<HashMap<String, String>>,
     calls: Mutex<Vec<Call>>,
     failing: AtomicBool,
+    /// Like a config without the `devices` htable: users with devices are refused.
+    no_devices: AtomicBool,
 }
 
 impl Fake {
@@ -51,6 +53,12 @@ impl Fake {
     /// Makes every later call fail (`true`) or succeed again.
     pub fn fail(&self, failing: bool) {
         self.failing.store(failing, Ordering::Relaxed);
+    }
+
+    /// Makes later upserts refuse users with devices (`true`), as a Kamailio whose config has
+    /// no `devices` htable does, pushing the others.
+    pub fn refuse_devices(&self, refuse: bool) {
+        self.no_devices.store(refuse, Ordering::Relaxed);
     }
 
     /// Forgets users and markers, like a restarted Kamailio.
@@ -81,11 +89,27 @@ impl Registrar for Fake {
                 users.iter().map(|u| u.key.username.clone()).collect(),
             ));
             self.check()?;
+            let refuse = self.no_devices.load(Ordering::Relaxed);
             let mut held = lock(&self.users);
+            let mut refused = Vec::new();
             for u in users {
-                held.insert(u.key.key(), u.clone());
+                if refuse && !u.devices.is_empty() {
+                    refused.push(u.key.clone());
+                } else {
+                    held.insert(u.key.key(), u.clone());
+                }
             }
-            Ok(())
+            if refused.is_empty() {
+                return Ok(());
+            }
+            Err(RegistrarError::PartlyRejected {
+                users: refused,
+                error: Box::new(RegistrarError::Rejected {
+                    endpoint: self.endpoint.clone(),
+                    method: "htable.sets".into(),
+                    reason: "the fake holds no devices".into(),
+                }),
+            })
         }
         .boxed()
     }

@@ -33,6 +33,24 @@ pub enum RegistrarError {
     /// domain in one batch; nothing of it was sent.
     #[error("refused to push to registrar endpoint {endpoint}: {reason}")]
     Inconsistent { endpoint: String, reason: String },
+    /// The users named could not be pushed, for the reason `error` gives; every other user
+    /// of the batch was (e.g. users with devices on a config without the `devices` htable).
+    #[error("{error}")]
+    PartlyRejected {
+        users: Vec<UserKey>,
+        error: Box<RegistrarError>,
+    },
+}
+
+impl RegistrarError {
+    /// What this error means for `user` of the batch it came from: nothing when the batch
+    /// failed only for others.
+    pub fn for_user(&self, user: &UserKey) -> Option<&RegistrarError> {
+        match self {
+            RegistrarError::PartlyRejected { users, error } => users.contains(user).then_some(error.as_ref()),
+            other => Some(other),
+        }
+    }
 }
 
 /// One registrar endpoint.

@@ -200,8 +200,16 @@ async fn call(registrar: &dyn Registrar, run: Run) {
         registrar.remove(&keys).instrument(span).await
     };
     for request in run.requests {
+        let key = match &request.op {
+            Op::Upsert(e) => &e.key,
+            Op::Remove(k) => k,
+        };
+        let outcome = match &result {
+            Ok(()) => Ok(()),
+            Err(e) => e.for_user(key).map_or(Ok(()), |e| Err(e.clone())),
+        };
         // A caller that gave up (its reconcile was dropped) needs no answer.
-        let _ = request.reply.send(result.clone());
+        let _ = request.reply.send(outcome);
     }
 }
 
@@ -212,6 +220,42 @@ mod tests {
 
     fn entry(user: &str, realm: &str) -> UserEntry {
         crate::registrar::fake::entry(user, "acme.example.com", realm)
+    }
+
+    #[tokio::test]
+    async fn a_batch_refused_for_some_users_fails_only_theirs() {
+        let fake = Fake::new("http://a/RPC");
+        fake.refuse_devices(true);
+        let endpoint = Endpoint::new(fake.clone());
+        let password = crate::credentials::Password::new("pw");
+        let device = [crate::registrar::DeviceCredentials {
+            name: "desk",
+            password: &password,
+        }];
+        let with_devices = UserEntry::build(&crate::registrar::EntrySpec {
+            username: "dana",
+            domain: "acme.example.com",
+            realm: "acme",
+            password: &password,
+            devices: &device,
+            algorithms: &[crate::api::DigestAlgorithm::Md5],
+            max_contacts: 1,
+            extension: None,
+            aliases: &[],
+            flags: &[],
+            barge_group: None,
+            caller_id: None,
+        });
+        let (plain, dana) = futures::future::join(
+            endpoint.queue_upsert(entry("alice", "acme")),
+            endpoint.queue_upsert(with_devices),
+        )
+        .await;
+        assert_eq!(fake.calls().len(), 1, "one batch: {:?}", fake.calls());
+        assert!(plain.is_ok(), "{plain:?}");
+        let err = dana.expect_err("dana's devices cannot be held");
+        assert!(err.to_string().contains("no devices"), "{err}");
+        assert_eq!(fake.users(), ["alice"]);
     }
 
     #[tokio::test]

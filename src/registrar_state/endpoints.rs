@@ -306,6 +306,7 @@ fn invalid_url(field: &str, url: &str, e: RegistrarError) -> ResolveError {
         RegistrarError::Unreachable { reason, .. }
         | RegistrarError::Rejected { reason, .. }
         | RegistrarError::Inconsistent { reason, .. } => reason,
+        partly @ RegistrarError::PartlyRejected { .. } => partly.to_string(),
     };
     ResolveError::UrlInvalid {
         field: field.to_string(),

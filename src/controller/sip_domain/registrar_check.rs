@@ -291,9 +291,9 @@ async fn full_sync(domain: &SipDomain, endpoint: &Endpoint, ctx: &Context) -> Re
     ctx.memory
         .set_marker(endpoint.endpoint(), fqdn, Some(marker.clone()));
     let pushed_all = async {
-        endpoint.upsert(&batch).await?;
+        let held = held_of(&batch, endpoint.upsert(&batch).await, endpoint.endpoint())?;
         ctx.memory
-            .held_after_full_sync(&batch, endpoint.endpoint(), &marker);
+            .held_after_full_sync(&held, endpoint.endpoint(), &marker);
         // Reconciles during the batch may have removed a user or changed its entry (a
         // suspension, a rotation): the endpoint follows them.
         let now = ctx.memory.pushed_in(fqdn);
@@ -307,9 +307,9 @@ async fn full_sync(domain: &SipDomain, endpoint: &Endpoint, ctx: &Context) -> Re
             .filter_map(|e| now.get(&e.key.key()).filter(|n| *n != e).cloned())
             .collect();
         endpoint.remove(&gone).await?;
-        endpoint.upsert(&changed).await?;
+        let held = held_of(&changed, endpoint.upsert(&changed).await, endpoint.endpoint())?;
         ctx.memory
-            .held_after_full_sync(&changed, endpoint.endpoint(), &marker);
+            .held_after_full_sync(&held, endpoint.endpoint(), &marker);
         Ok(())
     }
     .await;
@@ -317,4 +317,57 @@ async fn full_sync(domain: &SipDomain, endpoint: &Endpoint, ctx: &Context) -> Re
         ctx.memory.set_marker(endpoint.endpoint(), fqdn, None);
     }
     pushed_all
+}
+
+/// The entries of `batch` the endpoint holds after `result`. Users it cannot hold (e.g. users
+/// with devices on a config without the `devices` htable) are left out: their own reconciles
+/// push them again and report why that fails, while the others count as synced (so the
+/// sync marker stays and the domain is not re-synced on every check).
+fn held_of(
+    batch: &[UserEntry],
+    result: Result<(), RegistrarError>,
+    endpoint: &str,
+) -> Result<Vec<UserEntry>, RegistrarError> {
+    let rejected: HashSet<UserKey> = match result {
+        Ok(()) => HashSet::new(),
+        Err(RegistrarError::PartlyRejected { users, error }) => {
+            tracing::warn!(endpoint, users = users.len(), error = %error, "full sync left users out");
+            users.into_iter().collect()
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(batch
+        .iter()
+        .filter(|e| !rejected.contains(&e.key))
+        .cloned()
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_sync_holds_all_but_the_users_the_endpoint_refused() {
+        let batch: Vec<UserEntry> = ["alice", "bob"]
+            .iter()
+            .map(|u| crate::registrar::fake::entry(u, "acme.example.com", "acme.example.com"))
+            .collect();
+        let refused = RegistrarError::Rejected {
+            endpoint: "http://a/RPC".into(),
+            method: "htable.sets".into(),
+            reason: "no devices htable".into(),
+        };
+        let partly = RegistrarError::PartlyRejected {
+            users: vec![UserKey::new("bob", "acme.example.com")],
+            error: Box::new(refused.clone()),
+        };
+        let held = held_of(&batch, Err(partly), "http://a/RPC").expect("the others are held");
+        assert_eq!(
+            held.iter().map(|e| e.key.username.as_str()).collect::<Vec<_>>(),
+            ["alice"]
+        );
+        assert_eq!(held_of(&batch, Ok(()), "http://a/RPC").expect("all").len(), 2);
+        assert!(held_of(&batch, Err(refused), "http://a/RPC").is_err());
+    }
 }

@@ -298,7 +298,7 @@ impl Kamailio {
         // htable.delete alone leaves registered contacts in place, hence ul.rm as well.
         calls.push(("htable.delete", USERS_HTABLE, key.clone()));
         calls.push(("ul.rm", LOCATION_TABLE, key));
-        let mut mirror = self.mirror.lock().await;
+        let mut dropped = Vec::new();
         for (method, table, key) in calls {
             // Removing is idempotent: what is already gone (Kamailio answers 404) is done.
             match self.call(method, json!([table, key])).await {
@@ -307,10 +307,15 @@ impl Kamailio {
                     other?;
                 }
             }
-            // ul.rm is not journaled: the mirror learns it here.
             if table == LOCATION_TABLE {
-                mirror.forget(&key);
+                dropped.push(key);
             }
+        }
+        // ul.rm is not journaled: the mirror learns it here (locked only now, so removals
+        // run side by side and do not hold up a registrations read).
+        let mut mirror = self.mirror.lock().await;
+        for aor in dropped {
+            mirror.forget(&aor);
         }
         Ok(())
     }
@@ -398,6 +403,16 @@ impl Registrar for Kamailio {
             .iter()
             .map(|u| json!([USERS_HTABLE, u.key.key(), htable_value(u)]))
             .collect();
+        let with_devices: Vec<UserKey> = users
+            .iter()
+            .filter(|u| !u.devices.is_empty())
+            .map(|u| u.key.clone())
+            .collect();
+        let without_devices: Vec<Value> = users
+            .iter()
+            .filter(|u| u.devices.is_empty())
+            .map(|u| json!([USERS_HTABLE, u.key.key(), htable_value(u)]))
+            .collect();
         let device_calls: Vec<Value> = users
             .iter()
             .flat_map(|u| {
@@ -431,15 +446,29 @@ impl Registrar for Kamailio {
             // Devices and dialled names before the users entries that list them: the config
             // follows a device or a name only while its owner's entry holds it, so nothing
             // that entry lists is ever missing.
-            self.sets_all(device_calls).await.map_err(missing_devices_table)?;
+            let devices = self.sets_all(device_calls).await;
             match self.sets_all(dial_calls).await {
                 // A config from before dialling by extension and alias: users still register
                 // and call by username there.
                 Err(e) if answer::is_no_such_table(&e) => {}
                 other => other?,
             }
-            self.sets_all(user_calls).await?;
-            self.drop_revoked(users).await
+            match devices {
+                Ok(()) => {
+                    self.sets_all(user_calls).await?;
+                    self.drop_revoked(users).await
+                }
+                // A config from before devices: the users without devices still get there
+                // (a full sync must not leave them out); the batch fails with what to load.
+                Err(e) if answer::is_no_such_table(&e) => {
+                    self.sets_all(without_devices).await?;
+                    Err(RegistrarError::PartlyRejected {
+                        users: with_devices,
+                        error: Box::new(missing_devices_table(e)),
+                    })
+                }
+                Err(e) => Err(e),
+            }
         }
         .boxed()
     }
