@@ -85,8 +85,10 @@ pub struct SipUserSpec {
     #[serde(default = "default_enabled")]
     pub enabled: bool,
 
-    /// Registrations allowed at once per device (per listed device, or for the account when
-    /// `devices` is empty); overrides the profile's `maxContacts`.
+    /// Registrations allowed at once; overrides the profile's `maxContacts`. With `devices`,
+    /// multiplied by the number of enabled devices: the user's address (and each alias line)
+    /// then admits that many registrations in all, shared by its devices (the registrar
+    /// counts per address, not per device).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub max_contacts: Option<i32>,

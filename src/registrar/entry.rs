@@ -107,7 +107,7 @@ pub struct EntrySpec<'a> {
     /// The enabled devices with their passwords.
     pub devices: &'a [DeviceCredentials<'a>],
     pub algorithms: &'a [DigestAlgorithm],
-    /// Registrations allowed per device.
+    /// Registrations allowed; multiplied by the enabled devices (see [`UserEntry::max_contacts`]).
     pub max_contacts: i32,
     pub extension: Option<&'a str>,
     pub aliases: &'a [String],
@@ -297,7 +297,7 @@ mod tests {
             Some(ha1(DigestAlgorithm::Md5, "alice#desk", "acme.example.com", &desk).as_str())
         );
         assert_ne!(e.devices[0].ha1_md5, e.devices[1].ha1_md5);
-        assert_eq!(e.max_contacts, 4, "maxContacts counts per device");
+        assert_eq!(e.max_contacts, 4, "maxContacts is multiplied by the devices");
         let shown = format!("{e:?}");
         assert!(
             !shown.contains(e.devices[0].ha1_md5.as_deref().unwrap_or("?")),
