@@ -410,3 +410,50 @@ async fn a_call_to_the_extension_rings_every_device_and_the_first_to_answer_take
     let account = Call::new(sip, "alice", DOMAIN, alice.password.expose(), "carol").run();
     assert_eq!((account.challenged, account.status), (true, 403), "{account:?}");
 }
+
+#[tokio::test]
+async fn an_alias_that_moves_to_another_user_takes_the_line_away_from_the_old_owner() {
+    let r = Registrar::start();
+    let alice = Person::new("alice");
+    let bob = Person::new("bob").alias("support");
+    let carol = Person::new("carol");
+    r.push(&[&alice, &bob, &carol]).await;
+    let sip = r.kamailio.sip_addr();
+    let line = format!("support@{DOMAIN}");
+    let bobs_line_port = free_port(true);
+    let registered = Registration::new("support", DOMAIN, bob.password.expose())
+        .auth_username("bob")
+        .expires(300)
+        .local_port(bobs_line_port)
+        .run(sip);
+    assert_eq!(registered.status, 200, "{registered:?}");
+    assert_eq!(r.kamailio.contacts(&line).len(), 1);
+
+    // The alias moves from bob to carol; the operator reads who registered what, then pushes.
+    r.read_registrations().await;
+    let bob = Person {
+        aliases: vec![],
+        ..bob
+    };
+    let carol = carol.alias("support");
+    r.push(&[&bob, &carol]).await;
+    assert!(
+        r.kamailio.contacts(&line).is_empty(),
+        "bob's registration of the line is dropped: it is carol's now"
+    );
+    // A call to the alias now rings carol's devices, never bob's old line.
+    let bobs_old_line = Sipp::answer_one_call(bobs_line_port);
+    r.call_answered_by(
+        &alice,
+        "support",
+        Registration::new("carol", DOMAIN, carol.password.expose()),
+    );
+    bobs_old_line.assert_not_called(Duration::from_millis(500));
+    let again = Registration::new("support", DOMAIN, bob.password.expose())
+        .auth_username("bob")
+        .run(sip);
+    assert_eq!(
+        again.status, 403,
+        "bob can no longer register the line: {again:?}"
+    );
+}
