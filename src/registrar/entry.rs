@@ -121,7 +121,12 @@ pub struct EntrySpec<'a> {
 /// with the same canonical form are one address there, so they must never belong to two
 /// users.
 pub fn canonical_user(name: &str) -> String {
-    let bytes = name.as_bytes();
+    percent_decode(name).to_ascii_lowercase()
+}
+
+/// `value` with every `%HH` escape decoded; a malformed escape is kept as it is.
+pub fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -140,7 +145,7 @@ pub fn canonical_user(name: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).to_ascii_lowercase()
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether an extension is a number another user can dial: digits, `*` and `+` only (what a

@@ -174,3 +174,25 @@ pub fn entry(user: &str, domain: &str, realm: &str) -> UserEntry {
         caller_id: None,
     })
 }
+
+/// A user entry of `user@domain` with one device, `device` (MD5 only, password "secret").
+pub fn entry_with_device(user: &str, domain: &str, device: &str) -> UserEntry {
+    let password = crate::credentials::Password::new("secret");
+    UserEntry::build(&EntrySpec {
+        username: user,
+        domain,
+        realm: domain,
+        password: &password,
+        devices: &[crate::registrar::DeviceCredentials {
+            name: device,
+            password: &password,
+        }],
+        algorithms: &[crate::api::DigestAlgorithm::Md5],
+        max_contacts: 1,
+        extension: None,
+        aliases: &[],
+        flags: &[],
+        barge_group: None,
+        caller_id: None,
+    })
+}

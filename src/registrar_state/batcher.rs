@@ -227,27 +227,9 @@ mod tests {
         let fake = Fake::new("http://a/RPC");
         fake.refuse_devices(true);
         let endpoint = Endpoint::new(fake.clone());
-        let password = crate::credentials::Password::new("pw");
-        let device = [crate::registrar::DeviceCredentials {
-            name: "desk",
-            password: &password,
-        }];
-        let with_devices = UserEntry::build(&crate::registrar::EntrySpec {
-            username: "dana",
-            domain: "acme.example.com",
-            realm: "acme",
-            password: &password,
-            devices: &device,
-            algorithms: &[crate::api::DigestAlgorithm::Md5],
-            max_contacts: 1,
-            extension: None,
-            aliases: &[],
-            flags: &[],
-            barge_group: None,
-            caller_id: None,
-        });
+        let with_devices = crate::registrar::fake::entry_with_device("dana", "acme.example.com", "desk");
         let (plain, dana) = futures::future::join(
-            endpoint.queue_upsert(entry("alice", "acme")),
+            endpoint.queue_upsert(entry("alice", "acme.example.com")),
             endpoint.queue_upsert(with_devices),
         )
         .await;
@@ -284,7 +266,7 @@ mod tests {
         let endpoint = Endpoint::new(fake.clone());
         let key = |u: &str| UserKey::new(u, "acme.example.com");
         let (a, b, c, d, e, f) = futures::join!(
-            endpoint.queue_upsert(entry("alice", "acme")),
+            endpoint.queue_upsert(entry("alice", "acme.example.com")),
             endpoint.queue_upsert(entry("bob", "acme")),
             endpoint.queue_remove(key("alice")),
             endpoint.queue_upsert(entry("carol", "acme")),

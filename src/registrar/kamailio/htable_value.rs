@@ -1,5 +1,6 @@
 //! The htable values of a user, pure: what the shipped kamailio.cfg parses per user (`users`),
 //! per device (`devices`) and per dialled name (`dial`).
+use crate::registrar::entry::percent_decode as decode;
 use crate::registrar::{DeviceEntry, DialKind, UserEntry, UserKey};
 
 /// The htable holding each device's credentials, keyed `<username>#<device>@<domain>`.
@@ -104,30 +105,6 @@ fn field<'a>(value: &'a str, name: &str) -> Option<&'a str> {
     value
         .split(';')
         .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
-}
-
-/// Undoes [`encode`] (and any other `%HH`); anything malformed is kept as it is.
-fn decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn push_digests(fields: &mut Vec<(&str, String)>, md5: Option<&String>, sha256: Option<&String>) {
