@@ -266,7 +266,7 @@ mod tests {
         let endpoint = Endpoint::new(fake.clone());
         let key = |u: &str| UserKey::new(u, "acme.example.com");
         let (a, b, c, d, e, f) = futures::join!(
-            endpoint.queue_upsert(entry("alice", "acme.example.com")),
+            endpoint.queue_upsert(entry("alice", "acme")),
             endpoint.queue_upsert(entry("bob", "acme")),
             endpoint.queue_remove(key("alice")),
             endpoint.queue_upsert(entry("carol", "acme")),
