@@ -39,6 +39,7 @@ release=sip-operator
 ns=sip-system
 demo_ns=sip-demo
 user=phone
+device_user=two-phones
 E2E_LOG_PREFIX=node-e2e
 
 for tool in kubectl sipp curl python3; do
@@ -149,6 +150,16 @@ sipp_register "$ns" "$user" "$NODE_IP" "$sip_port" "$NODE_IP" "$state/sipp"
 kubectl -n "$ns" wait --for=condition=Registered --timeout=90s "sipuser/$user"
 wait_until 30 "CONTACTS 1 for $user" contacts_are "$ns" "$user" 1
 kubectl -n "$ns" get sipuser "$user" >&2
+
+step "SipUser $device_user with two devices: each registers with its own credentials"
+create_user "$ns" "$device_user" "  devices: [{name: desk}, {name: soft}]"
+kubectl -n "$ns" wait --for=condition=RegistrarSynced --timeout=60s "sipuser/$device_user"
+for device in desk soft; do
+  sipp_register "$ns" "$device_user" "$NODE_IP" "$sip_port" "$NODE_IP" "$state/sipp-$device" "$device"
+done
+wait_until 30 "status.devices of $device_user: desk=1 soft=1" devices_are "$ns" "$device_user" "desk=1 soft=1"
+wait_until 30 "CONTACTS 2 for $device_user" contacts_are "$ns" "$device_user" 2
+kubectl -n "$ns" get sipuser "$device_user" -o wide >&2
 if [ "$up" = 1 ]; then
   log "up: the chart runs on the node, $user is registered"
   log "  export KUBECONFIG=$KUBECONFIG; kubectl get sip -A"

@@ -18,7 +18,7 @@ wait_until() {
   done
 }
 
-# create_user NAMESPACE NAME: a SipUser of the chart's example domain.
+# create_user NAMESPACE NAME [SPEC_LINES]: a SipUser of the chart's example domain.
 create_user() {
   kubectl apply -f - >/dev/null <<YAML
 apiVersion: sipoperator.io/v1alpha1
@@ -28,6 +28,7 @@ metadata:
   namespace: $1
 spec:
   domainRef: example
+${3:-}
 YAML
 }
 
@@ -38,22 +39,30 @@ secret_field() {
   kubectl -n "$1" get secret "${secret:-$2-sip-credentials}" -o jsonpath="{.data.$3}" | base64 -d
 }
 
-# sipp_register NAMESPACE USER HOST PORT LOCAL_IP DIR: REGISTER (challenge, then digest) over
-# TCP with the password from the user's Secret, as a provisioning tool would; must get 200.
+# sipp_register NAMESPACE USER HOST PORT LOCAL_IP DIR [DEVICE]: REGISTER (challenge, then
+# digest) over TCP with the password from the user's Secret, as a provisioning tool would;
+# must get 200. With DEVICE, as that device of the user: its own digest username and password
+# (Secret keys devices.<DEVICE>.username and .password), to the user's address, from a local
+# port of its own (so each device is a contact of its own).
 # tests/support/sipp/register.xml logs the final answer as final=<code>.
 sipp_register() {
-  local username domain password dir=$6 result
+  local username domain auth password dir=$6 result prefix="" port=()
   username=$(secret_field "$1" "$2" username)
   domain=$(secret_field "$1" "$2" domain)
-  password=$(secret_field "$1" "$2" password)
-  [ -n "$username" ] && [ -n "$domain" ] && [ -n "$password" ] \
-    || die "the credentials Secret of $1/$2 lacks username, domain or password"
+  if [ -n "${7:-}" ]; then
+    prefix="devices\\.$7\\."
+    port=(-p "$((20000 + RANDOM % 20000))")
+  fi
+  auth=$(secret_field "$1" "$2" "${prefix}username")
+  password=$(secret_field "$1" "$2" "${prefix}password")
+  [ -n "$username" ] && [ -n "$domain" ] && [ -n "$auth" ] && [ -n "$password" ] \
+    || die "the credentials Secret of $1/$2 lacks username, domain, ${prefix}username or ${prefix}password"
   rm -rf "$dir"
   mkdir -p "$dir"
   printf 'SEQUENTIAL\n%s;%s;300;\n' "$username" "$domain" > "$dir/phone.csv"
-  see "REGISTER sip:$username@$domain at $3:$4 (TCP) from $5"
+  see "REGISTER sip:$username@$domain as $auth at $3:$4 (TCP) from $5"
   (cd "$dir" && sipp "$3:$4" -sf "$repo/tests/support/sipp/register.xml" \
-    -inf phone.csv -au "$username" -ap "$password" -m 1 -t t1 -i "$5" \
+    -inf phone.csv -au "$auth" -ap "$password" -m 1 -t t1 -i "$5" "${port[@]}" \
     -timeout 15s -timeout_error -nostdin \
     -trace_logs -log_file register.log -trace_err -error_file errors.log \
     -trace_msg -message_file messages.log \
@@ -61,6 +70,12 @@ sipp_register() {
   result=$(grep -o 'final=[0-9]*' "$dir/register.log" 2>/dev/null | tail -n 1 || true)
   see "REGISTER answered: ${result:-nothing}"
   [ "$result" = final=200 ] || die "the registration failed (expected final=200); SIPp logs in $dir"
+}
+
+# devices_are NAMESPACE USER "NAME=N ...": status.devices lists exactly these registered
+# contact counts.
+devices_are() {
+  [ "$(kubectl -n "$1" get sipuser "$2" -o jsonpath='{range .status.devices[*]}{.name}={.contacts} {end}')" = "$3 " ]
 }
 
 # contacts_are NAMESPACE USER N: the CONTACTS column of `kubectl get sipusers` shows N.
