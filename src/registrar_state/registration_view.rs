@@ -11,6 +11,8 @@ use crate::registrar::{Contact, UserKey};
 /// One endpoint's contacts and when they were read.
 #[derive(Clone, Debug)]
 pub struct Dump {
+    /// The endpoint it was read from.
+    pub endpoint: std::sync::Arc<str>,
     pub read_at: Timestamp,
     pub contacts: std::sync::Arc<Vec<Contact>>,
 }
@@ -18,6 +20,8 @@ pub struct Dump {
 /// A contact and when it was read (its expiry counts from then).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Seen {
+    /// The endpoint that reported it.
+    pub endpoint: std::sync::Arc<str>,
     pub read_at: Timestamp,
     pub contact: Contact,
 }
@@ -37,6 +41,7 @@ impl View {
         for dump in dumps {
             for contact in dump.contacts.iter().filter(|c| c.aor.ends_with(&suffix)) {
                 by_aor.entry(contact.aor.clone()).or_default().push(Seen {
+                    endpoint: dump.endpoint.clone(),
                     read_at: dump.read_at,
                     contact: contact.clone(),
                 });
@@ -259,6 +264,7 @@ mod tests {
 
     fn dump(read: i64, contacts: Vec<Contact>) -> Dump {
         Dump {
+            endpoint: "http://a/RPC".into(),
             read_at: at(read),
             contacts: Arc::new(contacts),
         }

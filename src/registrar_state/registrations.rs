@@ -31,6 +31,7 @@ impl Registrations {
         }
         let contacts = endpoint.registrations().await?;
         let dump = Dump {
+            endpoint: endpoint.endpoint().into(),
             read_at: crate::clock::now(),
             contacts: Arc::new(contacts),
         };

@@ -101,7 +101,8 @@ pub async fn sync(
             let entry = entry(user, domain, passwords, *profile);
             // A registrar drops the contacts of revoked credentials when it takes the entry
             // again, even one it holds already.
-            let revoked = registrations.is_some_and(|(view, now)| has_revoked_contacts(&entry, view, now));
+            let revoked =
+                registrations.map_or_else(Default::default, |(view, now)| revoked_on(&entry, view, now));
             // Read before the push: a marker that moves meanwhile makes the next reconcile
             // push again rather than trust a state this push may not have reached.
             let held: Vec<(String, Option<String>)> = endpoints
@@ -115,7 +116,7 @@ pub async fn sync(
                 .collect();
             let stale: Vec<&Endpoint> = endpoints
                 .iter()
-                .filter(|e| revoked || !memory.holds(&entry, e.endpoint()))
+                .filter(|e| revoked.contains(e.endpoint()) || !memory.holds(&entry, e.endpoint()))
                 .collect();
             let pushed = on_each(user, &stale, "registrar_upsert", |e| {
                 e.queue_upsert(entry.clone())
@@ -173,21 +174,29 @@ where
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
-/// Whether the view shows a live contact on one of the entry's addresses (the user's own and
+/// The endpoints whose view shows a live contact on one of the entry's addresses (the user's own and
 /// its alias lines) registered with a digest username the entry does not carry: a removed or
 /// disabled device's, or the account's own after devices were listed. Pure. Contacts whose
 /// registrar does not say who registered them are left alone.
-pub fn has_revoked_contacts(entry: &UserEntry, view: &View, now: Timestamp) -> bool {
+pub fn revoked_on(
+    entry: &UserEntry,
+    view: &View,
+    now: Timestamp,
+) -> std::collections::BTreeSet<std::sync::Arc<str>> {
     let valid = entry.auth_usernames();
-    entry.aors().iter().any(|aor| {
-        view.seen(aor).iter().any(|s| {
+    entry
+        .aors()
+        .iter()
+        .flat_map(|aor| view.seen(aor))
+        .filter(|s| {
             is_live(s, now)
                 && s.contact
                     .auth_username
                     .as_deref()
                     .is_some_and(|au| !valid.contains(&au))
         })
-    })
+        .map(|s| s.endpoint.clone())
+        .collect()
 }
 
 /// The registrar entry of `user`: with devices listed, the enabled ones' credentials only.
@@ -294,6 +303,7 @@ mod tests {
         View::build(
             "acme.sip.example.com",
             &[Dump {
+                endpoint: "http://0/RPC".into(),
                 read_at: at(0),
                 contacts: Arc::new(vec![contact]),
             }],
@@ -454,7 +464,7 @@ mod tests {
         );
         let own = "alice@acme.sip.example.com";
         let line = "alice-support@acme.sip.example.com";
-        let revoked = |aor, au, expires| has_revoked_contacts(&e, &view_with(aor, au, expires), at(1));
+        let revoked = |aor, au, expires| !revoked_on(&e, &view_with(aor, au, expires), at(1)).is_empty();
         assert!(!revoked(own, Some("alice#desk"), 60), "an enabled device");
         assert!(revoked(own, Some("alice#soft"), 60), "a disabled device");
         assert!(
@@ -474,16 +484,14 @@ mod tests {
 
         let (plain, passwords) = alice_with(vec![]);
         let e = entry(&plain, &domain(), &passwords, None);
-        assert!(!has_revoked_contacts(
-            &e,
-            &view_with(own, Some("alice"), 60),
-            at(1)
-        ));
-        assert!(has_revoked_contacts(
-            &e,
-            &view_with(own, Some("alice#desk"), 60),
-            at(1)
-        ));
+        assert!(revoked_on(&e, &view_with(own, Some("alice"), 60), at(1)).is_empty());
+        assert_eq!(
+            revoked_on(&e, &view_with(own, Some("alice#desk"), 60), at(1))
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["http://0/RPC".into()] as [std::sync::Arc<str>; 1],
+            "only the endpoint that shows the contact"
+        );
     }
 
     #[test]
@@ -501,7 +509,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_revoked_contact_makes_a_held_entry_go_out_again() {
-        let (fakes, source) = fakes(1);
+        // Two endpoints; the view's contacts come from the first (http://0/RPC).
+        let (fakes, source) = fakes(2);
         let memory = Memory::default();
         let (alice, passwords) = alice_with(vec![device("desk", true)]);
         push_with(&alice, &source, &memory, &passwords, None).await;
@@ -517,6 +526,11 @@ mod tests {
             fakes[0].calls().len(),
             2,
             "pushed again, so the registrar drops it"
+        );
+        assert_eq!(
+            fakes[1].calls().len(),
+            1,
+            "not to an endpoint that does not show the contact"
         );
     }
 
