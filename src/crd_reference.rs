@@ -54,6 +54,10 @@ pub fn markdown() -> String {
             }
         }
     }
+    out.push_str(&format!(
+        "\n## Example: a user with two devices and an alias line\n\n`examples/24-sipuser-dana-devices.yaml`:\n\n```yaml\n{}```\n",
+        include_str!("../examples/24-sipuser-dana-devices.yaml")
+    ));
     out
 }
 

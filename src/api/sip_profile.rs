@@ -55,8 +55,8 @@ pub struct SipProfileSpec {
     pub barge_group: Option<String>,
 
     /// Devices that may be registered at once per user (a desk phone, a softphone and a
-    /// mobile app make three); for a user that lists `spec.devices`, registrations per
-    /// device. A user's `spec.maxContacts` overrides it.
+    /// mobile app make three); for a user that lists `spec.devices`, multiplied by its enabled
+    /// devices and shared by them. A user's `spec.maxContacts` overrides it.
     #[serde(default = "default_max_contacts")]
     #[schemars(range(min = 1, max = 100))]
     pub max_contacts: i32,
