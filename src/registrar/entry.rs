@@ -206,13 +206,15 @@ impl UserEntry {
     }
 
     /// The digest usernames whose registrations are valid for this user now: the username
-    /// itself when it lists no devices, else each enabled device's.
+    /// itself while the account's own digest is pushed (it lists no devices), and each
+    /// enabled device's. None when every listed device is disabled.
     pub fn auth_usernames(&self) -> Vec<&str> {
-        if self.devices.is_empty() {
-            vec![self.key.username.as_str()]
-        } else {
-            self.devices.iter().map(|d| d.auth_username.as_str()).collect()
-        }
+        let account =
+            (self.ha1_md5.is_some() || self.ha1_sha256.is_some()).then_some(self.key.username.as_str());
+        account
+            .into_iter()
+            .chain(self.devices.iter().map(|d| d.auth_username.as_str()))
+            .collect()
     }
 
     /// The addresses of record the user's devices register to: its own (`username@domain`)
@@ -297,6 +299,12 @@ mod tests {
         let e = UserEntry::build(&spec(&devices, None));
         assert_eq!(e.ha1_md5, None, "the account's own password is not pushed");
         assert_eq!(e.auth_usernames(), ["alice#desk", "alice#soft"]);
+        let mut all_disabled = UserEntry::build(&spec(&[], None));
+        (all_disabled.ha1_md5, all_disabled.ha1_sha256) = (None, None);
+        assert!(
+            all_disabled.auth_usernames().is_empty(),
+            "every listed device disabled: nobody may register"
+        );
         assert_eq!(
             e.devices[0].ha1_md5.as_deref(),
             Some(ha1(DigestAlgorithm::Md5, "alice#desk", "acme.example.com", &desk).as_str())
