@@ -11,6 +11,7 @@
 mod support;
 
 mod auth;
+mod brute_force;
 mod calls;
 mod contacts;
 mod devices;

@@ -77,6 +77,7 @@ pub struct Registration {
     expires: u32,
     local_port: Option<u16>,
     transport: Transport,
+    source: Ipv4Addr,
 }
 
 impl std::fmt::Debug for Registration {
@@ -105,7 +106,14 @@ impl Registration {
             expires: 0,
             local_port: None,
             transport: Transport::Udp,
+            source: Ipv4Addr::LOCALHOST,
         }
+    }
+
+    /// Sends from another loopback address (e.g. 127.0.0.2), as a second machine would.
+    pub fn source(mut self, address: Ipv4Addr) -> Self {
+        self.source = address;
+        self
     }
 
     /// The digest username, when it differs from the AOR's user (default: the same).
@@ -169,6 +177,7 @@ impl Registration {
             port,
             self.transport,
             SIPP_TIMEOUT,
+            self.source,
         );
         let status = sipp.wait();
         let actions = sipp.actions();
@@ -184,7 +193,10 @@ impl Registration {
                     status,
                     challenged: actions.lines().any(|l| l.trim() == "challenge=401"),
                     local_port: port,
-                    contact: format!("sip:{}@127.0.0.1:{port};transport={transport}", self.username),
+                    contact: format!(
+                        "sip:{}@{}:{port};transport={transport}",
+                        self.username, self.source
+                    ),
                 })
             }
             None => {
@@ -216,6 +228,7 @@ impl SippProcess {
         port: u16,
         transport: Transport,
         timeout: Duration,
+        local_ip: Ipv4Addr,
     ) -> SippProcess {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -242,7 +255,13 @@ impl SippProcess {
             .args(["-m", "1", "-t", transport])
             // Everything on the loopback interface: SIP, and the control and media sockets
             // SIPp opens anyway (it moves to the next port when one is taken).
-            .args(["-i", "127.0.0.1", "-bind_local", "-p", &port.to_string()])
+            .args([
+                "-i",
+                &local_ip.to_string(),
+                "-bind_local",
+                "-p",
+                &port.to_string(),
+            ])
             .args(["-ci", "127.0.0.1", "-mi", "127.0.0.1"])
             .args(["-timeout", &format!("{}s", timeout.as_secs()), "-timeout_error"])
             .args(["-nostdin"])
@@ -286,7 +305,16 @@ impl SippProcess {
     /// Starts SIPp in server mode with `scenario` on local `port` (over UDP) and returns once
     /// it listens there.
     fn listen(scenario: &str, port: u16) -> SippProcess {
-        let mut sipp = SippProcess::spawn(scenario, None, None, &[], port, Transport::Udp, PHONE_TIMEOUT);
+        let mut sipp = SippProcess::spawn(
+            scenario,
+            None,
+            None,
+            &[],
+            port,
+            Transport::Udp,
+            PHONE_TIMEOUT,
+            Ipv4Addr::LOCALHOST,
+        );
         // Listening means the port is taken: poll until it is (with a deadline).
         let deadline = Instant::now() + LISTEN_TIMEOUT;
         while UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
@@ -559,6 +587,7 @@ pub struct Call {
     password: String,
     callee: String,
     auth_username: Option<String>,
+    source: Ipv4Addr,
 }
 
 impl std::fmt::Debug for Call {
@@ -586,7 +615,14 @@ impl Call {
             password: password.to_string(),
             callee: callee.to_string(),
             auth_username: None,
+            source: Ipv4Addr::LOCALHOST,
         }
+    }
+
+    /// Calls from another loopback address (e.g. 127.0.0.2), as a second machine would.
+    pub fn source(mut self, address: Ipv4Addr) -> Self {
+        self.source = address;
+        self
     }
 
     /// The digest username, when it differs from the From user: a device's credentials are
@@ -627,6 +663,7 @@ impl Call {
             port,
             Transport::Udp,
             SIPP_TIMEOUT,
+            self.source,
         );
         let status = sipp.wait();
         let actions = sipp.actions();
