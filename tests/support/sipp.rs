@@ -174,10 +174,12 @@ impl Registration {
             Some(registrar),
             Some(&csv),
             &["-au", auth_username, "-ap", &self.password],
-            port,
-            self.transport,
+            Local {
+                ip: self.source,
+                port,
+                transport: self.transport,
+            },
             SIPP_TIMEOUT,
-            self.source,
         );
         let status = sipp.wait();
         let actions = sipp.actions();
@@ -217,19 +219,30 @@ struct SippProcess {
     status: Option<ExitStatus>,
 }
 
+/// Where a SIPp process sends from (and listens on).
+#[derive(Clone, Copy)]
+struct Local {
+    ip: Ipv4Addr,
+    port: u16,
+    transport: Transport,
+}
+
 impl SippProcess {
     /// Starts SIPp with `scenario` against `remote` (none: server mode), the injection file
-    /// `csv`, `extra` arguments, on local `port`; SIPp gives up after `timeout`.
+    /// `csv`, `extra` arguments, at `local`; SIPp gives up after `timeout`.
     fn spawn(
         scenario: &str,
         remote: Option<SocketAddr>,
         csv: Option<&str>,
         extra: &[&str],
-        port: u16,
-        transport: Transport,
+        local: Local,
         timeout: Duration,
-        local_ip: Ipv4Addr,
     ) -> SippProcess {
+        let Local {
+            ip: local_ip,
+            port,
+            transport,
+        } = local;
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "sip-operator-sipp-{}-{}",
@@ -310,10 +323,12 @@ impl SippProcess {
             None,
             None,
             &[],
-            port,
-            Transport::Udp,
+            Local {
+                ip: Ipv4Addr::LOCALHOST,
+                port,
+                transport: Transport::Udp,
+            },
             PHONE_TIMEOUT,
-            Ipv4Addr::LOCALHOST,
         );
         // Listening means the port is taken: poll until it is (with a deadline).
         let deadline = Instant::now() + LISTEN_TIMEOUT;
@@ -660,10 +675,12 @@ impl Call {
             Some(self.registrar),
             Some(&csv),
             &["-au", auth_username, "-ap", &self.password],
-            port,
-            Transport::Udp,
+            Local {
+                ip: self.source,
+                port,
+                transport: Transport::Udp,
+            },
             SIPP_TIMEOUT,
-            self.source,
         );
         let status = sipp.wait();
         let actions = sipp.actions();
