@@ -108,3 +108,48 @@ fn wrong_values_are_refused_with_the_value_named() {
         );
     }
 }
+
+#[test]
+fn brute_force_values_become_the_configs_defines_and_only_there() {
+    let rendered = template(
+        "bf",
+        "default",
+        &[
+            "registrar.enabled=true",
+            "registrar.bruteForce.failureLimit=5",
+            "registrar.bruteForce.blockSeconds=120",
+            "--show-only=templates/registrar-deployment.yaml",
+        ],
+    );
+    assert!(rendered.success, "{}", rendered.stderr);
+    let doc: serde_yaml::Value = serde_yaml::from_str(&rendered.stdout).expect("Deployment YAML");
+    let args: Vec<&str> = doc["spec"]["template"]["spec"]["containers"][0]["command"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str())
+        .collect();
+    for define in ["FAIL_LIMIT=5", "FAIL_WINDOW=300", "BLOCK_SECONDS=120"] {
+        let at = args.iter().position(|a| *a == define);
+        assert!(
+            at.is_some_and(|i| i > 0 && args[i - 1] == "-A"),
+            "-A {define} in {args:?}"
+        );
+    }
+    let twice = template(
+        "bf",
+        "default",
+        &["registrar.enabled=true", "registrar.extraDefines={FAIL_LIMIT=3}"],
+    );
+    assert!(
+        !twice.success && twice.stderr.contains("bruteForce"),
+        "{}",
+        twice.stderr
+    );
+    let zero = template("bf", "default", &["registrar.bruteForce.failureLimit=0"]);
+    assert!(
+        !zero.success && zero.stderr.contains("failureLimit"),
+        "{}",
+        zero.stderr
+    );
+}
