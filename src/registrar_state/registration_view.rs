@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use crate::api::{LineStatus, RegistrationStatus, SipUser, SipUserStatus, device_auth_username};
+use crate::api::{
+    LineStatus, RegistrationStatus, SecurityStatus, SipUser, SipUserStatus, device_auth_username,
+};
 use crate::registrar::{AuthFailures, Contact, UserFailures, UserKey};
 
 /// One endpoint's contacts and when they were read.
@@ -112,6 +114,7 @@ impl View {
         Observed {
             registration: summarize(own, &lines, current, now),
             devices: device_contacts(all(), &auth_usernames, now),
+            failures: self.failures(&UserKey::new(user.username(), fqdn).key()).cloned(),
         }
     }
 
@@ -133,6 +136,8 @@ pub struct Observed {
     pub registration: RegistrationStatus,
     /// Registered contacts per device name, for every device in `spec.devices`.
     pub devices: BTreeMap<String, i32>,
+    /// Failed authentications against the user's own address, `None` without any.
+    pub failures: Option<UserFailures>,
 }
 
 impl Observed {
@@ -144,12 +149,41 @@ impl Observed {
                 .and_then(|s| s.devices.iter().find(|d| d.name == name))
                 .map_or(0, |d| d.contacts)
         };
+        let held = status.and_then(|s| s.security.as_ref());
         registration != Some(&self.registration)
+            || security(held, self.failures.as_ref()).as_ref() != held
             || self
                 .devices
                 .iter()
                 .any(|(name, contacts)| recorded(name) != *contacts)
     }
+}
+
+/// `status.security` from what the registrar reports about the user now: the count in its
+/// window and the last failure (the previous one stands once the registrar forgot it). A user
+/// that never failed has none, so users without failures never get a write for it.
+pub fn security(previous: Option<&SecurityStatus>, now: Option<&UserFailures>) -> Option<SecurityStatus> {
+    let Some(now) = now else {
+        return previous.map(|p| SecurityStatus {
+            failures: 0,
+            ..p.clone()
+        });
+    };
+    let (last_failure_time, last_failure_source) = match &now.last {
+        Some(last) => (
+            Timestamp::from_second(last.at).ok().map(Time),
+            Some(last.source.clone()),
+        ),
+        None => (
+            previous.and_then(|p| p.last_failure_time.clone()),
+            previous.and_then(|p| p.last_failure_source.clone()),
+        ),
+    };
+    Some(SecurityStatus {
+        failures: i64::try_from(now.count).unwrap_or(i64::MAX),
+        last_failure_time,
+        last_failure_source,
+    })
 }
 
 /// Whether the contact is still registered at `now` (a view can be old: its registrar
