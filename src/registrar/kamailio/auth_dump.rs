@@ -77,8 +77,8 @@ mod tests {
     use super::*;
     use crate::registrar::UserFailures;
 
-    // Shaped as Kamailio 5.6 dumps an htable (the same shape as the `ulseq` dump recorded in
-    // journal.rs): ints from $shtinc, strings from assignments of strings.
+    // Built like the recorded dumps below, with the cases they lack (a count as a string,
+    // several users, a user whose count expired, a malformed last failure).
     fn authfail() -> Value {
         json!([
             {"entry": 3, "size": 2, "slot": [
@@ -126,6 +126,33 @@ mod tests {
             "sources are not users"
         );
         assert_eq!(f.blocked.iter().collect::<Vec<_>>(), ["127.0.0.2"]);
+    }
+
+    // Results recorded from Kamailio 5.6 (Debian) running the shipped kamailio.cfg with
+    // FAIL_LIMIT 2, after two wrong passwords for alice from 127.0.0.2; an empty table's dump.
+    const AUTHFAIL: &str = r#"[{"entry":877,"size":1,"slot":[{"name":"usr:alice@acme.sip.example.com","type":"int","value":2}]},{"entry":977,"size":1,"slot":[{"name":"src:127.0.0.2","type":"int","value":2}]}]"#;
+    const AUTHLAST: &str = r#"[{"entry":876,"size":1,"slot":[{"name":"alice@acme.sip.example.com","type":"str","value":"1796147600 127.0.0.2"}]}]"#;
+    const BLOCKED: &str = r#"[{"entry":20,"size":1,"slot":[{"name":"127.0.0.2","type":"int","value":1}]}]"#;
+    const EMPTY: &str = "[]";
+
+    #[test]
+    fn recorded_dumps_are_read() {
+        let parse = |s: &str| serde_json::from_str::<Value>(s).expect("json");
+        let f = auth_failures(&parse(AUTHFAIL), &parse(AUTHLAST), &parse(BLOCKED));
+        assert_eq!(f.by_aor.len(), 1);
+        assert_eq!(
+            f.by_aor["alice@acme.sip.example.com"],
+            UserFailures {
+                count: 2,
+                last: Some(LastFailure {
+                    at: 1_796_147_600,
+                    source: "127.0.0.2".into()
+                })
+            }
+        );
+        assert!(f.blocked.contains("127.0.0.2"));
+        let none = auth_failures(&parse(EMPTY), &parse(EMPTY), &parse(EMPTY));
+        assert_eq!(none, AuthFailures::default());
     }
 
     #[test]
