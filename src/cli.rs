@@ -42,6 +42,12 @@ pub struct Args {
     #[arg(long, env = "SIP_OPERATOR_REGISTRAR_CHECK_INTERVAL_SECONDS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub registrar_check_interval_seconds: u64,
 
+    /// Failed authentications against one user, in the registrar's current window, that raise
+    /// one Warning Event (`AuthenticationFailures`) on the SipUser; again only after the count
+    /// fell below and reached it anew.
+    #[arg(long, env = "SIP_OPERATOR_AUTH_FAILURE_WARNING_THRESHOLD", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub auth_failure_warning_threshold: u64,
+
     /// This replica's identity in the Lease and in Events (default: hostname and PID).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,

@@ -88,6 +88,7 @@ async fn run(args: Args) -> Result<(), String> {
         };
         let settings = controller::Settings {
             registrar_check_interval: std::time::Duration::from_secs(args.registrar_check_interval_seconds),
+            auth_failure_warning_threshold: args.auth_failure_warning_threshold,
         };
         let controllers = controller::run(
             client,

@@ -36,6 +36,12 @@ struct ObjectLabels {
     status: &'static str,
 }
 
+/// Labels of the per-SIP-domain gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DomainLabels {
+    domain: String,
+}
+
 /// Condition statuses recorded for one object, already normalised to a bounded set of values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct ObjectSummary {
@@ -77,6 +83,8 @@ pub struct Metrics {
     durations: Family<KindLabels, Histogram, fn() -> Histogram>,
     objects: Family<ObjectLabels, Gauge>,
     leader: Gauge,
+    auth_failures: Family<DomainLabels, Gauge>,
+    blocked_sources: Family<DomainLabels, Gauge>,
     /// Last recorded summary per `(kind, "namespace/name")`; the objects gauge is derived from it,
     /// and updated under this lock so that both never disagree.
     tracked: Mutex<HashMap<(&'static str, String), ObjectSummary>>,
@@ -98,6 +106,8 @@ impl Metrics {
             Family::new_with_constructor(duration_histogram);
         let objects = Family::<ObjectLabels, Gauge>::default();
         let leader = Gauge::default();
+        let auth_failures = Family::<DomainLabels, Gauge>::default();
+        let blocked_sources = Family::<DomainLabels, Gauge>::default();
 
         // Counter names are given without `_total`: prometheus-client appends it when encoding.
         registry.register(
@@ -126,6 +136,16 @@ impl Metrics {
             "1 while this replica holds the leader lease, else 0",
             leader.clone(),
         );
+        registry.register(
+            "auth_failures",
+            "Failed authentications in the registrar's current window across a SIP domain's users",
+            auth_failures.clone(),
+        );
+        registry.register(
+            "blocked_sources",
+            "Source addresses the SIP domain's registrar endpoints currently block",
+            blocked_sources.clone(),
+        );
 
         Self {
             registry,
@@ -134,6 +154,8 @@ impl Metrics {
             durations,
             objects,
             leader,
+            auth_failures,
+            blocked_sources,
             tracked: Mutex::new(HashMap::new()),
         }
     }
@@ -189,6 +211,29 @@ impl Metrics {
     /// Sets the leader gauge: 1 while this replica holds the leader Lease, else 0.
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+    }
+
+    /// Sets the failed-authentication gauges of SIP domain `domain` (its FQDN) from its last
+    /// registrar read.
+    pub fn record_auth_failures(&self, domain: &str, failures: u64, blocked_sources: usize) {
+        let labels = DomainLabels {
+            domain: domain.to_owned(),
+        };
+        self.auth_failures
+            .get_or_create(&labels)
+            .set(i64::try_from(failures).unwrap_or(i64::MAX));
+        self.blocked_sources
+            .get_or_create(&labels)
+            .set(i64::try_from(blocked_sources).unwrap_or(i64::MAX));
+    }
+
+    /// Drops the gauges of a SIP domain that went away.
+    pub fn forget_domain(&self, domain: &str) {
+        let labels = DomainLabels {
+            domain: domain.to_owned(),
+        };
+        self.auth_failures.remove(&labels);
+        self.blocked_sources.remove(&labels);
     }
 
     /// Renders the whole registry in OpenMetrics text format (terminated by `# EOF`).
@@ -256,6 +301,31 @@ mod tests {
         let series =
             format!("sip_operator_objects{{kind=\"{kind}\",condition=\"{condition}\",status=\"{status}\"}}");
         sample(text, &series).unwrap_or(0.0)
+    }
+
+    #[test]
+    fn auth_failure_gauges_are_set_per_domain_and_forgotten() {
+        let m = Metrics::new();
+        m.record_auth_failures("acme.example", 7, 1);
+        let text = m.encode();
+        assert_eq!(
+            sample(&text, "sip_operator_auth_failures{domain=\"acme.example\"}"),
+            Some(7.0)
+        );
+        assert_eq!(
+            sample(&text, "sip_operator_blocked_sources{domain=\"acme.example\"}"),
+            Some(1.0)
+        );
+        m.record_auth_failures("acme.example", 0, 0);
+        assert_eq!(
+            sample(&m.encode(), "sip_operator_auth_failures{domain=\"acme.example\"}"),
+            Some(0.0)
+        );
+        m.forget_domain("acme.example");
+        assert_eq!(
+            sample(&m.encode(), "sip_operator_auth_failures{domain=\"acme.example\"}"),
+            None
+        );
     }
 
     #[test]

@@ -33,6 +33,10 @@ fn help_documents_every_flag_with_its_environment_variable() {
             "--registrar-check-interval-seconds",
             "SIP_OPERATOR_REGISTRAR_CHECK_INTERVAL_SECONDS",
         ),
+        (
+            "--auth-failure-warning-threshold",
+            "SIP_OPERATOR_AUTH_FAILURE_WARNING_THRESHOLD",
+        ),
         ("--identity", "POD_NAME"),
         ("--log-format", "SIP_OPERATOR_LOG_FORMAT"),
         ("--log-level", "SIP_OPERATOR_LOG"),

@@ -30,7 +30,8 @@ pub use sip_domain::{
 pub use sip_profile::{DEFAULT_MAX_CONTACTS, SipProfile, SipProfileSpec, SipProfileStatus};
 pub use sip_user::{
     CredentialsSpec, DEVICE_AUTH_SEPARATOR, DeviceSpec, DeviceStatus, GeneratedPassword, LineStatus,
-    RegistrationStatus, SipUser, SipUserSpec, SipUserStatus, device_auth_username, device_rotate_annotation,
+    RegistrationStatus, SecurityStatus, SipUser, SipUserSpec, SipUserStatus, device_auth_username,
+    device_rotate_annotation,
 };
 
 /// The API group of every kind this operator serves.

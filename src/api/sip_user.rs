@@ -214,6 +214,27 @@ pub struct SipUserStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["name".into()]))]
     pub devices: Vec<DeviceStatus>,
+    /// Failed authentications against this user, as last read from the registrar (once per
+    /// check interval). Absent until the registrar reports a failure for the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecurityStatus>,
+}
+
+/// Failed authentications against a user (wrong passwords or credentials), merged across the
+/// registrar's endpoints. Never holds a password or digest.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityStatus {
+    /// Failed authentications in the registrar's current window (the shipped Kamailio config
+    /// forgets a count `registrar.bruteForce.windowSeconds` after its last failure), summed
+    /// across endpoints; 0 once the window passed.
+    pub failures: i64,
+    /// When the last failed authentication happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<Time>,
+    /// The source address the last failed authentication came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_source: Option<String>,
 }
 
 /// Observed state of one device of a user.

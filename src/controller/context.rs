@@ -18,6 +18,8 @@ use crate::sync::lock;
 pub struct Settings {
     /// How often each registrar endpoint is checked for a restart (and re-synced after one).
     pub registrar_check_interval: std::time::Duration,
+    /// A user's failed authentications (in the registrar's window) that raise one Warning Event.
+    pub auth_failure_warning_threshold: u64,
 }
 
 /// Consecutive failures per object UID, for exponential backoff (kube has none per object).

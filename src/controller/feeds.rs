@@ -35,6 +35,7 @@ fn forget_registrar_state(ctx: &Context, domain: &SipDomain) {
     let fqdn = &domain.spec.domain;
     if ctx.stores.domains.find(|d| d.spec.domain == *fqdn).is_none() {
         ctx.memory.forget_domain(fqdn);
+        ctx.metrics.forget_domain(fqdn);
     }
 }
 

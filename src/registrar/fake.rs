@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::{Contact, EntrySpec, Registrar, RegistrarError, UserEntry, UserKey};
+use super::{AuthFailures, Contact, EntrySpec, Registrar, RegistrarError, UserEntry, UserKey};
 use crate::sync::lock;
 
 /// One call a [`Fake`] received.
@@ -27,6 +27,8 @@ pub struct Fake {
     failing: AtomicBool,
     /// Like a config without the `devices` htable: users with devices are refused.
     no_devices: AtomicBool,
+    /// What `auth_failures` reports.
+    auth_failures: Mutex<AuthFailures>,
 }
 
 impl Fake {
@@ -59,6 +61,11 @@ impl Fake {
     /// no `devices` htable does, pushing the others.
     pub fn refuse_devices(&self, refuse: bool) {
         self.no_devices.store(refuse, Ordering::Relaxed);
+    }
+
+    /// Makes later `auth_failures` reads report `failures`.
+    pub fn set_auth_failures(&self, failures: AuthFailures) {
+        *lock(&self.auth_failures) = failures;
     }
 
     /// Forgets users and markers, like a restarted Kamailio.
@@ -152,6 +159,14 @@ impl Registrar for Fake {
         async move {
             self.check()?;
             Ok(Vec::new())
+        }
+        .boxed()
+    }
+
+    fn auth_failures(&self) -> BoxFuture<'_, Result<AuthFailures, RegistrarError>> {
+        async move {
+            self.check()?;
+            Ok(lock(&self.auth_failures).clone())
         }
         .boxed()
     }

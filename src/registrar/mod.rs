@@ -2,12 +2,14 @@
 //! an Asterisk or FreeSWITCH backend can be added without touching them. Kubernetes is the
 //! source of truth; a registrar is a cache the operator keeps in sync, and it only ever
 //! receives HA1 digests, never a password.
+pub mod auth_failures;
 pub mod contact;
 pub mod entry;
 #[cfg(test)]
 pub mod fake;
 pub mod kamailio;
 
+pub use auth_failures::{AuthFailures, LastFailure, UserFailures};
 pub use contact::Contact;
 pub use entry::{
     DeviceCredentials, DeviceEntry, DialKind, EntrySpec, UserEntry, UserKey, canonical_user, is_dial_number,
@@ -80,4 +82,9 @@ pub trait Registrar: Send + Sync {
     /// Every live registration on the endpoint, in one bulk read (not one call per user).
     /// Lapsed contacts the registrar has not purged yet are left out.
     fn registrations(&self) -> BoxFuture<'_, Result<Vec<Contact>, RegistrarError>>;
+
+    /// Failed authentications on the endpoint, in one bulk read whose size follows the users
+    /// and sources that failed (not all users). A registrar that does not count them reports
+    /// none.
+    fn auth_failures(&self) -> BoxFuture<'_, Result<AuthFailures, RegistrarError>>;
 }

@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use crate::registrar::{Contact, Registrar, RegistrarError, UserEntry, UserKey};
+use crate::registrar::{AuthFailures, Contact, Registrar, RegistrarError, UserEntry, UserKey};
 
 /// The most users one batch carries.
 pub const MAX_BATCH: usize = 256;
@@ -101,6 +101,9 @@ impl Registrar for Endpoint {
     }
     fn registrations(&self) -> BoxFuture<'_, Result<Vec<Contact>, RegistrarError>> {
         self.registrar.registrations()
+    }
+    fn auth_failures(&self) -> BoxFuture<'_, Result<AuthFailures, RegistrarError>> {
+        self.registrar.auth_failures()
     }
 }
 

@@ -1,12 +1,14 @@
 //! A SipDomain's live registrations as last read from its registrar endpoints, and the
 //! `status.registration` of one user derived from them, pure.
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use crate::api::{LineStatus, RegistrationStatus, SipUser, SipUserStatus, device_auth_username};
-use crate::registrar::{Contact, UserKey};
+use crate::api::{
+    LineStatus, RegistrationStatus, SecurityStatus, SipUser, SipUserStatus, device_auth_username,
+};
+use crate::registrar::{AuthFailures, Contact, UserFailures, UserKey};
 
 /// One endpoint's contacts and when they were read.
 #[derive(Clone, Debug)]
@@ -15,6 +17,8 @@ pub struct Dump {
     pub endpoint: std::sync::Arc<str>,
     pub read_at: Timestamp,
     pub contacts: std::sync::Arc<Vec<Contact>>,
+    /// Its failed authentications, read with the contacts.
+    pub auth_failures: std::sync::Arc<AuthFailures>,
 }
 
 /// A contact and when it was read (its expiry counts from then).
@@ -31,6 +35,11 @@ pub struct Seen {
 #[derive(Debug, Default)]
 pub struct View {
     by_aor: HashMap<String, Vec<Seen>>,
+    /// Failed authentications per AOR of the domain (only users with one), merged across
+    /// endpoints: counts summed, the latest last failure.
+    failures: HashMap<String, UserFailures>,
+    /// Source addresses blocked by any of the domain's endpoints.
+    blocked: BTreeSet<String>,
 }
 
 impl View {
@@ -38,7 +47,14 @@ impl View {
     pub fn build(fqdn: &str, dumps: &[Dump]) -> Self {
         let suffix = format!("@{fqdn}");
         let mut by_aor: HashMap<String, Vec<Seen>> = HashMap::new();
+        let mut failures: HashMap<String, UserFailures> = HashMap::new();
+        let mut blocked = BTreeSet::new();
         for dump in dumps {
+            let reported = dump.auth_failures.by_aor.iter();
+            for (aor, f) in reported.filter(|(aor, _)| aor.ends_with(&suffix)) {
+                failures.entry(aor.clone()).or_default().merge(f);
+            }
+            blocked.extend(dump.auth_failures.blocked.iter().cloned());
             for contact in dump.contacts.iter().filter(|c| c.aor.ends_with(&suffix)) {
                 by_aor.entry(contact.aor.clone()).or_default().push(Seen {
                     endpoint: dump.endpoint.clone(),
@@ -47,7 +63,29 @@ impl View {
                 });
             }
         }
-        Self { by_aor }
+        Self {
+            by_aor,
+            failures,
+            blocked,
+        }
+    }
+
+    /// The failed authentications against `aor` (`username@domain`), `None` when it has none.
+    pub fn failures(&self, aor: &str) -> Option<&UserFailures> {
+        self.failures.get(aor)
+    }
+
+    /// Failures in the registrars' current window across the domain's users.
+    pub fn failures_total(&self) -> u64 {
+        self.failures
+            .values()
+            .map(|f| f.count)
+            .fold(0, u64::saturating_add)
+    }
+
+    /// How many source addresses the domain's endpoints block.
+    pub fn blocked_sources(&self) -> usize {
+        self.blocked.len()
     }
 
     /// The contacts of `aor` (`username@domain`).
@@ -76,6 +114,7 @@ impl View {
         Observed {
             registration: summarize(own, &lines, current, now),
             devices: device_contacts(all(), &auth_usernames, now),
+            failures: self.failures(&UserKey::new(user.username(), fqdn).key()).cloned(),
         }
     }
 
@@ -97,6 +136,8 @@ pub struct Observed {
     pub registration: RegistrationStatus,
     /// Registered contacts per device name, for every device in `spec.devices`.
     pub devices: BTreeMap<String, i32>,
+    /// Failed authentications against the user's own address, `None` without any.
+    pub failures: Option<UserFailures>,
 }
 
 impl Observed {
@@ -108,12 +149,41 @@ impl Observed {
                 .and_then(|s| s.devices.iter().find(|d| d.name == name))
                 .map_or(0, |d| d.contacts)
         };
+        let held = status.and_then(|s| s.security.as_ref());
         registration != Some(&self.registration)
+            || security(held, self.failures.as_ref()).as_ref() != held
             || self
                 .devices
                 .iter()
                 .any(|(name, contacts)| recorded(name) != *contacts)
     }
+}
+
+/// `status.security` from what the registrar reports about the user now: the count in its
+/// window and the last failure (the previous one stands once the registrar forgot it). A user
+/// that never failed has none, so users without failures never get a write for it.
+pub fn security(previous: Option<&SecurityStatus>, now: Option<&UserFailures>) -> Option<SecurityStatus> {
+    let Some(now) = now else {
+        return previous.map(|p| SecurityStatus {
+            failures: 0,
+            ..p.clone()
+        });
+    };
+    let (last_failure_time, last_failure_source) = match &now.last {
+        Some(last) => (
+            Timestamp::from_second(last.at).ok().map(Time),
+            Some(last.source.clone()),
+        ),
+        None => (
+            previous.and_then(|p| p.last_failure_time.clone()),
+            previous.and_then(|p| p.last_failure_source.clone()),
+        ),
+    };
+    Some(SecurityStatus {
+        failures: i64::try_from(now.count).unwrap_or(i64::MAX),
+        last_failure_time,
+        last_failure_source,
+    })
 }
 
 /// Whether the contact is still registered at `now` (a view can be old: its registrar
@@ -267,7 +337,51 @@ mod tests {
             endpoint: "http://a/RPC".into(),
             read_at: at(read),
             contacts: Arc::new(contacts),
+            auth_failures: Arc::default(),
         }
+    }
+
+    #[test]
+    fn a_view_merges_failed_authentications_of_its_domain_across_endpoints() {
+        use crate::registrar::LastFailure;
+        let failures = |count, at, source: &str, blocked: &[&str]| {
+            let mut f = AuthFailures::default();
+            for aor in ["alice@acme.example", "bob@other.example"] {
+                f.by_aor.insert(
+                    aor.into(),
+                    UserFailures {
+                        count,
+                        last: Some(LastFailure {
+                            at,
+                            source: source.into(),
+                        }),
+                    },
+                );
+            }
+            f.blocked = blocked.iter().map(|s| s.to_string()).collect();
+            Arc::new(f)
+        };
+        let mut a = dump(0, vec![]);
+        a.auth_failures = failures(3, 100, "192.0.2.7", &["192.0.2.7"]);
+        let mut b = dump(0, vec![]);
+        b.auth_failures = failures(2, 90, "192.0.2.8", &["192.0.2.7", "192.0.2.8"]);
+        let view = View::build("acme.example", &[a, b]);
+        let alice = view.failures("alice@acme.example").expect("alice failed");
+        assert_eq!(alice.count, 5);
+        assert_eq!(
+            alice.last.as_ref().map(|l| (l.at, l.source.as_str())),
+            Some((100, "192.0.2.7"))
+        );
+        assert!(
+            view.failures("bob@other.example").is_none(),
+            "another domain's user"
+        );
+        assert_eq!(view.failures_total(), 5);
+        assert_eq!(view.blocked_sources(), 2);
+        assert_eq!(
+            View::build("acme.example", &[dump(0, vec![])]).failures_total(),
+            0
+        );
     }
 
     #[test]

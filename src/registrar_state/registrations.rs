@@ -1,5 +1,5 @@
-//! Live registrations in memory: the last bulk read (`ul.dump`) of each registrar endpoint,
-//! and each SipDomain's view merged from its endpoints. The domain check fills it once per
+//! Live registrations in memory: the last bulk read (contacts and failed authentications) of
+//! each registrar endpoint, and each SipDomain's view merged from its endpoints. The domain check fills it once per
 //! interval; the user reconciler, the only writer of SipUser status, reads from it.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,11 +29,13 @@ impl Registrations {
         {
             return Ok(dump.clone());
         }
-        let contacts = endpoint.registrations().await?;
+        let (contacts, auth_failures) =
+            futures::try_join!(endpoint.registrations(), endpoint.auth_failures())?;
         let dump = Dump {
             endpoint: endpoint.endpoint().into(),
             read_at: crate::clock::now(),
             contacts: Arc::new(contacts),
+            auth_failures: Arc::new(auth_failures),
         };
         lock(&self.dumps).insert(endpoint.endpoint().to_string(), (Instant::now(), dump.clone()));
         Ok(dump)

@@ -95,6 +95,7 @@ fn wrong_values_are_refused_with_the_value_named() {
         ("replicaCount=2", "replicaCount"),
         ("logFormat=yaml", "logFormat"),
         ("registrarCheckIntervalSeconds=0", "registrarCheckIntervalSeconds"),
+        ("authFailureWarningThreshold=0", "authFailureWarningThreshold"),
         ("watchNamespaces={Not_A_Namespace}", "watchNamespaces"),
     ] {
         let out = template("wrong", "default", &[set]);

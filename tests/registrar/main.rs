@@ -11,6 +11,7 @@
 mod support;
 
 mod auth;
+mod auth_failures;
 mod brute_force;
 mod calls;
 mod contacts;

@@ -62,7 +62,14 @@ impl Setup {
         assert!(out.success, "apply the domain: {}", out.stderr);
         prepare(&ns);
         // Check the registrar every second (default 15 s) to keep tests short.
-        let args = ["--registrar-check-interval-seconds", "1"];
+        // A low failure threshold, so that the shipped config's FAIL_LIMIT a test sets (the
+        // source is blocked from then on) can reach it.
+        let args = [
+            "--registrar-check-interval-seconds",
+            "1",
+            "--auth-failure-warning-threshold",
+            "3",
+        ];
         let operator = match hosts {
             Some(hosts) => Operator::start_with_hosts(&ns, &args, hosts).await,
             None => Operator::start_with(&ns, &args).await,
@@ -76,6 +83,11 @@ impl Setup {
             fqdn,
             _operator: operator,
         }
+    }
+
+    /// The operator process (its log, `/metrics`).
+    pub fn operator(&self) -> &Operator {
+        &self._operator
     }
 
     /// The first (usually only) Kamailio.

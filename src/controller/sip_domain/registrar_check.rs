@@ -198,6 +198,8 @@ pub async fn check(domain: &SipDomain, previous: &[RegistrarEndpointStatus], ctx
         let view = ctx
             .registrations
             .set_view(ns, name, View::build(&domain.spec.domain, &dumps));
+        ctx.metrics
+            .record_auth_failures(&domain.spec.domain, view.failures_total(), view.blocked_sources());
         if scan {
             queue_changed_registrations(domain, &view, ctx);
         }
@@ -238,7 +240,10 @@ fn queue_changed_registrations(domain: &SipDomain, view: &View, ctx: &Context) {
             .chain(u.spec.aliases.iter().map(String::as_str))
             .map(|name| UserKey::new(name, fqdn).key())
             .collect();
-        if current.is_some_and(|r| r.contacts == 0) && view.none_on(&aors) {
+        // Nor any failed authentication now or in the status (also most users).
+        let failed = view.failures(&aors[0]).is_some()
+            || status.is_some_and(|s| s.security.as_ref().is_some_and(|s| s.failures != 0));
+        if current.is_some_and(|r| r.contacts == 0) && view.none_on(&aors) && !failed {
             return false;
         }
         view.observed(u, fqdn, now).differs_from(u.status.as_ref())

@@ -6,6 +6,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
 mod credentials;
@@ -21,6 +22,7 @@ use super::admission::Verdict;
 use super::cache::Lean;
 use super::finalizer::{self, Phase};
 use super::status::conditions::{self, true_reason};
+use super::status::reasons::events::AUTHENTICATION_FAILURES;
 use super::status::reasons::types;
 use super::status::{events, patch as status_patch};
 use super::{Context, Error};
@@ -150,9 +152,9 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
         .as_ref()
         .zip(view.as_ref())
         .map(|(d, view)| view.observed(user, &d.spec.domain, now.0));
-    let (registration, device_contacts) = match observed {
-        Some(o) => (Some(o.registration), Some(o.devices)),
-        None => (None, None),
+    let (registration, device_contacts, failures) = match observed {
+        Some(o) => (Some(o.registration), Some(o.devices), Some(o.failures)),
+        None => (None, None, None),
     };
     let facts = Facts {
         generation: user.meta().generation,
@@ -168,6 +170,7 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
         registration,
         devices: &user.spec.devices,
         device_contacts,
+        failures,
     };
     let desired = user_status::build(&facts, previous, &now);
 
@@ -201,6 +204,13 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
                 events::on_device_password(ctx, user, &device.name, first, reason, note).await;
             }
         }
+    }
+    if let Some(note) = user_status::auth_failure_event(
+        previous.and_then(|s| s.security.as_ref()),
+        desired.security.as_ref(),
+        ctx.settings.auth_failure_warning_threshold,
+    ) {
+        events::publish(ctx, user, EventType::Warning, AUTHENTICATION_FAILURES, note).await;
     }
     status_patch::apply_if_changed(&ctx.client, &ctx.status_written, user, previous, &desired).await?;
     record_metrics(ctx, user, &desired);

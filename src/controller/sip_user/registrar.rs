@@ -306,6 +306,7 @@ mod tests {
                 endpoint: "http://0/RPC".into(),
                 read_at: at(0),
                 contacts: Arc::new(vec![contact]),
+                auth_failures: Arc::default(),
             }],
         )
     }

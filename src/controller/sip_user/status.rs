@@ -5,11 +5,15 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::credentials::{DeviceOutcome, Outcome, PasswordChange};
-use crate::api::{DeviceSpec, DeviceStatus, RegistrationStatus, SipUserStatus, device_auth_username};
+use crate::api::{
+    DeviceSpec, DeviceStatus, RegistrationStatus, SecurityStatus, SipUserStatus, device_auth_username,
+};
 use crate::controller::admission::Verdict;
 use crate::controller::status::conditions::{self, Status, Want};
 use crate::controller::status::reasons::{self, types};
+use crate::registrar::UserFailures;
 use crate::registrar_state::SyncError;
+use crate::registrar_state::registration_view::security;
 
 /// Where the user stands with the registrar.
 #[derive(Debug)]
@@ -72,6 +76,9 @@ pub struct Facts<'a> {
     pub devices: &'a [DeviceSpec],
     /// Registered contacts per device name, read with `registration` (`None` with it).
     pub device_contacts: Option<BTreeMap<String, i32>>,
+    /// The user's failed authentications, read with `registration`: `None` when not read,
+    /// `Some(None)` when the registrar reports none.
+    pub failures: Option<Option<UserFailures>>,
 }
 
 /// The Stalled reason and message, if the user is stalled.
@@ -320,7 +327,31 @@ pub fn build(facts: &Facts<'_>, previous: Option<&SipUserStatus>, now: &Time) ->
             _ => facts.registration.clone().or(previous.registration),
         },
         devices,
+        security: match facts.failures.as_ref() {
+            Some(failures) => security(previous.security.as_ref(), failures.as_ref()),
+            None => previous.security,
+        },
     }
+}
+
+/// The Warning Event's note when the user's failures reach `threshold` from below (once per
+/// crossing: not again while they stay at or above it), naming the count and the last source.
+pub fn auth_failure_event(
+    previous: Option<&SecurityStatus>,
+    now: Option<&SecurityStatus>,
+    threshold: u64,
+) -> Option<String> {
+    let threshold = i64::try_from(threshold).unwrap_or(i64::MAX).max(1);
+    let before = previous.map_or(0, |s| s.failures);
+    let now = now?;
+    if before >= threshold || now.failures < threshold {
+        return None;
+    }
+    let source = now.last_failure_source.as_deref().unwrap_or("an unknown address");
+    Some(format!(
+        "{} failed authentications in the registrar's window (threshold {threshold}), the last from {source}",
+        now.failures
+    ))
 }
 
 /// `status.devices`: one entry per listed device. Its password's history comes from the
@@ -414,6 +445,84 @@ mod tests {
         Time(Timestamp::from_second(s).expect("time"))
     }
 
+    fn failing(count: u64, at: i64, source: &str) -> Option<Option<UserFailures>> {
+        Some(Some(UserFailures {
+            count,
+            last: Some(crate::registrar::LastFailure {
+                at,
+                source: source.into(),
+            }),
+        }))
+    }
+
+    #[test]
+    fn a_user_without_failures_gets_no_security_status() {
+        let verdict = Verdict::Admitted;
+        let outcome = ready_outcome(None);
+        let mut f = facts(&verdict, Some(&outcome));
+        f.failures = Some(None);
+        let s = build(&f, None, &now(10));
+        assert_eq!(s.security, None);
+        assert_eq!(build(&f, Some(&s), &now(20)), s, "nothing to write");
+    }
+
+    #[test]
+    fn security_shows_failures_in_the_window_and_keeps_the_last_one_after_it() {
+        let verdict = Verdict::Admitted;
+        let outcome = ready_outcome(None);
+        let mut f = facts(&verdict, Some(&outcome));
+        f.failures = failing(4, 1_796_150_000, "127.0.0.2");
+        let s = build(&f, None, &now(10));
+        let security = s.security.clone().expect("security");
+        assert_eq!(security.failures, 4);
+        assert_eq!(security.last_failure_source.as_deref(), Some("127.0.0.2"));
+        assert_eq!(security.last_failure_time, Some(now(1_796_150_000)));
+        assert_eq!(build(&f, Some(&s), &now(20)), s, "unchanged: no write");
+
+        // Not read this time: the last reading stands.
+        f.failures = None;
+        assert_eq!(build(&f, Some(&s), &now(30)).security, s.security);
+
+        // The registrar forgot the user (the window and the last failure passed).
+        f.failures = Some(None);
+        let after = build(&f, Some(&s), &now(40));
+        let after_security = after.security.clone().expect("kept");
+        assert_eq!(after_security.failures, 0);
+        assert_eq!(after_security.last_failure_source.as_deref(), Some("127.0.0.2"));
+        assert_eq!(
+            build(&f, Some(&after), &now(50)),
+            after,
+            "and stays so without writes"
+        );
+    }
+
+    #[test]
+    fn the_warning_goes_out_once_per_crossing_of_the_threshold() {
+        let at = |failures: i64| SecurityStatus {
+            failures,
+            last_failure_time: Some(now(5)),
+            last_failure_source: Some("127.0.0.2".into()),
+        };
+        let note = auth_failure_event(Some(&at(9)), Some(&at(10)), 10).expect("crossed");
+        assert!(note.contains("10 failed authentications"), "{note}");
+        assert!(note.contains("127.0.0.2"), "{note}");
+        assert!(
+            auth_failure_event(None, Some(&at(12)), 10).is_some(),
+            "first seen above"
+        );
+        assert_eq!(
+            auth_failure_event(Some(&at(10)), Some(&at(14)), 10),
+            None,
+            "stays above"
+        );
+        assert_eq!(auth_failure_event(Some(&at(3)), Some(&at(9)), 10), None, "below");
+        assert_eq!(auth_failure_event(Some(&at(14)), None, 10), None);
+        assert!(
+            auth_failure_event(Some(&at(0)), Some(&at(11)), 10).is_some(),
+            "again after it fell"
+        );
+    }
+
     fn ready_outcome(change: Option<PasswordChange>) -> Outcome {
         Outcome::Ready {
             secret_name: "alice-sip-credentials".into(),
@@ -434,6 +543,7 @@ mod tests {
             credentials,
             registrar: RegistrarState::NotConfigured,
             registration: None,
+            failures: None,
             devices: &[],
             device_contacts: None,
         }

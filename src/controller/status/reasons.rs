@@ -79,8 +79,11 @@ pub const DOMAIN_REGISTRAR_INVALID: &str = "DomainRegistrarInvalid";
 /// Credentials are not written for a user that is not admitted (see the Stalled reason).
 pub const NOT_ADMITTED: &str = "NotAdmitted";
 
-/// Event reasons (Normal); Warning events use the Stalled reason.
+/// Event reasons (Normal, except where said); other Warning events use the Stalled reason.
 pub mod events {
+    /// Warning: a user's failed authentications in the registrar's window reached
+    /// `--auth-failure-warning-threshold` (once per crossing).
+    pub const AUTHENTICATION_FAILURES: &str = "AuthenticationFailures";
     /// A first password was written (new user, or its Secret was deleted).
     pub const CREDENTIALS_CREATED: &str = "CredentialsCreated";
     /// The password was rotated as the `sipoperator.io/rotate` annotation asked.

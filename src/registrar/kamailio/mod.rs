@@ -25,13 +25,14 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
 mod answer;
+mod auth_dump;
 mod htable_value;
 mod journal;
 mod ul_dump;
 
 pub use htable_value::{DEVICES_HTABLE, DIAL_HTABLE, htable_value};
 
-use super::{Contact, Registrar, RegistrarError, UserEntry, UserKey};
+use super::{AuthFailures, Contact, Registrar, RegistrarError, UserEntry, UserKey};
 
 /// The htable holding the users (the shipped kamailio.cfg declares it).
 pub const USERS_HTABLE: &str = "users";
@@ -488,6 +489,26 @@ impl Registrar for Kamailio {
             let mut mirror = self.mirror.lock().await;
             self.catch_up(&mut mirror, head).await?;
             Ok(mirror.contacts(unix_now()))
+        }
+        .boxed()
+    }
+
+    fn auth_failures(&self) -> BoxFuture<'_, Result<AuthFailures, RegistrarError>> {
+        async move {
+            let dump = |table: &'static str| async move {
+                match self.call("htable.dump", json!([table])).await {
+                    Ok(dump) => Ok(dump),
+                    // A config from before brute-force protection counts nothing.
+                    Err(e) if answer::is_no_such_table(&e) => Ok(Value::Null),
+                    Err(e) => Err(e),
+                }
+            };
+            let (authfail, authlast, blocked) = futures::try_join!(
+                dump(auth_dump::AUTHFAIL_HTABLE),
+                dump(auth_dump::AUTHLAST_HTABLE),
+                dump(auth_dump::BLOCKED_HTABLE)
+            )?;
+            Ok(auth_dump::auth_failures(&authfail, &authlast, &blocked))
         }
         .boxed()
     }
