@@ -16,11 +16,19 @@ while read -r name ref tarball; do
   if grep -qxF "$ref" <<<"$present"; then
     echo "import.sh: $ref is already in $sock" >&2
   else
-    echo "import.sh: importing $tarball" >&2
-    # The archive names itself (io.containerd.image.name): no --base-name needed.
-    "${ctr[@]}" images import "$tarball" >&2
-    "${ctr[@]}" images ls -q | grep -qxF "$ref" ||
-      { echo "import.sh: $tarball imported, but not as $ref" >&2; exit 1; }
+    # The archive names itself (io.containerd.image.name): no --base-name needed. Up to three
+    # tries: once, into a containerd whose CRI plugin was still starting, the import said
+    # "done" and the image was not listed afterwards.
+    for try in 1 2 3; do
+      echo "import.sh: importing $tarball (try $try)" >&2
+      "${ctr[@]}" images import "$tarball" >&2
+      if "${ctr[@]}" images ls -q | grep -qxF "$ref"; then
+        break
+      fi
+      [ "$try" -lt 3 ] || { echo "import.sh: $tarball imported 3 times, but never listed as $ref" >&2; exit 1; }
+      echo "import.sh: $tarball imported, but not listed as $ref; again in 2 s" >&2
+      sleep 2
+    done
   fi
   echo "$name $ref $tarball"
 done <<<"$built"
