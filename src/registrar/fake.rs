@@ -174,34 +174,29 @@ impl Registrar for Fake {
 
 /// A user entry of `user@domain` with `realm` (MD5 only, password "secret").
 pub fn entry(user: &str, domain: &str, realm: &str) -> UserEntry {
-    UserEntry::build(&EntrySpec {
-        username: user,
-        domain,
-        realm,
-        password: &crate::credentials::Password::new("secret"),
-        devices: &[],
-        algorithms: &[crate::api::DigestAlgorithm::Md5],
-        max_contacts: 1,
-        extension: None,
-        aliases: &[],
-        flags: &[],
-        barge_group: None,
-        caller_id: None,
-    })
+    build(user, domain, realm, None)
 }
 
 /// A user entry of `user@domain` with one device, `device` (MD5 only, password "secret").
 pub fn entry_with_device(user: &str, domain: &str, device: &str) -> UserEntry {
+    build(user, domain, domain, Some(device))
+}
+
+fn build(user: &str, domain: &str, realm: &str, device: Option<&str>) -> UserEntry {
     let password = crate::credentials::Password::new("secret");
+    let devices: Vec<crate::registrar::DeviceCredentials<'_>> = device
+        .map(|name| crate::registrar::DeviceCredentials {
+            name,
+            password: &password,
+        })
+        .into_iter()
+        .collect();
     UserEntry::build(&EntrySpec {
         username: user,
         domain,
-        realm: domain,
+        realm,
         password: &password,
-        devices: &[crate::registrar::DeviceCredentials {
-            name: device,
-            password: &password,
-        }],
+        devices: &devices,
         algorithms: &[crate::api::DigestAlgorithm::Md5],
         max_contacts: 1,
         extension: None,
