@@ -61,6 +61,18 @@ pub fn is_no_such_table(error: &RegistrarError) -> bool {
     matches!(error, RegistrarError::Rejected { reason, .. } if reason.starts_with("error ") && reason.ends_with("No such htable"))
 }
 
+/// The `(name, value)` items of an `htable.dump` result
+/// (`[{"entry":1,"size":1,"slot":[{"name":..,"value":..,"type":"int"}]},..]`); anything else
+/// (an empty table's answer) has none.
+pub fn htable_items(dump: &Value) -> impl Iterator<Item = (&str, &Value)> {
+    dump.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|slot| slot.get("slot")?.as_array())
+        .flatten()
+        .filter_map(|item| Some((item.get("name")?.as_str()?, item.get("value")?)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

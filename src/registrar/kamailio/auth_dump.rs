@@ -3,6 +3,7 @@
 //! users and sources that failed recently, so the reads grow with failures, not with users.
 use serde_json::Value;
 
+use super::answer::htable_items as items;
 use crate::registrar::{AuthFailures, LastFailure};
 
 /// Failure counts: `src:<ip>` and `usr:<aor>`, each dropped FAIL_WINDOW s after its last failure.
@@ -11,18 +12,6 @@ pub const AUTHFAIL_HTABLE: &str = "authfail";
 pub const AUTHLAST_HTABLE: &str = "authlast";
 /// `<ip>` of each blocked source address.
 pub const BLOCKED_HTABLE: &str = "blocked";
-
-/// The `(name, value)` items of an `htable.dump` result
-/// (`[{"entry":1,"size":1,"slot":[{"name":..,"value":..,"type":"int"}]},..]`); anything else
-/// (an empty table's answer) has none.
-fn items(dump: &Value) -> impl Iterator<Item = (&str, &Value)> {
-    dump.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|slot| slot.get("slot")?.as_array())
-        .flatten()
-        .filter_map(|item| Some((item.get("name")?.as_str()?, item.get("value")?)))
-}
 
 /// A count as the dump shows it: an int, or a string holding one.
 fn count(value: &Value) -> Option<u64> {

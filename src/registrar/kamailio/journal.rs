@@ -56,16 +56,10 @@ pub struct Head {
 pub fn head(dump: &Value) -> Option<Head> {
     let mut head = 0;
     let mut boot = None;
-    let items = dump
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|slot| slot.get("slot")?.as_array())
-        .flatten();
-    for item in items {
-        match item.get("name").and_then(Value::as_str) {
-            Some("head") => head = item.get("value").and_then(Value::as_u64).unwrap_or(0),
-            Some("boot") => boot = item.get("value").and_then(Value::as_i64),
+    for (name, value) in super::answer::htable_items(dump) {
+        match name {
+            "head" => head = value.as_u64().unwrap_or(0),
+            "boot" => boot = value.as_i64(),
             _ => {}
         }
     }
