@@ -85,6 +85,7 @@ async fn raw_push(n: usize) -> f64 {
                 domain: "bench.example.com",
                 realm: "bench.example.com",
                 password: &password,
+                previous: None,
                 devices: &[],
                 algorithms: &[DigestAlgorithm::Md5],
                 max_contacts: 3,

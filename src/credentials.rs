@@ -13,6 +13,7 @@ use sha2::Sha256;
 
 use crate::api::{CharacterSet, DigestAlgorithm, PasswordPolicy};
 use crate::keys::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, USER_ANNOTATION, USER_LABEL, user_label_value};
+use crate::rotation::PreviousDigest;
 
 /// A plaintext SIP password. It has no `Display`, and its `Debug` is redacted, so it cannot
 /// reach a log line, an event or a panic message by accident.
@@ -91,6 +92,8 @@ pub struct DeviceSecret<'a> {
     /// The device's name in `SipUser.spec.devices`.
     pub name: &'a str,
     pub password: &'a Password,
+    /// Its previous digest during a grace period after a rotation.
+    pub previous: Option<&'a PreviousDigest>,
 }
 
 /// Everything a credentials Secret is built from.
@@ -105,6 +108,8 @@ pub struct SecretSpec<'a> {
     pub domain: &'a str,
     pub realm: &'a str,
     pub password: &'a Password,
+    /// The account's previous digest during a grace period after a change.
+    pub previous: Option<&'a PreviousDigest>,
     /// Every listed device, enabled or not (a disabled device keeps its password).
     pub devices: &'a [DeviceSecret<'a>],
 }
@@ -120,6 +125,24 @@ pub mod data_keys {
     /// What every key of a device starts with.
     pub const DEVICE_PREFIX: &str = "devices.";
 
+    /// `previous.ha1`, `previous.ha1-sha256`, `previous.valid-until`: during a grace period
+    /// after a change, the previous password's HA1s (never the password) and the deadline
+    /// (RFC 3339), kept here so that they survive an operator restart.
+    pub const PREVIOUS_HA1: &str = "previous.ha1";
+    pub const PREVIOUS_HA1_SHA256: &str = "previous.ha1-sha256";
+    pub const PREVIOUS_VALID_UNTIL: &str = "previous.valid-until";
+    /// The keys of a previous digest, in the order above.
+    pub const PREVIOUS: [&str; 3] = [PREVIOUS_HA1, PREVIOUS_HA1_SHA256, PREVIOUS_VALID_UNTIL];
+
+    /// The suffixes a device key may have after `devices.<device>`.
+    const DEVICE_SUFFIXES: [&str; 5] = [
+        ".username",
+        ".password",
+        ".previous.ha1",
+        ".previous.ha1-sha256",
+        ".previous.valid-until",
+    ];
+
     /// `devices.<device>.username`: the device's digest username, `<username>#<device>`.
     pub fn device_username(device: &str) -> String {
         format!("{DEVICE_PREFIX}{device}.username")
@@ -130,12 +153,25 @@ pub mod data_keys {
         format!("{DEVICE_PREFIX}{device}.password")
     }
 
-    /// The device a data key belongs to, if it is a device key.
+    /// `devices.<device>.<key>` for one of [`PREVIOUS`]: the device's previous digest.
+    pub fn device_previous(device: &str, key: &str) -> String {
+        format!("{DEVICE_PREFIX}{device}.{key}")
+    }
+
+    /// The device a data key belongs to, if it is a device key. Device names are DNS labels
+    /// (no `.`), so the name is what lies before a known suffix.
     pub fn device_of(key: &str) -> Option<&str> {
         let rest = key.strip_prefix(DEVICE_PREFIX)?;
-        rest.strip_suffix(".username")
-            .or_else(|| rest.strip_suffix(".password"))
-            .filter(|d| !d.is_empty())
+        DEVICE_SUFFIXES
+            .iter()
+            .find_map(|suffix| rest.strip_suffix(suffix))
+            .filter(|d| !d.is_empty() && !d.contains('.'))
+    }
+
+    /// Whether a data key holds a previous digest (the account's or a device's).
+    pub fn is_previous(key: &str) -> bool {
+        PREVIOUS.contains(&key)
+            || (device_of(key).is_some() && PREVIOUS.iter().any(|p| key.ends_with(&format!(".{p}"))))
     }
 }
 
@@ -162,6 +198,12 @@ pub fn build_secret(spec: &SecretSpec<'_>) -> Secret {
             ),
         ]
     }))
+    .chain(previous_data(spec.previous, |k| k.to_string()))
+    .chain(
+        spec.devices
+            .iter()
+            .flat_map(|d| previous_data(d.previous, |k| data_keys::device_previous(d.name, k))),
+    )
     .map(|(k, v)| (k, ByteString(v.into_bytes())))
     .collect();
     Secret {
@@ -182,6 +224,51 @@ pub fn build_secret(spec: &SecretSpec<'_>) -> Secret {
         data: Some(data),
         ..Default::default()
     }
+}
+
+/// The data of a previous digest under the keys `key` makes of [`data_keys::PREVIOUS`].
+fn previous_data(previous: Option<&PreviousDigest>, key: impl Fn(&str) -> String) -> Vec<(String, String)> {
+    let Some(p) = previous else {
+        return Vec::new();
+    };
+    let until = k8s_openapi::jiff::Timestamp::from_second(p.valid_until)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    [
+        (data_keys::PREVIOUS_HA1, p.ha1_md5.clone()),
+        (data_keys::PREVIOUS_HA1_SHA256, p.ha1_sha256.clone()),
+        (data_keys::PREVIOUS_VALID_UNTIL, Some(until)),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((key(k), v?)))
+    .collect()
+}
+
+/// The previous digest a Secret holds under the keys `key` makes of [`data_keys::PREVIOUS`]
+/// (the account's, or a device's); `None` without a readable deadline or any HA1.
+fn read_previous(secret: &Secret, key: impl Fn(&str) -> String) -> Option<PreviousDigest> {
+    let hex = |k: &str| {
+        secret_value(secret, &key(k)).filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let until: k8s_openapi::jiff::Timestamp = secret_value(secret, &key(data_keys::PREVIOUS_VALID_UNTIL))?
+        .parse()
+        .ok()?;
+    let p = PreviousDigest {
+        ha1_md5: hex(data_keys::PREVIOUS_HA1),
+        ha1_sha256: hex(data_keys::PREVIOUS_HA1_SHA256),
+        valid_until: until.as_second(),
+    };
+    (p.ha1_md5.is_some() || p.ha1_sha256.is_some()).then_some(p)
+}
+
+/// The account's previous digest stored in `secret`, if any.
+pub fn previous_digest(secret: &Secret) -> Option<PreviousDigest> {
+    read_previous(secret, str::to_string)
+}
+
+/// Device `device`'s previous digest stored in `secret`, if any.
+pub fn device_previous_digest(secret: &Secret, device: &str) -> Option<PreviousDigest> {
+    read_previous(secret, |k| data_keys::device_previous(device, k))
 }
 
 /// Whether `existing` already is `desired` in everything the operator sets (labels and owner
@@ -304,6 +391,7 @@ mod tests {
         PasswordPolicy {
             length,
             character_set,
+            rotation_grace_period: None,
         }
     }
 
@@ -425,6 +513,7 @@ mod tests {
             domain: "acme.example.com",
             realm: "acme.example.com",
             password,
+            previous: None,
             devices: &[],
         }
     }
@@ -436,10 +525,12 @@ mod tests {
             DeviceSecret {
                 name: "deskphone",
                 password: &desk,
+                previous: None,
             },
             DeviceSecret {
                 name: "softphone",
                 password: &soft,
+                previous: None,
             },
         ];
         let both = build_secret(&SecretSpec {

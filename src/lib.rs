@@ -14,6 +14,7 @@ pub mod metrics;
 mod object_identity;
 pub mod registrar;
 mod registrar_state;
+pub mod rotation;
 pub mod scope;
 mod sync;
 pub mod telemetry;

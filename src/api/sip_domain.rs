@@ -119,6 +119,14 @@ pub struct PasswordPolicy {
     /// Characters a generated password is drawn from.
     #[serde(default)]
     pub character_set: CharacterSet,
+    /// How long the registrar still accepts a user's previous password after a change, for
+    /// users that set no `spec.credentials.rotationGracePeriod` of their own, e.g. `24h`,
+    /// `90m` or `1h30m` (at most `720h`; `0s` or unset: the previous password is refused at
+    /// once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 32), regex(pattern = crate::rotation::GRACE_PERIOD_PATTERN))]
+    #[x_kube(validation = kube::core::Rule::new(crate::rotation::GRACE_PERIOD_RULE).message("rotationGracePeriod must be at most 720h (30 days), e.g. 24h, 90m or 1h30m"))]
+    pub rotation_grace_period: Option<String>,
 }
 
 impl Default for PasswordPolicy {
@@ -126,6 +134,7 @@ impl Default for PasswordPolicy {
         Self {
             length: default_password_length(),
             character_set: CharacterSet::default(),
+            rotation_grace_period: None,
         }
     }
 }

@@ -168,6 +168,20 @@ pub struct CredentialsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253), regex(pattern = crate::api::DNS_SUBDOMAIN_PATTERN))]
     pub secret_name: Option<String>,
+
+    /// How long the registrar still accepts the previous password after a change, e.g.
+    /// `24h`, `90m` or `1h30m` (hours, minutes, seconds; at most `720h`, 30 days; `0s` is
+    /// none). Overrides the domain's `passwordPolicy.rotationGracePeriod`. It applies to every
+    /// password change whose previous password is known: a rotation (`sipoperator.io/rotate`,
+    /// `sipoperator.io/rotate.<device>`) and a changed `passwordSecretRef` value. Devices
+    /// registered with the previous password keep refreshing until the deadline
+    /// (`status.previousPasswordValidUntil`, per device in `status.devices`); then only the
+    /// new one is accepted and contacts still registered with the previous one are dropped.
+    /// Unset (and no domain default): the previous password is refused at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 32), regex(pattern = crate::rotation::GRACE_PERIOD_PATTERN))]
+    #[x_kube(validation = kube::core::Rule::new(crate::rotation::GRACE_PERIOD_RULE).message("rotationGracePeriod must be at most 720h (30 days), e.g. 24h, 90m or 1h30m"))]
+    pub rotation_grace_period: Option<String>,
 }
 
 /// Marker for a generated password; the domain's `passwordPolicy` says how.
@@ -205,6 +219,11 @@ pub struct SipUserStatus {
     /// value rotates the password exactly once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_rotation: Option<String>,
+    /// Until when the registrar still accepts the account's previous password (a grace
+    /// period after a change, see `spec.credentials.rotationGracePeriod`); absent when it
+    /// accepts only the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_password_valid_until: Option<Time>,
     /// Devices currently registered, merged across the registrar's endpoints, as last read
     /// (once per registrar check interval). Absent while the domain names no registrar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -257,6 +276,18 @@ pub struct DeviceStatus {
     /// each new value rotates the device's password exactly once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_rotation: Option<String>,
+    /// Until when the registrar still accepts the device's previous password (a grace period
+    /// after a rotation); absent when it accepts only the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_password_valid_until: Option<Time>,
+    /// Registered contacts of this device that authenticated with its previous password
+    /// during the grace period: they must be given the new password before the deadline.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub previous_password_contacts: i32,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 /// Live registrations of a user, merged across registrar endpoints.
@@ -283,6 +314,11 @@ pub struct RegistrationStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["alias".into()]))]
     pub lines: Vec<LineStatus>,
+    /// Registered contacts (of the account or any device) that authenticated with a previous
+    /// password during a grace period: they are dropped at the deadline unless their device
+    /// registers with the new password first.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub previous_password_contacts: i32,
 }
 
 /// The registrations of one alias line.

@@ -18,4 +18,7 @@ pub struct Contact {
     /// The digest username the contact was registered with (the username itself, or a
     /// device's `<username>#<device>`), when the registrar says.
     pub auth_username: Option<String>,
+    /// Whether it authenticated with its credential's previous password (during a grace
+    /// period after a rotation), as the registrar says; `false` when it does not say.
+    pub previous_password: bool,
 }

@@ -1,6 +1,7 @@
 //! A user as a registrar holds it, pure: the key and the attributes, HA1 instead of password.
 use crate::api::DigestAlgorithm;
 use crate::credentials::{Password, ha1};
+use crate::rotation::PreviousDigest;
 
 /// `username@domain`: how the registrar knows a user.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,6 +36,9 @@ pub struct DeviceEntry {
     pub ha1_md5: Option<String>,
     /// SHA-256 HA1 when the domain enables it.
     pub ha1_sha256: Option<String>,
+    /// The previous password's HA1s and their deadline, during a grace period after a
+    /// rotation: accepted besides the current ones until then.
+    pub previous: Option<PreviousDigest>,
 }
 
 impl std::fmt::Debug for DeviceEntry {
@@ -60,6 +64,9 @@ pub struct UserEntry {
     pub ha1_md5: Option<String>,
     /// SHA-256 HA1 when the domain enables it (RFC 8760); `None` as `ha1_md5` is.
     pub ha1_sha256: Option<String>,
+    /// The account's previous HA1s and their deadline during a grace period after a change;
+    /// `None` as `ha1_md5` is, and when no grace period runs.
+    pub previous: Option<PreviousDigest>,
     /// Registrations allowed per address of record (the user's, and each alias line's):
     /// the user's `maxContacts` once per device (once when it lists none).
     pub max_contacts: i32,
@@ -95,6 +102,8 @@ impl std::fmt::Debug for UserEntry {
 pub struct DeviceCredentials<'a> {
     pub name: &'a str,
     pub password: &'a Password,
+    /// Its previous digest while a grace period runs.
+    pub previous: Option<&'a PreviousDigest>,
 }
 
 /// What a user entry is built from.
@@ -104,6 +113,8 @@ pub struct EntrySpec<'a> {
     pub realm: &'a str,
     /// The account's own password (pushed only when `devices` is empty).
     pub password: &'a Password,
+    /// The account's previous digest while a grace period runs (pushed with the password).
+    pub previous: Option<&'a PreviousDigest>,
     /// The enabled devices with their passwords.
     pub devices: &'a [DeviceCredentials<'a>],
     pub algorithms: &'a [DigestAlgorithm],
@@ -180,13 +191,15 @@ impl UserEntry {
                     auth_username,
                     ha1_md5,
                     ha1_sha256,
+                    previous: previous_for(d.previous, spec.algorithms),
                 }
             })
             .collect();
-        let (ha1_md5, ha1_sha256) = if devices.is_empty() {
-            digests(spec.username, spec.password)
+        let (ha1_md5, ha1_sha256, previous) = if devices.is_empty() {
+            let (md5, sha256) = digests(spec.username, spec.password);
+            (md5, sha256, previous_for(spec.previous, spec.algorithms))
         } else {
-            (None, None)
+            (None, None, None)
         };
         let per_device = i32::try_from(devices.len().max(1)).unwrap_or(i32::MAX);
         Self {
@@ -194,6 +207,7 @@ impl UserEntry {
             realm: spec.realm.to_string(),
             ha1_md5,
             ha1_sha256,
+            previous,
             max_contacts: spec.max_contacts.saturating_mul(per_device),
             extension: spec.extension.map(str::to_string),
             aliases: spec.aliases.to_vec(),
@@ -214,6 +228,25 @@ impl UserEntry {
         account
             .into_iter()
             .chain(self.devices.iter().map(|d| d.auth_username.as_str()))
+            .collect()
+    }
+
+    /// The digest usernames whose previous password is still accepted (a grace period runs
+    /// for them): contacts registered with a previous password of any other are dropped.
+    pub fn previous_auth_usernames(&self) -> Vec<&str> {
+        let account = self
+            .previous
+            .as_ref()
+            .filter(|_| self.ha1_md5.is_some() || self.ha1_sha256.is_some())
+            .map(|_| self.key.username.as_str());
+        account
+            .into_iter()
+            .chain(
+                self.devices
+                    .iter()
+                    .filter(|d| d.previous.is_some())
+                    .map(|d| d.auth_username.as_str()),
+            )
             .collect()
     }
 
@@ -242,6 +275,23 @@ impl UserEntry {
     }
 }
 
+/// The part of a previous digest the domain's algorithms use now; `None` when none is left.
+fn previous_for(previous: Option<&PreviousDigest>, algorithms: &[DigestAlgorithm]) -> Option<PreviousDigest> {
+    let p = previous?;
+    let p = PreviousDigest {
+        ha1_md5: p
+            .ha1_md5
+            .clone()
+            .filter(|_| algorithms.contains(&DigestAlgorithm::Md5)),
+        ha1_sha256: p
+            .ha1_sha256
+            .clone()
+            .filter(|_| algorithms.contains(&DigestAlgorithm::Sha256)),
+        valid_until: p.valid_until,
+    };
+    (p.ha1_md5.is_some() || p.ha1_sha256.is_some()).then_some(p)
+}
+
 /// What a dialled name other than the username is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DialKind {
@@ -262,6 +312,7 @@ mod tests {
             domain: "acme.example.com",
             realm: "acme.example.com",
             password: &PASSWORD,
+            previous: None,
             devices,
             algorithms: &[DigestAlgorithm::Md5],
             max_contacts: 2,
@@ -290,10 +341,12 @@ mod tests {
             DeviceCredentials {
                 name: "desk",
                 password: &desk,
+                previous: None,
             },
             DeviceCredentials {
                 name: "soft",
                 password: &soft,
+                previous: None,
             },
         ];
         let e = UserEntry::build(&spec(&devices, None));

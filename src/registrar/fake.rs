@@ -188,6 +188,7 @@ fn build(user: &str, domain: &str, realm: &str, device: Option<&str>) -> UserEnt
         .map(|name| crate::registrar::DeviceCredentials {
             name,
             password: &password,
+            previous: None,
         })
         .into_iter()
         .collect();
@@ -196,6 +197,7 @@ fn build(user: &str, domain: &str, realm: &str, device: Option<&str>) -> UserEnt
         domain,
         realm,
         password: &password,
+        previous: None,
         devices: &devices,
         algorithms: &[crate::api::DigestAlgorithm::Md5],
         max_contacts: 1,

@@ -113,7 +113,11 @@ impl View {
         let all = || own.iter().chain(lines.iter().flat_map(|(_, seen)| seen.iter()));
         Observed {
             registration: summarize(own, &lines, current, now),
-            devices: device_contacts(all(), &auth_usernames, now),
+            devices: device_contacts(all(), &auth_usernames, now, false),
+            previous_password_devices: device_contacts(all(), &auth_usernames, now, true)
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .collect(),
             failures: self.failures(&UserKey::new(user.username(), fqdn).key()).cloned(),
         }
     }
@@ -136,6 +140,9 @@ pub struct Observed {
     pub registration: RegistrationStatus,
     /// Registered contacts per device name, for every device in `spec.devices`.
     pub devices: BTreeMap<String, i32>,
+    /// Of those, the ones registered with the device's previous password (only devices with
+    /// any).
+    pub previous_password_devices: BTreeMap<String, i32>,
     /// Failed authentications against the user's own address, `None` without any.
     pub failures: Option<UserFailures>,
 }
@@ -149,6 +156,11 @@ impl Observed {
                 .and_then(|s| s.devices.iter().find(|d| d.name == name))
                 .map_or(0, |d| d.contacts)
         };
+        let recorded_previous = |name: &str| {
+            status
+                .and_then(|s| s.devices.iter().find(|d| d.name == name))
+                .map_or(0, |d| d.previous_password_contacts)
+        };
         let held = status.and_then(|s| s.security.as_ref());
         registration != Some(&self.registration)
             || security(held, self.failures.as_ref()).as_ref() != held
@@ -156,6 +168,9 @@ impl Observed {
                 .devices
                 .iter()
                 .any(|(name, contacts)| recorded(name) != *contacts)
+            || self.devices.keys().any(|name| {
+                recorded_previous(name) != self.previous_password_devices.get(name).copied().unwrap_or(0)
+            })
     }
 }
 
@@ -193,14 +208,17 @@ pub fn is_live(s: &Seen, now: Timestamp) -> bool {
 }
 
 /// Each device's live contacts (each address once), by the digest username that registered
-/// them; contacts whose registrar does not say who registered them count for no device.
+/// them (only those registered with its previous password when `previous_only`); contacts
+/// whose registrar does not say who registered them count for no device.
 fn device_contacts<'a>(
     seen: impl Iterator<Item = &'a Seen>,
     auth_usernames: &[(&str, String)],
     now: Timestamp,
+    previous_only: bool,
 ) -> BTreeMap<String, i32> {
     let mut addresses: HashMap<&str, HashSet<&str>> = HashMap::new();
-    for s in seen.filter(|s| is_live(s, now)) {
+    let wanted = |s: &Seen| !previous_only || s.contact.previous_password;
+    for s in seen.filter(|s| is_live(s, now) && wanted(s)) {
         if let Some(au) = s.contact.auth_username.as_deref() {
             addresses
                 .entry(au)
@@ -267,9 +285,21 @@ pub fn summarize(
     user_agents.sort();
     user_agents.dedup();
     let contacts = by_address.len() as i32;
+    // An address registered with a previous password on any line or endpoint counts once.
+    let previous_password_contacts = own
+        .iter()
+        .chain(lines.iter().flat_map(|(_, seen)| seen.iter()))
+        .filter(|s| is_live(s, now) && s.contact.previous_password)
+        .map(|s| s.contact.address.as_str())
+        .collect::<HashSet<_>>()
+        .len() as i32;
 
     let unchanged_devices = previous.is_some_and(|p| {
-        p.contacts == contacts && p.user_agents == user_agents && p.lines == line_status && contacts > 0
+        p.contacts == contacts
+            && p.user_agents == user_agents
+            && p.lines == line_status
+            && p.previous_password_contacts == previous_password_contacts
+            && contacts > 0
     });
     let stored_expiry_ahead = previous
         .and_then(|p| p.earliest_expiry.as_ref())
@@ -292,6 +322,7 @@ pub fn summarize(
         earliest_expiry,
         last_seen,
         lines: line_status,
+        previous_password_contacts,
     }
 }
 
@@ -329,6 +360,7 @@ mod tests {
             expires_in: Some(expires_in),
             last_modified: Some(T0 + modified),
             auth_username: None,
+            previous_password: false,
         }
     }
 

@@ -67,13 +67,18 @@ impl Person {
         let devices: Vec<DeviceCredentials<'_>> = self
             .devices
             .iter()
-            .map(|(name, password)| DeviceCredentials { name, password })
+            .map(|(name, password)| DeviceCredentials {
+                name,
+                password,
+                previous: None,
+            })
             .collect();
         UserEntry::build(&EntrySpec {
             username: &self.username,
             domain: DOMAIN,
             realm: DOMAIN,
             password: &self.password,
+            previous: None,
             devices: &devices,
             algorithms: &[DigestAlgorithm::Md5],
             max_contacts: 2,

@@ -11,6 +11,7 @@ use crate::controller::status::reasons;
 use crate::controller::{Context, Error};
 use crate::credentials::{self, Password, SecretSpec, data_keys};
 use crate::keys::{FIELD_MANAGER, ROTATE_ANNOTATION};
+use crate::rotation::PreviousDigest;
 
 /// Annotation on a credentials Secret: the rotation request its password answers, so a
 /// rotation happens once even if the status write after it fails.
@@ -36,6 +37,8 @@ pub struct DeviceOutcome {
     pub change: Option<PasswordChange>,
     /// The value of its `sipoperator.io/rotate.<name>` annotation, answered (now or before).
     pub handled_rotation: Option<String>,
+    /// Until when (Unix seconds) its previous password is still accepted; `None`: it is not.
+    pub previous_valid_until: Option<i64>,
 }
 
 /// The passwords in force once the step is done, for the registrar step (which hashes them).
@@ -45,6 +48,10 @@ pub struct Passwords {
     pub account: Password,
     /// Every listed device's password (enabled or not), in `spec.devices` order.
     pub devices: Vec<(String, Password)>,
+    /// The account's previous digest while a grace period runs.
+    pub account_previous: Option<PreviousDigest>,
+    /// Each device's previous digest while a grace period runs (only those with one).
+    pub device_previous: Vec<(String, PreviousDigest)>,
 }
 
 impl Passwords {
@@ -54,12 +61,31 @@ impl Passwords {
         Passwords {
             account,
             devices: Vec::new(),
+            account_previous: None,
+            device_previous: Vec::new(),
         }
     }
 
     /// The password of device `name`, if it is listed.
     pub fn device(&self, name: &str) -> Option<&Password> {
         self.devices.iter().find(|(n, _)| n == name).map(|(_, p)| p)
+    }
+
+    /// The previous digest of device `name`, while a grace period runs.
+    pub fn device_previous(&self, name: &str) -> Option<&PreviousDigest> {
+        self.device_previous
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p)
+    }
+
+    /// Every grace period's deadline (Unix seconds): the reconcile after the earliest one
+    /// takes the previous digest away.
+    pub fn deadlines(&self) -> impl Iterator<Item = i64> + '_ {
+        self.account_previous
+            .iter()
+            .chain(self.device_previous.iter().map(|(_, p)| p))
+            .map(|p| p.valid_until)
     }
 }
 
@@ -70,6 +96,8 @@ pub enum Outcome {
         secret_name: String,
         change: Option<PasswordChange>,
         handled_rotation: Option<String>,
+        /// Until when (Unix seconds) the account's previous password is still accepted.
+        previous_valid_until: Option<i64>,
         /// One per listed device, in `spec.devices` order.
         devices: Vec<DeviceOutcome>,
     },
@@ -175,6 +203,8 @@ struct DeviceChoice {
     password: Password,
     change: Option<PasswordChange>,
     rotate_request: Option<String>,
+    /// Its previous digest while a grace period runs.
+    previous: Option<PreviousDigest>,
 }
 
 impl DeviceChoice {
@@ -183,7 +213,26 @@ impl DeviceChoice {
             name: self.name.clone(),
             change: self.change,
             handled_rotation: self.rotate_request.clone(),
+            previous_valid_until: self.previous.as_ref().map(|p| p.valid_until),
         }
+    }
+}
+
+/// The passwords in force and the previous digests, for the registrar step.
+fn passwords(
+    account: Password,
+    account_previous: Option<PreviousDigest>,
+    devices: Vec<DeviceChoice>,
+) -> Passwords {
+    let device_previous = devices
+        .iter()
+        .filter_map(|d| Some((d.name.clone(), d.previous.clone()?)))
+        .collect();
+    Passwords {
+        account,
+        devices: devices.into_iter().map(|d| (d.name, d.password)).collect(),
+        account_previous,
+        device_previous,
     }
 }
 
@@ -194,6 +243,7 @@ fn desired_secret(
     domain: &SipDomain,
     name: &str,
     password: &Password,
+    previous: Option<&PreviousDigest>,
     rotate_request: &Option<String>,
     devices: &[DeviceChoice],
 ) -> Result<Secret, Error> {
@@ -205,6 +255,7 @@ fn desired_secret(
         .map(|d| credentials::DeviceSecret {
             name: &d.name,
             password: &d.password,
+            previous: d.previous.as_ref(),
         })
         .collect();
     let mut secret = credentials::build_secret(&SecretSpec {
@@ -216,6 +267,7 @@ fn desired_secret(
         domain: &domain.spec.domain,
         realm: domain.realm(),
         password,
+        previous,
         devices: &device_secrets,
     });
     if let Some(value) = rotate_request {
@@ -234,7 +286,8 @@ fn desired_secret(
 }
 
 /// `existing` with what `desired` sets, and without the keys (and rotation records) of the
-/// devices in `removed`: the body of the one write that removes a device. Everything others
+/// devices in `removed` and the previous digests `desired` no longer has (a grace period that
+/// ended): the body of the one write that removes them. Everything others
 /// added (labels, annotations, keys) stays; the resourceVersion makes it fail rather than
 /// overwrite a change made since `existing` was read.
 fn without_removed_devices(
@@ -246,8 +299,12 @@ fn without_removed_devices(
     // Omitted, the server keeps (and updates) the managed fields; sent, they would replace them.
     body.metadata.managed_fields = None;
     let data = body.data.get_or_insert_default();
-    data.retain(|k, _| data_keys::device_of(k).is_none_or(|d| !removed.contains(d)));
-    data.extend(desired.data.clone().unwrap_or_default());
+    let wanted = desired.data.clone().unwrap_or_default();
+    data.retain(|k, _| {
+        data_keys::device_of(k).is_none_or(|d| !removed.contains(d))
+            && (!data_keys::is_previous(k) || wanted.contains_key(k))
+    });
+    data.extend(wanted);
     let labels = desired.metadata.labels.clone().unwrap_or_default();
     body.metadata.labels.get_or_insert_default().extend(labels);
     let annotations = body.metadata.annotations.get_or_insert_default();
@@ -291,9 +348,10 @@ async fn create_first(
             password: credentials::generate_password(policy),
             change: Some(PasswordChange::Created),
             rotate_request: device_rotate_request(user, &d.name),
+            previous: None,
         })
         .collect();
-    let desired = desired_secret(user, domain, name, &password, rotate_request, &devices)?;
+    let desired = desired_secret(user, domain, name, &password, None, rotate_request, &devices)?;
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
@@ -312,12 +370,10 @@ async fn create_first(
                 secret_name: name.to_string(),
                 change: Some(PasswordChange::Created),
                 handled_rotation: rotate_request.clone(),
+                previous_valid_until: None,
                 devices: devices.iter().map(DeviceChoice::outcome).collect(),
             },
-            Some(Passwords {
-                account: password,
-                devices: devices.into_iter().map(|d| (d.name, d.password)).collect(),
-            }),
+            Some(passwords(password, None, devices)),
         ))),
         Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(None),
         Err(e) => Err(kube_err(format!(
@@ -487,6 +543,25 @@ async fn sync_secret(
             .and_then(|s| credentials::secret_bytes(s, data_keys::PASSWORD))
             .and_then(|b| credentials::password_from_bytes(b).ok())
     };
+    let grace = match crate::rotation::effective_grace_period(
+        user.spec.credentials.rotation_grace_period.as_deref(),
+        domain.spec.password_policy.rotation_grace_period.as_deref(),
+    ) {
+        Ok(grace) => grace,
+        Err(problem) => {
+            return Ok((
+                Outcome::Problem {
+                    reason: reasons::ROTATION_GRACE_PERIOD_INVALID,
+                    message: format!(
+                        "rotationGracePeriod (spec.credentials, else the SipDomain's spec.passwordPolicy): {problem}; \
+                         write it as hours, minutes and seconds, e.g. 24h, 90m or 1h30m"
+                    ),
+                },
+                None,
+            ));
+        }
+    };
+    let before = current(&existing).or_else(|| current(&moved_from));
     let (password, change) = match choose_password(
         source,
         current(&existing),
@@ -505,13 +580,39 @@ async fn sync_secret(
         }
     };
 
+    let now = crate::clock::now().as_second();
+    let replaced = matches!(change, Some(PasswordChange::Rotated | PasswordChange::Imported))
+        .then_some(before.as_ref())
+        .flatten();
+    let previous = crate::rotation::previous_after(crate::rotation::Change {
+        replaced,
+        current: &password,
+        stored: existing
+            .as_ref()
+            .or(moved_from.as_ref())
+            .and_then(credentials::previous_digest),
+        grace,
+        username: user.username(),
+        realm: domain.realm(),
+        algorithms: &domain.spec.digest_algorithms,
+        now,
+    });
     let change = to_announce(
         change,
         existing.is_some(),
         status.is_some_and(|s| s.password_changed_at.is_some()),
     );
-    let devices = choose_devices(user, domain, existing.as_ref(), moved_from.as_ref());
-    let desired = desired_secret(user, domain, &name, &password, &rotate_request, &devices)?;
+    let grace_now = Grace { period: grace, now };
+    let devices = choose_devices(user, domain, existing.as_ref(), moved_from.as_ref(), grace_now);
+    let desired = desired_secret(
+        user,
+        domain,
+        &name,
+        &password,
+        previous.as_ref(),
+        &rotate_request,
+        &devices,
+    )?;
     let handled_annotation_current = rotate_request.as_ref().is_none_or(|v| {
         existing
             .as_ref()
@@ -527,8 +628,16 @@ async fn sync_secret(
             .as_ref()
             .map(|e| credentials::removed_devices(e, &desired))
             .unwrap_or_default();
+        // A previous digest whose grace period ended must go as surely as a removed device.
+        let ended = existing.as_ref().is_some_and(|e| {
+            let wanted = desired.data.as_ref();
+            e.data
+                .iter()
+                .flatten()
+                .any(|(k, _)| data_keys::is_previous(k) && !wanted.is_some_and(|w| w.contains_key(k)))
+        });
         ctx.secret_echoes.sending(&key, ());
-        let written = match existing.as_ref().filter(|_| !removed.is_empty()) {
+        let written = match existing.as_ref().filter(|_| !removed.is_empty() || ended) {
             // An apply leaves keys another write put there (the create of a new user's Secret
             // is not an apply): removing a device replaces the Secret, still in one write.
             Some(existing) => {
@@ -581,13 +690,18 @@ async fn sync_secret(
             secret_name: name,
             change,
             handled_rotation: rotate_request,
+            previous_valid_until: previous.as_ref().map(|p| p.valid_until),
             devices: devices.iter().map(DeviceChoice::outcome).collect(),
         },
-        Some(Passwords {
-            account: password,
-            devices: devices.into_iter().map(|d| (d.name, d.password)).collect(),
-        }),
+        Some(passwords(password, previous, devices)),
     ))
+}
+
+/// The grace period that applies and the Unix second of this reconcile.
+#[derive(Clone, Copy)]
+struct Grace {
+    period: Option<std::time::Duration>,
+    now: i64,
 }
 
 /// Each listed device's password: kept from the user's Secret (or the one it had under a
@@ -597,6 +711,7 @@ fn choose_devices(
     domain: &SipDomain,
     existing: Option<&Secret>,
     moved_from: Option<&Secret>,
+    grace: Grace,
 ) -> Vec<DeviceChoice> {
     let recorded = |device: &str| {
         user.status
@@ -619,12 +734,24 @@ fn choose_devices(
             });
             let stored = existing.and_then(|s| credentials::device_password(s, &d.name));
             let had_keys = stored.is_some();
-            let (password, change) = choose_device_password(
-                stored,
-                moved_from.and_then(|s| credentials::device_password(s, &d.name)),
-                rotate,
-                &domain.spec.password_policy,
-            );
+            let moved = moved_from.and_then(|s| credentials::device_password(s, &d.name));
+            let before = stored.clone().or_else(|| moved.clone());
+            let (password, change) =
+                choose_device_password(stored, moved, rotate, &domain.spec.password_policy);
+            let previous = crate::rotation::previous_after(crate::rotation::Change {
+                replaced: (change == Some(PasswordChange::Rotated))
+                    .then_some(before.as_ref())
+                    .flatten(),
+                current: &password,
+                stored: existing
+                    .or(moved_from)
+                    .and_then(|s| credentials::device_previous_digest(s, &d.name)),
+                grace: grace.period,
+                username: &crate::api::device_auth_username(user.username(), &d.name),
+                realm: domain.realm(),
+                algorithms: &domain.spec.digest_algorithms,
+                now: grace.now,
+            });
             let change = to_announce(
                 change,
                 had_keys,
@@ -635,6 +762,7 @@ fn choose_devices(
                 password,
                 change,
                 rotate_request,
+                previous,
             }
         })
         .collect()

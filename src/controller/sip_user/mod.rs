@@ -152,9 +152,14 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
         .as_ref()
         .zip(view.as_ref())
         .map(|(d, view)| view.observed(user, &d.spec.domain, now.0));
-    let (registration, device_contacts, failures) = match observed {
-        Some(o) => (Some(o.registration), Some(o.devices), Some(o.failures)),
-        None => (None, None, None),
+    let (registration, device_contacts, device_previous_contacts, failures) = match observed {
+        Some(o) => (
+            Some(o.registration),
+            Some(o.devices),
+            Some(o.previous_password_devices),
+            Some(o.failures),
+        ),
+        None => (None, None, None, None),
     };
     let facts = Facts {
         generation: user.meta().generation,
@@ -170,6 +175,7 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
         registration,
         devices: &user.spec.devices,
         device_contacts,
+        device_previous_contacts,
         failures,
     };
     let desired = user_status::build(&facts, previous, &now);
@@ -219,7 +225,12 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::requeue(ctx.backoff.failed(&uid)));
     }
     ctx.backoff.succeeded(&uid);
-    Ok(Action::requeue(RESYNC))
+    // A grace period's end takes the previous password away (from the Secret, the registrar,
+    // and the contacts still on it): the reconcile after it does that.
+    let grace_ends = passwords
+        .as_ref()
+        .and_then(|p| crate::rotation::until_earliest(p.deadlines(), now.0.as_second()));
+    Ok(Action::requeue(grace_ends.map_or(RESYNC, |d| d.min(RESYNC))))
 }
 
 fn record_metrics(ctx: &Context, user: &SipUser, status: &crate::api::SipUserStatus) {

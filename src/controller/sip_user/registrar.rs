@@ -175,8 +175,9 @@ where
 }
 
 /// The endpoints whose view shows a live contact on one of the entry's addresses (the user's own and
-/// its alias lines) registered with a digest username the entry does not carry: a removed or
-/// disabled device's, or the account's own after devices were listed. Pure. Contacts whose
+/// its alias lines) registered with a digest username the entry does not carry (a removed or
+/// disabled device's, or the account's own after devices were listed), or with a previous
+/// password the entry no longer carries (its grace period ended). Pure. Contacts whose
 /// registrar does not say who registered them are left alone.
 pub fn revoked_on(
     entry: &UserEntry,
@@ -184,16 +185,16 @@ pub fn revoked_on(
     now: Timestamp,
 ) -> std::collections::BTreeSet<std::sync::Arc<str>> {
     let valid = entry.auth_usernames();
+    let previous_valid = entry.previous_auth_usernames();
     entry
         .aors()
         .iter()
         .flat_map(|aor| view.seen(aor))
         .filter(|s| {
             is_live(s, now)
-                && s.contact
-                    .auth_username
-                    .as_deref()
-                    .is_some_and(|au| !valid.contains(&au))
+                && s.contact.auth_username.as_deref().is_some_and(|au| {
+                    !valid.contains(&au) || (s.contact.previous_password && !previous_valid.contains(&au))
+                })
         })
         .map(|s| s.endpoint.clone())
         .collect()
@@ -216,6 +217,7 @@ fn entry(
             Some(DeviceCredentials {
                 name: &d.name,
                 password: passwords.device(&d.name)?,
+                previous: passwords.device_previous(&d.name),
             })
         })
         .collect();
@@ -224,6 +226,7 @@ fn entry(
         domain: &domain.spec.domain,
         realm: domain.realm(),
         password: &passwords.account,
+        previous: passwords.account_previous.as_ref(),
         devices: &devices,
         algorithms: &domain.spec.digest_algorithms,
         max_contacts: user
@@ -242,6 +245,7 @@ fn entry(
     if devices.is_empty() && !user.spec.devices.is_empty() {
         entry.ha1_md5 = None;
         entry.ha1_sha256 = None;
+        entry.previous = None;
     }
     entry
 }
@@ -285,6 +289,8 @@ mod tests {
                 .iter()
                 .map(|d| (d.name.clone(), Password::new(format!("pw-{}", d.name))))
                 .collect(),
+            account_previous: None,
+            device_previous: Vec::new(),
         };
         alice.spec.devices = devices;
         (alice, passwords)
@@ -299,6 +305,7 @@ mod tests {
             expires_in: Some(expires_in),
             last_modified: None,
             auth_username: auth_username.map(str::to_string),
+            previous_password: false,
         };
         View::build(
             "acme.sip.example.com",

@@ -76,6 +76,8 @@ pub struct Facts<'a> {
     pub devices: &'a [DeviceSpec],
     /// Registered contacts per device name, read with `registration` (`None` with it).
     pub device_contacts: Option<BTreeMap<String, i32>>,
+    /// Of those, the ones registered with the device's previous password (devices with any).
+    pub device_previous_contacts: Option<BTreeMap<String, i32>>,
     /// The user's failed authentications, read with `registration`: `None` when not read,
     /// `Some(None)` when the registrar reports none.
     pub failures: Option<Option<UserFailures>>,
@@ -308,6 +310,15 @@ pub fn build(facts: &Facts<'_>, previous: Option<&SipUserStatus>, now: &Time) ->
         previous.password_changed_at.clone()
     };
     let devices = devices(facts, &previous.devices, now);
+    let previous_password_valid_until = match facts.credentials {
+        Some(Outcome::Ready {
+            previous_valid_until, ..
+        }) => deadline(*previous_valid_until),
+        _ => previous
+            .previous_password_valid_until
+            .clone()
+            .filter(|t| t.0 > now.0),
+    };
     SipUserStatus {
         observed_generation: facts.generation,
         conditions: conditions::merge(
@@ -322,6 +333,7 @@ pub fn build(facts: &Facts<'_>, previous: Option<&SipUserStatus>, now: &Time) ->
         secret_name,
         password_changed_at,
         last_handled_rotation: handled_rotation,
+        previous_password_valid_until,
         registration: match facts.registrar {
             RegistrarState::NotConfigured => None,
             _ => facts.registration.clone().or(previous.registration),
@@ -379,6 +391,17 @@ fn devices(facts: &Facts<'_>, previous: &[DeviceStatus], now: &Time) -> Vec<Devi
                 (_, Some(read)) => read.get(&d.name).copied().unwrap_or(0),
                 (_, None) => before.map_or(0, |b| b.contacts),
             };
+            let previous_password_contacts = match (&facts.registrar, &facts.device_previous_contacts) {
+                (RegistrarState::NotConfigured, _) => 0,
+                (_, Some(read)) => read.get(&d.name).copied().unwrap_or(0),
+                (_, None) => before.map_or(0, |b| b.previous_password_contacts),
+            };
+            let previous_password_valid_until = match outcome {
+                Some(o) => deadline(o.previous_valid_until),
+                None => before
+                    .and_then(|b| b.previous_password_valid_until.clone())
+                    .filter(|t| t.0 > now.0),
+            };
             DeviceStatus {
                 name: d.name.clone(),
                 auth_username: device_auth_username(facts.username, &d.name),
@@ -388,9 +411,17 @@ fn devices(facts: &Facts<'_>, previous: &[DeviceStatus], now: &Time) -> Vec<Devi
                 last_handled_rotation: outcome
                     .and_then(|o| o.handled_rotation.clone())
                     .or_else(|| before.and_then(|b| b.last_handled_rotation.clone())),
+                previous_password_valid_until,
+                previous_password_contacts,
             }
         })
         .collect()
+}
+
+/// A grace period's deadline (Unix seconds) as the status shows it.
+fn deadline(unix: Option<i64>) -> Option<Time> {
+    unix.and_then(|t| k8s_openapi::jiff::Timestamp::from_second(t).ok())
+        .map(Time)
 }
 
 /// The Event reason and note for a device's password change.
@@ -525,6 +556,7 @@ mod tests {
 
     fn ready_outcome(change: Option<PasswordChange>) -> Outcome {
         Outcome::Ready {
+            previous_valid_until: None,
             secret_name: "alice-sip-credentials".into(),
             change,
             handled_rotation: None,
@@ -546,6 +578,7 @@ mod tests {
             failures: None,
             devices: &[],
             device_contacts: None,
+            device_previous_contacts: None,
         }
     }
 
@@ -705,6 +738,7 @@ mod tests {
         let created = ready_outcome(Some(PasswordChange::Created));
         let first = build(&facts(&Verdict::Admitted, Some(&created)), None, &now(10));
         let rotated = Outcome::Ready {
+            previous_valid_until: None,
             secret_name: "alice-sip-credentials".into(),
             change: Some(PasswordChange::Rotated),
             handled_rotation: Some("2026-11-23".into()),
@@ -730,6 +764,7 @@ mod tests {
 
     fn device_outcome(name: &str, change: Option<PasswordChange>, rotation: Option<&str>) -> DeviceOutcome {
         DeviceOutcome {
+            previous_valid_until: None,
             name: name.into(),
             change,
             handled_rotation: rotation.map(str::to_string),
@@ -740,6 +775,7 @@ mod tests {
     fn devices_show_their_auth_username_contacts_and_password_history() {
         let listed = [device("desk", true), device("soft", false)];
         let created = Outcome::Ready {
+            previous_valid_until: None,
             secret_name: "alice-sip-credentials".into(),
             change: Some(PasswordChange::Created),
             handled_rotation: None,
@@ -780,6 +816,7 @@ mod tests {
 
         // One device rotated: only its time and rotation record move.
         let rotated = Outcome::Ready {
+            previous_valid_until: None,
             secret_name: "alice-sip-credentials".into(),
             change: None,
             handled_rotation: None,
@@ -797,6 +834,7 @@ mod tests {
 
         // Nothing new: the same status (no write).
         let kept = Outcome::Ready {
+            previous_valid_until: None,
             secret_name: "alice-sip-credentials".into(),
             change: None,
             handled_rotation: None,

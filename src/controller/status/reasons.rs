@@ -56,6 +56,9 @@ pub const EXTENSION_PATTERN_MISMATCH: &str = "ExtensionPatternMismatch";
 pub const DOMAIN_USER_LIMIT_REACHED: &str = "DomainUserLimitReached";
 pub const PROFILE_CAPACITY_EXCEEDED: &str = "ProfileCapacityExceeded";
 pub const PASSWORD_SOURCE_INVALID: &str = "PasswordSourceInvalid";
+/// A `rotationGracePeriod` (the user's or its domain's) that cannot be read; the schema
+/// refuses these, so only an object stored before it can hold one.
+pub const ROTATION_GRACE_PERIOD_INVALID: &str = "RotationGracePeriodInvalid";
 pub const SECRET_NOT_OWNED: &str = "SecretNotOwned";
 /// The API server refuses the credentials Secret (invalid, or forbidden by RBAC or a quota).
 pub const SECRET_REJECTED: &str = "SecretRejected";

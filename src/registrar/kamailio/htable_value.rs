@@ -16,6 +16,7 @@ pub const DIAL_HTABLE: &str = "dial";
 pub fn htable_value(user: &UserEntry) -> String {
     let mut fields: Vec<(&str, String)> = Vec::new();
     push_digests(&mut fields, user.ha1_md5.as_ref(), user.ha1_sha256.as_ref());
+    push_previous(&mut fields, user.previous.as_ref());
     fields.push(("mc", user.max_contacts.to_string()));
     // Only enabled users are pushed; suspended ones are removed.
     fields.push(("en", "1".into()));
@@ -55,6 +56,7 @@ pub fn device_key(user: &UserEntry, device: &DeviceEntry) -> String {
 pub fn device_value(device: &DeviceEntry) -> String {
     let mut fields: Vec<(&str, String)> = Vec::new();
     push_digests(&mut fields, device.ha1_md5.as_ref(), device.ha1_sha256.as_ref());
+    push_previous(&mut fields, device.previous.as_ref());
     fields.push(("dev", device.name.clone()));
     join(&fields)
 }
@@ -116,6 +118,23 @@ fn push_digests(fields: &mut Vec<(&str, String)>, md5: Option<&String>, sha256: 
     }
 }
 
+/// The previous password's HA1s during a grace period (`pha1`, `pha1sha256`) and its
+/// deadline in Unix seconds (`puntil`): the config accepts them only while its clock is
+/// before the deadline, so they stop working then even before the operator pushes the entry
+/// without them.
+fn push_previous(fields: &mut Vec<(&str, String)>, previous: Option<&crate::rotation::PreviousDigest>) {
+    let Some(p) = previous else {
+        return;
+    };
+    if let Some(h) = &p.ha1_md5 {
+        fields.push(("pha1", h.clone()));
+    }
+    if let Some(h) = &p.ha1_sha256 {
+        fields.push(("pha1sha256", h.clone()));
+    }
+    fields.push(("puntil", p.valid_until.to_string()));
+}
+
 fn join(fields: &[(&str, String)]) -> String {
     fields
         .iter()
@@ -160,6 +179,7 @@ mod tests {
             domain: "acme.example.com",
             realm: "acme.example.com",
             password: &Password::new("secret"),
+            previous: None,
             devices,
             algorithms,
             max_contacts: 2,
@@ -211,10 +231,12 @@ mod tests {
             DeviceCredentials {
                 name: "desk",
                 password: &desk,
+                previous: None,
             },
             DeviceCredentials {
                 name: "soft-1",
                 password: &soft,
+                previous: None,
             },
         ];
         let user = entry(&[DigestAlgorithm::Md5], &devices, "7001");
@@ -266,10 +288,12 @@ mod tests {
             DeviceCredentials {
                 name: "desk",
                 password: &desk,
+                previous: None,
             },
             DeviceCredentials {
                 name: "soft",
                 password: &soft,
+                previous: None,
             },
         ];
         let user = entry(&[DigestAlgorithm::Md5], &devices, "7001");
@@ -285,6 +309,49 @@ mod tests {
             "a broken escape is kept"
         );
         assert_eq!(decode(&encode("+49 30;x=%41")), "+49 30;x=%41");
+    }
+
+    #[test]
+    fn a_previous_digest_goes_with_its_deadline_for_the_account_and_each_device() {
+        let previous = crate::rotation::PreviousDigest {
+            ha1_md5: Some("0".repeat(32)),
+            ha1_sha256: Some("1".repeat(64)),
+            valid_until: 1_795_473_060,
+        };
+        let mut user = entry(&[DigestAlgorithm::Md5], &[], "7001");
+        user.previous = Some(previous.clone());
+        let value = htable_value(&user);
+        assert!(
+            value.starts_with(&format!(
+                "ha1={};pha1={};pha1sha256={};puntil=1795473060;mc=2;",
+                user.ha1_md5.as_deref().unwrap_or_default(),
+                "0".repeat(32),
+                "1".repeat(64)
+            )),
+            "{value}"
+        );
+        let desk = Password::new("d");
+        let devices = [DeviceCredentials {
+            name: "desk",
+            password: &desk,
+            previous: Some(&previous),
+        }];
+        let with_device = entry(&[DigestAlgorithm::Md5], &devices, "7001");
+        let device = device_value(&with_device.devices[0]);
+        assert!(
+            device.ends_with(&format!(";pha1={};puntil=1795473060;dev=desk", "0".repeat(32))),
+            "only the algorithms in use: {device}"
+        );
+        assert_eq!(with_device.previous_auth_usernames(), ["alice#desk"]);
+        assert!(
+            !format!("{:?}", with_device).contains(&"0".repeat(32)),
+            "debug hides it"
+        );
+        let plain = entry(&[DigestAlgorithm::Md5], &[], "7001");
+        assert!(
+            !htable_value(&plain).contains("puntil"),
+            "no grace period: as before"
+        );
     }
 
     #[test]

@@ -81,19 +81,24 @@ pub struct Entry {
 pub struct Registered {
     pub auth_username: String,
     pub call_id: String,
+    /// Whether it authenticated with the credential's previous password (a grace period
+    /// after a rotation), not the current one.
+    pub previous_password: bool,
 }
 
 /// The entry of an `htable.get uljournal <seq>` result (`{"item":{"name":..,"value":..}}`):
-/// `<aor>` or `<aor> <auth username> <call-id>` (none of them holds a space).
+/// `<aor>`, or `<aor> <auth username> <call-id>` with a fourth field `old` when the previous
+/// password matched (none of them holds a space).
 pub fn entry(result: &Value) -> Option<Entry> {
     let value = result.pointer("/item/value").and_then(Value::as_str)?;
-    let mut fields = value.splitn(3, ' ');
+    let mut fields = value.split(' ');
     let aor = fields.next().filter(|a| !a.is_empty())?.to_string();
     let registered_by = match (fields.next(), fields.next()) {
         (Some(auth_username), Some(call_id)) if !auth_username.is_empty() && !call_id.is_empty() => {
             Some(Registered {
                 auth_username: auth_username.to_string(),
                 call_id: call_id.to_string(),
+                previous_password: fields.next() == Some("old"),
             })
         }
         _ => None,
@@ -131,8 +136,9 @@ pub struct Mirror {
     /// When it was last brought up to date.
     updated: Option<Instant>,
     by_aor: HashMap<String, Vec<Held>>,
-    /// Per AoR, the digest username of each Call-ID that registered there, from the journal.
-    registered_by: HashMap<String, HashMap<String, String>>,
+    /// Per AoR, the digest username of each Call-ID that registered there, and whether with
+    /// its previous password, from the journal.
+    registered_by: HashMap<String, HashMap<String, (String, bool)>>,
 }
 
 impl Mirror {
@@ -175,10 +181,10 @@ impl Mirror {
         in_order.sort_by_key(|(seq, _)| *seq);
         for entry in in_order.into_iter().filter_map(|(_, e)| e.as_ref()) {
             if let Some(by) = &entry.registered_by {
-                self.registered_by
-                    .entry(entry.aor.clone())
-                    .or_default()
-                    .insert(by.call_id.clone(), by.auth_username.clone());
+                self.registered_by.entry(entry.aor.clone()).or_default().insert(
+                    by.call_id.clone(),
+                    (by.auth_username.clone(), by.previous_password),
+                );
             }
         }
         entries
@@ -238,9 +244,10 @@ impl Mirror {
 
     /// The contacts of `aor` registered with a digest username outside `valid` (a device
     /// that was removed or disabled, the account's own credentials once it lists devices,
-    /// another user's device on what is now this user's alias line): their addresses.
+    /// another user's device on what is now this user's alias line), or with a previous
+    /// password of one outside `previous_valid` (its grace period ended): their addresses.
     /// Contacts whose registrant is unknown are left alone.
-    pub fn revoked(&self, aor: &str, valid: &[&str]) -> Vec<String> {
+    pub fn revoked(&self, aor: &str, valid: &[&str], previous_valid: &[&str]) -> Vec<String> {
         let (Some(held), Some(by)) = (self.by_aor.get(aor), self.registered_by.get(aor)) else {
             return Vec::new();
         };
@@ -249,7 +256,9 @@ impl Mirror {
                 h.call_id
                     .as_ref()
                     .and_then(|id| by.get(id))
-                    .is_some_and(|au| !valid.contains(&au.as_str()))
+                    .is_some_and(|(au, old)| {
+                        !valid.contains(&au.as_str()) || (*old && !previous_valid.contains(&au.as_str()))
+                    })
             })
             .map(|h| h.address.clone())
             .collect()
@@ -272,13 +281,15 @@ impl Mirror {
                     Some(at) if at > now => u64::try_from(at - now).ok(),
                     Some(_) => continue,
                 };
+                let by = h.call_id.as_ref().and_then(|id| registered_by?.get(id));
                 out.push(Contact {
                     aor: aor.clone(),
                     address: h.address.clone(),
                     user_agent: h.user_agent.clone(),
                     expires_in,
                     last_modified: h.last_modified,
-                    auth_username: h.call_id.as_ref().and_then(|id| registered_by?.get(id)).cloned(),
+                    auth_username: by.map(|(au, _)| au.clone()),
+                    previous_password: by.is_some_and(|(_, old)| *old),
                 });
             }
         }
@@ -313,8 +324,55 @@ mod tests {
             registered_by: Some(Registered {
                 auth_username: auth_username.into(),
                 call_id: call_id.into(),
+                previous_password: false,
             }),
         }
+    }
+
+    #[test]
+    fn contacts_on_a_previous_password_are_marked_and_revoked_once_its_grace_ends() {
+        let now = Head { head: 3, boot: 1 };
+        let mut m = Mirror::default();
+        let aor = "alice@acme.example.com";
+        let mut old = registered(aor, "alice#desk", "c1");
+        if let Some(r) = old.registered_by.as_mut() {
+            r.previous_password = true;
+        }
+        m.advance(
+            &now,
+            0,
+            &[(1, Some(old)), (2, Some(registered(aor, "alice#soft", "c2")))],
+        );
+        let found = json!({"AoR": aor, "Contacts": [
+            {"Contact": {"Address": "sip:a@192.0.2.1", "Expires": 60, "Call-ID": "c1"}},
+            {"Contact": {"Address": "sip:a@192.0.2.2", "Expires": 60, "Call-ID": "c2"}}]});
+        m.set(aor, Some(&found), 1000);
+        let mut seen: Vec<(String, bool)> = m
+            .contacts(1000)
+            .into_iter()
+            .map(|c| (c.address, c.previous_password))
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("sip:a@192.0.2.1".to_string(), true),
+                ("sip:a@192.0.2.2".to_string(), false)
+            ]
+        );
+        let valid = ["alice#desk", "alice#soft"];
+        assert!(
+            m.revoked(aor, &valid, &["alice#desk"]).is_empty(),
+            "in its grace period"
+        );
+        assert_eq!(m.revoked(aor, &valid, &[]), ["sip:a@192.0.2.1"], "after it");
+        // The device refreshes with the new password: no longer on the old one.
+        m.advance(
+            &Head { head: 4, boot: 1 },
+            3,
+            &[(4, Some(registered(aor, "alice#desk", "c1")))],
+        );
+        assert!(m.revoked(aor, &valid, &[]).is_empty());
     }
 
     #[test]
@@ -351,9 +409,9 @@ mod tests {
                 ("sip:a@192.0.2.3".to_string(), None),
             ]
         );
-        assert_eq!(m.revoked(aor, &["alice#soft"]), ["sip:a@192.0.2.2"]);
-        assert!(m.revoked(aor, &["alice#soft", "alice#desk"]).is_empty());
-        assert!(m.revoked("bob@acme.example.com", &[]).is_empty());
+        assert_eq!(m.revoked(aor, &["alice#soft"], &[]), ["sip:a@192.0.2.2"]);
+        assert!(m.revoked(aor, &["alice#soft", "alice#desk"], &[]).is_empty());
+        assert!(m.revoked("bob@acme.example.com", &[], &[]).is_empty());
         m.forget_contact(aor, "sip:a@192.0.2.1");
         assert_eq!(m.contacts(1000).len(), 2);
         m.set(aor, None, 1000);
@@ -387,9 +445,17 @@ mod tests {
                 aor: "bob@b.example".into(),
                 registered_by: Some(Registered {
                     auth_username: "bob#desk".into(),
-                    call_id: "1-2@192.0.2.1".into()
+                    call_id: "1-2@192.0.2.1".into(),
+                    previous_password: false
                 })
             })
+        );
+        assert_eq!(
+            entry(&json!({"item": {"name": "5", "value": "bob@b.example bob 9@h old"}}))
+                .and_then(|e| e.registered_by)
+                .map(|r| (r.auth_username, r.call_id, r.previous_password)),
+            Some(("bob".into(), "9@h".into(), true)),
+            "the previous password matched"
         );
     }
 

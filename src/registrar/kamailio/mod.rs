@@ -330,11 +330,12 @@ impl Kamailio {
                 .iter()
                 .flat_map(|u| {
                     let valid = u.auth_usernames();
+                    let previous_valid = u.previous_auth_usernames();
                     u.aors()
                         .into_iter()
                         .flat_map(|aor| {
                             mirror
-                                .revoked(&aor, &valid)
+                                .revoked(&aor, &valid, &previous_valid)
                                 .into_iter()
                                 .map(move |address| (aor.clone(), address))
                         })

@@ -72,6 +72,7 @@ fn contact(aor: &str, c: &Value) -> Option<Contact> {
         expires_in,
         last_modified: c.get("Last-Modified").and_then(Value::as_i64),
         auth_username: None,
+        previous_password: false,
     })
 }
 
@@ -98,6 +99,7 @@ mod tests {
                 expires_in: Some(45),
                 last_modified: Some(1795473021),
                 auth_username: None,
+                previous_password: false,
             }]
         );
     }

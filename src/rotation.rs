@@ -1,0 +1,288 @@
+//! Rotation without downtime, pure: the optional grace period after a password change during
+//! which the registrar still accepts the previous password, and the previous digest kept for
+//! it (HA1 only, never the old password) with its deadline.
+//!
+//! One rule for every credential (the account's own password, whether rotated with
+//! `sipoperator.io/rotate` or changed through `passwordSecretRef`, and each device's, rotated
+//! with `sipoperator.io/rotate.<device>`): whenever its HA1 changes from a known previous one
+//! and a grace period applies, the previous HA1 stays valid until the deadline, then only the
+//! new one. Only one previous digest is kept: a second change within the grace period replaces
+//! it (the password before last is refused at once) and starts a new deadline.
+use std::time::Duration;
+
+use crate::api::DigestAlgorithm;
+use crate::credentials::{Password, ha1};
+
+/// The longest grace period accepted: 30 days (`720h`). Longer, and a leaked password would
+/// stay usable for longer than most rotation policies allow.
+pub const MAX_GRACE_PERIOD: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The schema pattern of a grace period: hours, minutes and seconds, each optional but in that
+/// order, e.g. `24h`, `90m`, `1h30m`, `45s` (Go's `time.ParseDuration` without fractions or
+/// smaller units, so CEL's `duration()` reads it the same way).
+pub const GRACE_PERIOD_PATTERN: &str = "^([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,8}s)?$";
+
+/// The CEL rule bounding a grace period (the pattern makes `duration()` never fail).
+pub const GRACE_PERIOD_RULE: &str = "self != '' && duration(self) <= duration('720h')";
+
+/// Why a grace period cannot be used (the schema refuses these; a stored object from before
+/// the schema could still hold one).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GracePeriodError {
+    #[error("{0:?} is not a duration of hours, minutes and seconds such as 24h, 90m or 1h30m")]
+    Malformed(String),
+    #[error("{0:?} is longer than 720h (30 days)")]
+    TooLong(String),
+}
+
+/// Parses a grace period such as `24h`, `90m`, `1h30m` or `0s` (no grace period).
+pub fn parse_grace_period(text: &str) -> Result<Duration, GracePeriodError> {
+    let malformed = || GracePeriodError::Malformed(text.to_string());
+    if text.is_empty() {
+        return Err(malformed());
+    }
+    let mut total: u64 = 0;
+    let mut rest = text;
+    // Units in order; each at most once.
+    for (unit, seconds) in [('h', 3600u64), ('m', 60), ('s', 1)] {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || rest.as_bytes().get(digits) != Some(&(unit as u8)) {
+            continue;
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| malformed())?;
+        total = n
+            .checked_mul(seconds)
+            .and_then(|s| total.checked_add(s))
+            .ok_or_else(malformed)?;
+        rest = &rest[digits + 1..];
+    }
+    if !rest.is_empty() {
+        return Err(malformed());
+    }
+    let period = Duration::from_secs(total);
+    if period > MAX_GRACE_PERIOD {
+        return Err(GracePeriodError::TooLong(text.to_string()));
+    }
+    Ok(period)
+}
+
+/// The grace period that applies: the user's (`spec.credentials.rotationGracePeriod`) wins
+/// over the domain's (`spec.passwordPolicy.rotationGracePeriod`); `0s` or none is no grace
+/// period.
+pub fn effective_grace_period(
+    user: Option<&str>,
+    domain: Option<&str>,
+) -> Result<Option<Duration>, GracePeriodError> {
+    match user.or(domain) {
+        None => Ok(None),
+        Some(text) => Ok(Some(parse_grace_period(text)?).filter(|d| !d.is_zero())),
+    }
+}
+
+/// The previous HA1s of a credential and until when the registrar accepts them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PreviousDigest {
+    /// MD5 HA1 of the previous password, when the domain enabled MD5 at the change.
+    pub ha1_md5: Option<String>,
+    /// SHA-256 HA1 of the previous password, when the domain enabled SHA-256 at the change.
+    pub ha1_sha256: Option<String>,
+    /// The deadline, Unix seconds: accepted while the registrar's clock is before it.
+    pub valid_until: i64,
+}
+
+impl std::fmt::Debug for PreviousDigest {
+    // An HA1 is as good as the password for the realm: only the deadline is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreviousDigest")
+            .field("valid_until", &self.valid_until)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreviousDigest {
+    /// Whether the registrar still accepts it at Unix second `now`.
+    pub fn in_force(&self, now: i64) -> bool {
+        now < self.valid_until
+    }
+}
+
+/// What a credential's previous digest is after this reconcile, pure.
+///
+/// * `replaced`: the password that was in force before this reconcile changed it (`None`
+///   when it did not change, or when nothing was there before: a new credential, or a
+///   Secret that was deleted, whose password nobody knows any more);
+/// * `stored`: the previous digest the Secret holds now;
+/// * the digests are computed for `algorithms` with `username` and `realm`.
+///
+/// No grace period: none (today's behaviour, also when a grace period is removed while one
+/// runs). A change: the replaced password's digests until `now + grace`. Otherwise the stored
+/// one while it is in force.
+pub struct Change<'a> {
+    pub replaced: Option<&'a Password>,
+    pub current: &'a Password,
+    pub stored: Option<PreviousDigest>,
+    pub grace: Option<Duration>,
+    pub username: &'a str,
+    pub realm: &'a str,
+    pub algorithms: &'a [DigestAlgorithm],
+    pub now: i64,
+}
+
+/// See [`Change`].
+pub fn previous_after(change: Change<'_>) -> Option<PreviousDigest> {
+    let grace = change.grace?;
+    match change.replaced.filter(|old| *old != change.current) {
+        Some(old) => {
+            let digest = |alg| {
+                change
+                    .algorithms
+                    .contains(&alg)
+                    .then(|| ha1(alg, change.username, change.realm, old))
+            };
+            let secs = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+            Some(PreviousDigest {
+                ha1_md5: digest(DigestAlgorithm::Md5),
+                ha1_sha256: digest(DigestAlgorithm::Sha256),
+                valid_until: change.now.saturating_add(secs),
+            })
+        }
+        None => change.stored.filter(|p| p.in_force(change.now)),
+    }
+}
+
+/// How long until the earliest of `deadlines` (Unix seconds) passes, counted from `now`, plus
+/// a second so that the reconcile then runs after it; `None` without any.
+pub fn until_earliest(deadlines: impl IntoIterator<Item = i64>, now: i64) -> Option<Duration> {
+    deadlines
+        .into_iter()
+        .min()
+        .map(|t| Duration::from_secs(u64::try_from(t.saturating_sub(now)).unwrap_or(0) + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_periods_parse_like_go_durations_of_hours_minutes_seconds() {
+        let secs = |s: &str| parse_grace_period(s).map(|d| d.as_secs());
+        assert_eq!(secs("24h"), Ok(86_400));
+        assert_eq!(secs("90m"), Ok(5_400));
+        assert_eq!(secs("1h30m"), Ok(5_400));
+        assert_eq!(secs("1h30m15s"), Ok(5_415));
+        assert_eq!(secs("45s"), Ok(45));
+        assert_eq!(secs("0s"), Ok(0));
+        assert_eq!(secs("720h"), Ok(2_592_000));
+        for bad in ["", "1d", "h", "30m1h", "1.5h", "1h1h", "-1h", "10", "1h ", "5ms"] {
+            assert!(
+                matches!(parse_grace_period(bad), Err(GracePeriodError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            parse_grace_period("721h"),
+            Err(GracePeriodError::TooLong(_))
+        ));
+        assert!(matches!(
+            parse_grace_period("719h61m"),
+            Err(GracePeriodError::TooLong(_))
+        ));
+        let pattern = regex::Regex::new(GRACE_PERIOD_PATTERN).expect("pattern");
+        for ok in ["24h", "1h30m", "45s", "0s"] {
+            assert!(pattern.is_match(ok) && parse_grace_period(ok).is_ok(), "{ok}");
+        }
+        for bad in ["1d", "1.5h", "30m1h"] {
+            assert!(!pattern.is_match(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_users_grace_period_wins_and_zero_is_none() {
+        let g = |u, d| effective_grace_period(u, d).map(|o| o.map(|d| d.as_secs()));
+        assert_eq!(g(None, None), Ok(None));
+        assert_eq!(g(None, Some("1h")), Ok(Some(3600)));
+        assert_eq!(g(Some("10m"), Some("1h")), Ok(Some(600)));
+        assert_eq!(g(Some("0s"), Some("1h")), Ok(None), "the user opts out");
+        assert!(g(Some("1d"), None).is_err());
+    }
+
+    fn change<'a>(
+        replaced: Option<&'a Password>,
+        current: &'a Password,
+        stored: Option<PreviousDigest>,
+        grace: Option<u64>,
+    ) -> Change<'a> {
+        Change {
+            replaced,
+            current,
+            stored,
+            grace: grace.map(Duration::from_secs),
+            username: "alice",
+            realm: "acme.example.com",
+            algorithms: &[DigestAlgorithm::Md5],
+            now: 1000,
+        }
+    }
+
+    #[test]
+    fn a_change_keeps_the_replaced_digest_until_the_deadline_and_no_grace_keeps_nothing() {
+        let (old, new) = (Password::new("old"), Password::new("new"));
+        let p = previous_after(change(Some(&old), &new, None, Some(60))).expect("kept");
+        assert_eq!(
+            p.ha1_md5.as_deref(),
+            Some(ha1(DigestAlgorithm::Md5, "alice", "acme.example.com", &old).as_str())
+        );
+        assert_eq!((p.ha1_sha256.as_deref(), p.valid_until), (None, 1060));
+        assert!(p.in_force(1059) && !p.in_force(1060));
+        let shown = format!("{:?}", previous_after(change(Some(&old), &new, None, Some(60))));
+        assert!(!shown.contains(&ha1(DigestAlgorithm::Md5, "alice", "acme.example.com", &old)));
+
+        assert_eq!(
+            previous_after(change(Some(&old), &new, None, None)),
+            None,
+            "no grace period: today's behaviour"
+        );
+        assert_eq!(
+            previous_after(change(None, &new, None, Some(60))),
+            None,
+            "nothing replaced"
+        );
+        assert_eq!(
+            previous_after(change(Some(&new), &new, None, Some(60))),
+            None,
+            "the same password is no change"
+        );
+        let stored = |until| PreviousDigest {
+            ha1_md5: Some("x".into()),
+            ha1_sha256: None,
+            valid_until: until,
+        };
+        assert_eq!(
+            previous_after(change(None, &new, Some(stored(1001)), Some(60))),
+            Some(stored(1001)),
+            "kept while in force"
+        );
+        assert_eq!(
+            previous_after(change(None, &new, Some(stored(1000)), Some(60))),
+            None,
+            "dropped at the deadline"
+        );
+        assert_eq!(
+            previous_after(change(None, &new, Some(stored(1001)), None)),
+            None,
+            "a grace period removed ends the one running"
+        );
+        let again = previous_after(change(Some(&old), &new, Some(stored(1001)), Some(60))).expect("kept");
+        assert_eq!(
+            again.valid_until, 1060,
+            "a second change replaces the previous one"
+        );
+    }
+
+    #[test]
+    fn the_reconcile_after_the_earliest_deadline_is_a_second_past_it() {
+        assert_eq!(until_earliest([1060, 1030], 1000), Some(Duration::from_secs(31)));
+        assert_eq!(until_earliest([990], 1000), Some(Duration::from_secs(1)));
+        assert_eq!(until_earliest([], 1000), None);
+    }
+}

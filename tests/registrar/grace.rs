@@ -1,0 +1,211 @@
+//! Rotation without downtime, with the shipped config and the operator's own registrar
+//! client: after a password change pushed with the previous digest and a deadline a few
+//! seconds ahead, a phone on the old password keeps refreshing until the deadline and is
+//! refused after it (the config checks `$TS`, before the operator pushes anything), a new
+//! phone registers with the new password at once, the journal says which contacts are on
+//! the old password, and the push after the deadline drops them. Without a grace period the
+//! old password is refused at once, as before.
+use std::time::{Duration, Instant};
+
+use sip_operator::api::DigestAlgorithm;
+use sip_operator::credentials::{Password, ha1};
+use sip_operator::registrar::kamailio::Kamailio as Client;
+use sip_operator::registrar::{DeviceCredentials, EntrySpec, Registrar as _, UserEntry};
+use sip_operator::rotation::PreviousDigest;
+
+use crate::DOMAIN;
+use crate::support::kamailio::{Kamailio, free_port, random_token};
+use crate::support::sipp::Registration;
+
+/// Seconds of grace in these tests: long enough for a few SIPp exchanges, short for CI.
+const GRACE: i64 = 8;
+
+fn password(tag: &str) -> Password {
+    Password::new(format!("{tag}-{}", &random_token()[..12]))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The previous digest of `old` for digest username `auth`, valid until `until`.
+fn previous(auth: &str, old: &Password, until: i64) -> PreviousDigest {
+    PreviousDigest {
+        ha1_md5: Some(ha1(DigestAlgorithm::Md5, auth, DOMAIN, old)),
+        ha1_sha256: None,
+        valid_until: until,
+    }
+}
+
+/// alice's entry: the account with `account` (and its previous digest), or, with `device`,
+/// a device `desk` with that password instead.
+fn entry(account: &Password, previous: Option<&PreviousDigest>, device: bool) -> UserEntry {
+    let devices = [DeviceCredentials {
+        name: "desk",
+        password: account,
+        previous,
+    }];
+    UserEntry::build(&EntrySpec {
+        username: "alice",
+        domain: DOMAIN,
+        realm: DOMAIN,
+        password: account,
+        previous: if device { None } else { previous },
+        devices: if device { &devices } else { &[] },
+        algorithms: &[DigestAlgorithm::Md5],
+        max_contacts: 2,
+        extension: None,
+        aliases: &[],
+        flags: &[],
+        barge_group: None,
+        caller_id: None,
+    })
+}
+
+struct Phones {
+    kamailio: Kamailio,
+    client: Client,
+    auth: &'static str,
+}
+
+impl Phones {
+    fn start(device: bool) -> Self {
+        let kamailio = Kamailio::start();
+        let client = Client::new(&kamailio.rpc_url(), Some(kamailio.token().to_string())).expect("client");
+        let auth = if device { "alice#desk" } else { "alice" };
+        Self {
+            kamailio,
+            client,
+            auth,
+        }
+    }
+
+    /// A phone of alice on `port` with `password` (Expires 300): the final status.
+    fn register(&self, port: u16, password: &Password) -> u16 {
+        Registration::new("alice", DOMAIN, password.expose())
+            .auth_username(self.auth)
+            .expires(300)
+            .local_port(port)
+            .run(self.kamailio.sip_addr())
+            .status
+    }
+
+    async fn push(&self, entry: UserEntry) {
+        self.client.upsert(&[entry]).await.expect("upsert");
+    }
+
+    /// alice's contacts as the operator reads them: (address's port, on the old password).
+    async fn contacts(&self) -> Vec<(u16, bool)> {
+        let mut seen: Vec<(u16, bool)> = self
+            .client
+            .registrations()
+            .await
+            .expect("registrations")
+            .into_iter()
+            .filter(|c| c.aor == format!("alice@{DOMAIN}"))
+            .map(|c| {
+                let port = c
+                    .address
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.split(';').next())
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+                (port, c.previous_password)
+            })
+            .collect();
+        seen.sort();
+        seen
+    }
+}
+
+/// The whole grace period for the account (`device` false) or a device (`device` true).
+async fn old_password_works_until_the_deadline_then_only_the_new_one(device: bool) {
+    let r = Phones::start(device);
+    let (old, new) = (password("old"), password("new"));
+    r.push(entry(&old, None, device)).await;
+    let (old_port, new_port) = (free_port(true), free_port(true));
+    assert_eq!(r.register(old_port, &old), 200, "before the rotation");
+
+    let deadline = unix_now() + GRACE;
+    r.push(entry(&new, Some(&previous(r.auth, &old, deadline)), device))
+        .await;
+    assert_eq!(
+        r.register(new_port, &new),
+        200,
+        "a new phone, the new password at once"
+    );
+    assert_eq!(r.register(old_port, &old), 200, "the old phone refreshes");
+    let mut both = vec![(old_port, true), (new_port, false)];
+    both.sort();
+    assert_eq!(
+        r.contacts().await,
+        both,
+        "the journal says which contact is on the old password"
+    );
+    assert_eq!(
+        r.register(free_port(true), &password("wrong")),
+        403,
+        "a wrong password is still wrong"
+    );
+
+    // Refresh with the old password until it is refused: never before the deadline, and
+    // within a few seconds after it (the config compares its clock, nothing was pushed).
+    let give_up = Instant::now() + Duration::from_secs(GRACE as u64 + 10);
+    let refused_at = loop {
+        let before = unix_now();
+        let status = r.register(old_port, &old);
+        if status != 200 {
+            assert_eq!(status, 403, "refused as a wrong password");
+            break before;
+        }
+        assert!(
+            before < deadline,
+            "accepted at {before}, after the deadline {deadline}"
+        );
+        assert!(Instant::now() < give_up, "the old password was never refused");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    };
+    assert!(
+        refused_at >= deadline - 1,
+        "refused at {refused_at}, before the deadline {deadline}"
+    );
+    assert_eq!(r.register(new_port, &new), 200, "the new password still works");
+    assert_eq!(r.contacts().await.len(), 2, "the old contact is still registered");
+
+    // The operator's push after the deadline (without the previous digest) drops the
+    // contact that is still on the old password; the new one stays.
+    r.push(entry(&new, None, device)).await;
+    assert_eq!(r.contacts().await, [(new_port, false)]);
+}
+
+#[tokio::test]
+async fn an_accounts_old_password_works_until_the_deadline_then_only_the_new_one() {
+    old_password_works_until_the_deadline_then_only_the_new_one(false).await;
+}
+
+#[tokio::test]
+async fn a_devices_old_password_works_until_the_deadline_then_only_the_new_one() {
+    old_password_works_until_the_deadline_then_only_the_new_one(true).await;
+}
+
+#[tokio::test]
+async fn without_a_grace_period_the_old_password_is_refused_at_once() {
+    let r = Phones::start(false);
+    let (old, new) = (password("old"), password("new"));
+    r.push(entry(&old, None, false)).await;
+    let port = free_port(true);
+    assert_eq!(r.register(port, &old), 200);
+    r.push(entry(&new, None, false)).await;
+    assert_eq!(r.register(port, &old), 403, "refused right after the change");
+    assert_eq!(r.register(free_port(true), &new), 200);
+
+    // A previous digest whose deadline has passed is refused too, pushed or not.
+    let r = Phones::start(false);
+    r.push(entry(&new, Some(&previous("alice", &old, unix_now() - 1)), false))
+        .await;
+    assert_eq!(r.register(free_port(true), &old), 403, "past the deadline");
+    assert_eq!(r.register(free_port(true), &new), 200);
+}
