@@ -107,6 +107,11 @@ impl UserBuilder {
         self.credential("secretName", json!(secret))
     }
 
+    /// `spec.credentials.rotationGracePeriod`, e.g. `6s` or `1h30m`.
+    pub fn grace_period(self, period: &str) -> Self {
+        self.credential("rotationGracePeriod", json!(period))
+    }
+
     /// `spec.credentials.passwordSecretRef`.
     pub fn import(self, secret: &str, key: &str) -> Self {
         self.credential("passwordSecretRef", json!({ "name": secret, "key": key }))
@@ -165,6 +170,13 @@ impl DomainBuilder {
             "passwordPolicy",
             json!({ "length": length, "characterSet": character_set }),
         )
+    }
+
+    /// `passwordPolicy.rotationGracePeriod` (the rest of the policy as set before, or defaults).
+    pub fn grace_period(mut self, period: &str) -> Self {
+        let policy = self.spec.entry("passwordPolicy").or_insert_with(|| json!({}));
+        policy["rotationGracePeriod"] = json!(period);
+        self
     }
 
     pub fn extension_pattern(self, pattern: &str) -> Self {

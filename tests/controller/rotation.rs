@@ -191,3 +191,182 @@ async fn a_huge_rotate_value_rotates_once_and_is_stored_bounded() {
         .await;
     assert_eq!(password(&sc.secret("hugo-sip-credentials").await), p1);
 }
+
+fn valid_until(u: &SipUser) -> Option<Time> {
+    u.status
+        .as_ref()
+        .and_then(|s| s.previous_password_valid_until.clone())
+}
+
+fn device_valid_until(u: &SipUser, device: &str) -> Option<Time> {
+    u.status
+        .as_ref()
+        .and_then(|s| s.devices.iter().find(|d| d.name == device))
+        .and_then(|d| d.previous_password_valid_until.clone())
+}
+
+/// The previous digest keys `prefix` + `previous.*` of a Secret: (MD5 HA1, deadline).
+fn previous_keys(secret: &Secret, prefix: &str) -> (Option<String>, Option<String>) {
+    let value = |k: &str| crate::scenario::secret_value(secret, &format!("{prefix}{k}"));
+    (value("previous.ha1"), value("previous.valid-until"))
+}
+
+fn md5(username: &str, realm: &str, password: &str) -> String {
+    sip_operator::credentials::ha1(
+        sip_operator::api::DigestAlgorithm::Md5,
+        username,
+        realm,
+        &sip_operator::credentials::Password::new(password),
+    )
+}
+
+/// A grace period: a rotation keeps the previous password's HA1 (never the password) and its
+/// deadline in the Secret and shows the deadline in status; the user's grace period wins over
+/// the domain's; at the deadline both go without anything else happening (the reconcile is
+/// requeued for it). The same for a device's rotation.
+#[tokio::test]
+async fn a_grace_period_keeps_the_previous_digest_until_its_deadline() {
+    let sc = Scenario::new("grace").await;
+    sc.apply(&sc.default_domain().grace_period("1h")).await;
+    let grace = user("gina")
+        .grace_period("8s")
+        .devices(serde_json::json!([{"name": "desk"}]));
+    sc.apply(&grace).await;
+    sc.ready("gina").await;
+    let name = "gina-sip-credentials";
+    let before = sc.secret_appears(name).await;
+    let (p0, desk0) = (
+        password(&before),
+        crate::scenario::secret_value(&before, "devices.desk.password").expect("desk password"),
+    );
+    assert_eq!(
+        previous_keys(&before, ""),
+        (None, None),
+        "nothing before a change"
+    );
+
+    let rotated_at = Timestamp::now();
+    sc.apply(&grace.clone().rotate("r1").rotate_device("desk", "d1"))
+        .await;
+    let u = sc
+        .wait_user("gina", "both rotations handled with deadlines", |u| {
+            handled_rotation(u).as_deref() == Some("r1")
+                && valid_until(u).is_some()
+                && device_valid_until(u, "desk").is_some()
+        })
+        .await;
+    let secret = sc.secret(name).await;
+    assert_ne!(password(&secret), p0);
+    let (ha1, until) = previous_keys(&secret, "");
+    assert_eq!(
+        ha1,
+        Some(md5("gina", &sc.fqdn, &p0)),
+        "the previous password's HA1"
+    );
+    let deadline = valid_until(&u).expect("deadline");
+    assert_eq!(
+        until,
+        Some(deadline.0.to_string()),
+        "the Secret holds the deadline the status shows"
+    );
+    let ahead = deadline.0.duration_since(rotated_at).as_secs();
+    assert!(
+        (6..=10).contains(&ahead),
+        "the user's 8s wins over the domain's 1h: {ahead}s"
+    );
+    let (desk_ha1, desk_until) = previous_keys(&secret, "devices.desk.");
+    assert_eq!(desk_ha1, Some(md5("gina#desk", &sc.fqdn, &desk0)));
+    assert!(desk_until.is_some());
+    let values: Vec<String> = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(_, v)| String::from_utf8_lossy(&v.0).into_owned())
+        .collect();
+    assert!(
+        !values.contains(&p0) && !values.contains(&desk0),
+        "never the previous password itself"
+    );
+
+    // At the deadline both go, with no change to the user.
+    let u = eventually(
+        "the deadlines to pass and the previous digests to go",
+        Duration::from_secs(40),
+        || async {
+            let u = sc.try_user("gina").await?;
+            (valid_until(&u).is_none() && device_valid_until(&u, "desk").is_none()).then_some(u)
+        },
+    )
+    .await;
+    assert!(
+        Timestamp::now() >= deadline.0,
+        "not before the deadline {deadline:?}"
+    );
+    let secret = sc.secret(name).await;
+    let keys: Vec<&String> = secret.data.iter().flatten().map(|(k, _)| k).collect();
+    assert!(
+        !keys.iter().any(|k| k.contains("previous.")),
+        "the previous digests left the Secret: {keys:?}"
+    );
+    assert_eq!(handled_rotation(&u).as_deref(), Some("r1"));
+}
+
+/// Without a grace period (none set, or the user's `0s` over the domain's) a rotation keeps
+/// nothing of the previous password, as before; an imported password's change is a change
+/// like a rotation.
+#[tokio::test]
+async fn without_a_grace_period_nothing_of_the_previous_password_is_kept() {
+    let sc = Scenario::new("nograce").await;
+    sc.apply(&user("nina")).await;
+    sc.ready("nina").await;
+    let p0 = password(&sc.secret_appears("nina-sip-credentials").await);
+    sc.apply(&user("nina").rotate("r1")).await;
+    let u = sc
+        .wait_user("nina", "rotated", |u| {
+            handled_rotation(u).as_deref() == Some("r1") && is_current(u)
+        })
+        .await;
+    let secret = sc.secret("nina-sip-credentials").await;
+    assert_ne!(password(&secret), p0);
+    assert_eq!(previous_keys(&secret, ""), (None, None));
+    assert_eq!(valid_until(&u), None);
+
+    // The domain's grace period, opted out of with 0s.
+    sc.apply(&sc.default_domain().grace_period("1h")).await;
+    sc.apply(&user("nina").rotate("r2").grace_period("0s")).await;
+    let u = sc
+        .wait_user("nina", "rotated again", |u| {
+            handled_rotation(u).as_deref() == Some("r2") && is_current(u)
+        })
+        .await;
+    assert_eq!(
+        previous_keys(&sc.secret("nina-sip-credentials").await, ""),
+        (None, None)
+    );
+    assert_eq!(valid_until(&u), None);
+
+    // An imported password that changes, with the domain's grace period.
+    let source = crate::builders::secret("nina-source").string("pw", "first-Imported-pw-1");
+    sc.apply(&source).await;
+    sc.apply(&user("ivan").import("nina-source", "pw")).await;
+    sc.ready("ivan").await;
+    sc.apply(&crate::builders::secret("nina-source").string("pw", "second-Imported-pw-2"))
+        .await;
+    let u = sc
+        .wait_user("ivan", "the imported change with a deadline", |u| {
+            valid_until(u).is_some()
+        })
+        .await;
+    let secret = sc.secret("ivan-sip-credentials").await;
+    assert_eq!(password(&secret), "second-Imported-pw-2");
+    assert_eq!(
+        previous_keys(&secret, "").0,
+        Some(md5("ivan", &sc.fqdn, "first-Imported-pw-1"))
+    );
+    let ahead = valid_until(&u)
+        .expect("deadline")
+        .0
+        .duration_since(Timestamp::now())
+        .as_secs();
+    assert!((3000..=3600).contains(&ahead), "the domain's 1h: {ahead}s");
+}
