@@ -587,6 +587,59 @@ mod tests {
     }
 
     #[test]
+    fn previous_digests_are_stored_read_back_and_known_as_their_devices_keys() {
+        let (p, desk) = (Password::new("pw"), Password::new("d"));
+        let previous = PreviousDigest {
+            ha1_md5: Some("ab".repeat(16)),
+            ha1_sha256: None,
+            valid_until: 1_795_473_060,
+        };
+        let devices = [DeviceSecret {
+            name: "desk",
+            password: &desk,
+            previous: Some(&previous),
+        }];
+        let s = build_secret(&SecretSpec {
+            previous: Some(&previous),
+            devices: &devices,
+            ..spec(&p)
+        });
+        assert_eq!(
+            secret_value(&s, "previous.valid-until").as_deref(),
+            Some("2026-11-23T22:31:00Z")
+        );
+        assert!(
+            secret_value(&s, "previous.ha1-sha256").is_none(),
+            "only what was kept"
+        );
+        assert_eq!(previous_digest(&s), Some(previous.clone()));
+        assert_eq!(device_previous_digest(&s, "desk"), Some(previous.clone()));
+        assert_eq!(device_previous_digest(&s, "soft"), None);
+        assert_eq!(data_keys::device_of("devices.desk.previous.ha1"), Some("desk"));
+        assert_eq!(
+            data_keys::device_of("devices.desk.previous.valid-until"),
+            Some("desk")
+        );
+        assert_eq!(data_keys::device_of("devices.a.b.password"), None);
+        assert!(data_keys::is_previous("previous.ha1"));
+        assert!(data_keys::is_previous("devices.desk.previous.ha1-sha256"));
+        assert!(!data_keys::is_previous("devices.desk.password"));
+        assert!(!data_keys::is_previous("password"));
+        let without = build_secret(&spec(&p));
+        assert_eq!(
+            removed_devices(&s, &without).into_iter().collect::<Vec<_>>(),
+            ["desk"],
+            "a removed device's previous digest goes with it"
+        );
+        let mut broken = s.clone();
+        broken
+            .data
+            .get_or_insert_default()
+            .insert("previous.valid-until".into(), ByteString(b"soon".to_vec()));
+        assert_eq!(previous_digest(&broken), None, "no readable deadline: none");
+    }
+
+    #[test]
     fn secret_is_basic_auth_with_sip_details() {
         let p = Password::new("pw");
         let s = build_secret(&spec(&p));

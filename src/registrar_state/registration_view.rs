@@ -648,6 +648,53 @@ mod tests {
         assert!(view_none_on_checks_every_address());
     }
 
+    #[test]
+    fn contacts_on_a_previous_password_are_counted_and_their_change_differs() {
+        let alice = alice_with_devices();
+        let view = |desk_old: bool| {
+            let mut desk = by(contact("alice@d", "sip:alice@10.0.0.1", "P", 60, 0), "alice#desk");
+            desk.previous_password = desk_old;
+            // The same phone on a line counts once.
+            let mut line = by(
+                contact("alice-support@d", "sip:alice@10.0.0.1", "P", 60, 0),
+                "alice#desk",
+            );
+            line.previous_password = desk_old;
+            let soft = by(contact("alice@d", "sip:alice@10.0.0.2", "P", 60, 0), "alice#soft");
+            View::build("d", &[dump(0, vec![desk, line, soft])])
+        };
+        let o = view(true).observed(&alice, "d", at(1));
+        assert_eq!(o.registration.previous_password_contacts, 1);
+        assert_eq!(o.previous_password_devices, BTreeMap::from([("desk".into(), 1)]));
+        let status = SipUserStatus {
+            registration: Some(o.registration.clone()),
+            devices: o
+                .devices
+                .iter()
+                .map(|(name, contacts)| crate::api::DeviceStatus {
+                    name: name.clone(),
+                    contacts: *contacts,
+                    previous_password_contacts: o.previous_password_devices.get(name).copied().unwrap_or(0),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        assert!(!o.differs_from(Some(&status)));
+        let moved_on = view(false).observed(&alice, "d", at(1));
+        assert_eq!(moved_on.registration.previous_password_contacts, 0);
+        assert!(
+            moved_on.differs_from(Some(&status)),
+            "the phone took the new password: a status write"
+        );
+        assert_eq!(
+            summarize(view(false).seen("alice@d"), &[], Some(&o.registration), at(2))
+                .previous_password_contacts,
+            0,
+            "not carried over from the previous status"
+        );
+    }
+
     fn view_none_on_checks_every_address() -> bool {
         let view = View::build("d", &[dump(0, vec![contact("l@d", "sip:l@h", "P", 60, 0)])]);
         view.none_on(&["u@d".into()]) && !view.none_on(&["u@d".into(), "l@d".into()])

@@ -894,6 +894,37 @@ mod tests {
     }
 
     #[test]
+    fn an_ended_grace_period_takes_the_previous_digest_out_of_the_secret() {
+        use std::collections::BTreeMap;
+        let bytes = |s: &str| k8s_openapi::ByteString(s.as_bytes().to_vec());
+        let existing = Secret {
+            data: Some(BTreeMap::from([
+                ("password".into(), bytes("pw")),
+                ("previous.ha1".into(), bytes("ab")),
+                ("previous.valid-until".into(), bytes("2026-11-23T18:31:00Z")),
+                ("devices.desk.previous.ha1".into(), bytes("cd")),
+                ("devices.desk.password".into(), bytes("d")),
+            ])),
+            ..Default::default()
+        };
+        let desired = Secret {
+            data: Some(BTreeMap::from([
+                ("password".into(), bytes("pw")),
+                ("devices.desk.password".into(), bytes("d")),
+                ("devices.desk.previous.ha1".into(), bytes("cd")),
+            ])),
+            ..Default::default()
+        };
+        let body = without_removed_devices(&existing, &desired, &Default::default());
+        let keys: Vec<_> = body.data.as_ref().expect("data").keys().cloned().collect();
+        assert_eq!(
+            keys,
+            ["devices.desk.password", "devices.desk.previous.ha1", "password"],
+            "the account's ended, the device's still runs"
+        );
+    }
+
+    #[test]
     fn a_generated_password_is_kept_until_rotation() {
         let policy = PasswordPolicy::default();
         let (p, change) =

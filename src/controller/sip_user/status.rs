@@ -754,6 +754,41 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_grace_periods_deadline_shows_while_it_runs_and_not_after() {
+        let created = ready_outcome(Some(PasswordChange::Created));
+        let first = build(&facts(&Verdict::Admitted, Some(&created)), None, &now(10));
+        assert_eq!(first.previous_password_valid_until, None, "no grace period: none");
+        let deadline = now(20).0.as_second() + 60;
+        let rotated = Outcome::Ready {
+            previous_valid_until: Some(deadline),
+            secret_name: "alice-sip-credentials".into(),
+            change: Some(PasswordChange::Rotated),
+            handled_rotation: Some("r1".into()),
+            devices: Vec::new(),
+        };
+        let second = build(&facts(&Verdict::Admitted, Some(&rotated)), Some(&first), &now(20));
+        assert_eq!(
+            second
+                .previous_password_valid_until
+                .as_ref()
+                .map(|t| t.0.as_second()),
+            Some(deadline)
+        );
+        // Not admitted meanwhile (the credentials step did not run): kept while ahead only.
+        let stalled = Verdict::Stalled {
+            reason: reasons::EXTENSION_CONFLICT,
+            message: "taken".into(),
+        };
+        let kept = build(&facts(&stalled, None), Some(&second), &now(30));
+        assert!(kept.previous_password_valid_until.is_some());
+        let gone = build(&facts(&stalled, None), Some(&second), &now(80));
+        assert_eq!(gone.previous_password_valid_until, None);
+        let ended = ready_outcome(None);
+        let after = build(&facts(&Verdict::Admitted, Some(&ended)), Some(&second), &now(81));
+        assert_eq!(after.previous_password_valid_until, None);
+    }
+
     fn device(name: &str, enabled: bool) -> DeviceSpec {
         DeviceSpec {
             name: name.into(),
