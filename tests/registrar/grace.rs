@@ -293,3 +293,81 @@ async fn the_operator_shows_the_deadline_and_the_old_password_contact_then_clear
     assert_eq!(phone(&old, old_port), 403, "the old password is refused");
     assert_eq!(phone(&new, new_port), 200);
 }
+
+/// A WITH_SHA256 instance checks the previous SHA-256 HA1 (`pha1sha256`) the same way, and
+/// never the previous MD5 one.
+#[tokio::test]
+async fn a_sha256_instance_accepts_the_previous_sha256_digest_until_the_deadline() {
+    use crate::digest::{Algorithm, register};
+    let kamailio = Kamailio::builder().define("WITH_SHA256", "").start();
+    let client = Client::new(&kamailio.rpc_url(), Some(kamailio.token().to_string())).expect("client");
+    let (old, new) = (password("old"), password("new"));
+    let both = [DigestAlgorithm::Md5, DigestAlgorithm::Sha256];
+    let push = |previous: Option<PreviousDigest>| {
+        UserEntry::build(&EntrySpec {
+            username: "alice",
+            domain: DOMAIN,
+            realm: DOMAIN,
+            password: &new,
+            previous: previous.as_ref(),
+            devices: &[],
+            algorithms: &both,
+            max_contacts: 1,
+            extension: None,
+            aliases: &[],
+            flags: &[],
+            barge_group: None,
+            caller_id: None,
+        })
+    };
+    let sha = |p: &Password| ha1(DigestAlgorithm::Sha256, "alice", DOMAIN, p);
+    let status = |p: &Password| {
+        register(
+            kamailio.sip_addr(),
+            "alice",
+            DOMAIN,
+            p.expose(),
+            Algorithm::Sha256,
+        )
+        .status
+    };
+
+    let ahead = unix_now() + 60;
+    client
+        .upsert(&[push(Some(PreviousDigest {
+            ha1_md5: Some(ha1(DigestAlgorithm::Md5, "alice", DOMAIN, &old)),
+            ha1_sha256: Some(sha(&old)),
+            valid_until: ahead,
+        }))])
+        .await
+        .expect("upsert");
+    assert_eq!(status(&new), 200);
+    assert_eq!(
+        status(&old),
+        200,
+        "the previous SHA-256 digest in its grace period"
+    );
+
+    // Only an MD5 previous digest: nothing for this instance to accept.
+    client
+        .upsert(&[push(Some(PreviousDigest {
+            ha1_md5: Some(ha1(DigestAlgorithm::Md5, "alice", DOMAIN, &old)),
+            ha1_sha256: None,
+            valid_until: ahead,
+        }))])
+        .await
+        .expect("upsert");
+    assert_eq!(status(&old), 403);
+
+    // Past the deadline.
+    client
+        .upsert(&[push(Some(PreviousDigest {
+            ha1_md5: None,
+            ha1_sha256: Some(sha(&old)),
+            valid_until: unix_now() - 1,
+        }))])
+        .await
+        .expect("upsert");
+    assert_eq!(status(&old), 403);
+    assert_eq!(status(&new), 200);
+}
