@@ -371,3 +371,85 @@ async fn a_sha256_instance_accepts_the_previous_sha256_digest_until_the_deadline
     assert_eq!(status(&old), 403);
     assert_eq!(status(&new), 200);
 }
+
+/// The same end to end for a device: `status.devices[]` shows its deadline and its contact on
+/// the old password, both clear after the deadline and the old contact is dropped.
+#[tokio::test]
+async fn the_operator_shows_a_devices_deadline_and_old_password_contact_then_clears_them() {
+    use crate::setup::{Setup, WAIT};
+    use crate::support::eventually;
+    use sip_operator::api::{DeviceStatus, SipUser};
+    use sip_operator::credentials::secret_value;
+
+    let s = Setup::new("e2e-grace-dev").await;
+    let spec = "  credentials: {rotationGracePeriod: 15s}\n  devices: [{name: desk}]\n";
+    s.apply_user("alice", spec, "");
+    s.registrar_synced("alice", "True").await;
+    let sip = s.kamailio().sip_addr();
+    let desk_password = || async {
+        let secret = s
+            .secrets
+            .get("alice-sip-credentials")
+            .await
+            .expect("credentials Secret");
+        secret_value(&secret, "devices.desk.password").expect("desk password")
+    };
+    let old = desk_password().await;
+    let phone = |password: &str, port: u16| {
+        Registration::new("alice", &s.fqdn, password)
+            .auth_username("alice#desk")
+            .expires(300)
+            .local_port(port)
+            .run(sip)
+            .status
+    };
+    let (old_port, new_port) = (free_port(true), free_port(true));
+    assert_eq!(phone(&old, old_port), 200);
+
+    s.apply_user("alice", spec, "sipoperator.io/rotate.desk: \"d1\"");
+    let desk = |u: &SipUser| -> Option<DeviceStatus> {
+        u.status
+            .as_ref()?
+            .devices
+            .iter()
+            .find(|d| d.name == "desk")
+            .cloned()
+    };
+    let (new, until) = eventually("the desk phone rotated with a deadline", WAIT, || async {
+        let u = s.users.get_opt("alice").await.ok().flatten()?;
+        let until = desk(&u)?.previous_password_valid_until?;
+        let new = desk_password().await;
+        (new != old).then_some((new, until))
+    })
+    .await;
+    assert_eq!(phone(&old, old_port), 200, "the old desk phone refreshes");
+    assert_eq!(phone(&new, new_port), 200, "a phone with the new password");
+    eventually(
+        "the desk's two contacts, one on the old password",
+        WAIT,
+        || async {
+            let u = s.users.get_opt("alice").await.ok().flatten()?;
+            let d = desk(&u)?;
+            (d.contacts == 2 && d.previous_password_contacts == 1).then_some(())
+        },
+    )
+    .await;
+    assert!(k8s_openapi::jiff::Timestamp::now() < until.0);
+
+    eventually(
+        "the device's deadline to pass and its old contact to go",
+        WAIT,
+        || async {
+            let u = s.users.get_opt("alice").await.ok().flatten()?;
+            let d = desk(&u)?;
+            (d.previous_password_valid_until.is_none()
+                && d.contacts == 1
+                && d.previous_password_contacts == 0)
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(k8s_openapi::jiff::Timestamp::now() >= until.0);
+    assert_eq!(phone(&old, old_port), 403);
+    assert_eq!(phone(&new, new_port), 200);
+}
