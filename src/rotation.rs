@@ -106,29 +106,30 @@ impl PreviousDigest {
     }
 }
 
-/// What a credential's previous digest is after this reconcile, pure.
-///
-/// * `replaced`: the password that was in force before this reconcile changed it (`None`
-///   when it did not change, or when nothing was there before: a new credential, or a
-///   Secret that was deleted, whose password nobody knows any more);
-/// * `stored`: the previous digest the Secret holds now;
-/// * the digests are computed for `algorithms` with `username` and `realm`.
-///
-/// No grace period: none (today's behaviour, also when a grace period is removed while one
-/// runs). A change: the replaced password's digests until `now + grace`. Otherwise the stored
-/// one while it is in force.
+/// What [`previous_after`] decides from.
 pub struct Change<'a> {
+    /// The password that was in force before this reconcile changed it; `None` when it did
+    /// not change, or when nothing was there before (a new credential, or a Secret that was
+    /// deleted, whose password nobody knows any more).
     pub replaced: Option<&'a Password>,
+    /// The password in force from now on.
     pub current: &'a Password,
+    /// The previous digest the Secret holds now.
     pub stored: Option<PreviousDigest>,
+    /// The grace period that applies (`None`: none).
     pub grace: Option<Duration>,
+    /// The digest username and realm the HA1s are computed with.
     pub username: &'a str,
     pub realm: &'a str,
+    /// The domain's digest algorithms: one HA1 each.
     pub algorithms: &'a [DigestAlgorithm],
+    /// This reconcile's Unix second.
     pub now: i64,
 }
 
-/// See [`Change`].
+/// A credential's previous digest after this reconcile, pure. No grace period: none (today's
+/// behaviour, also when a grace period is removed while one runs). A change: the replaced
+/// password's digests until `now + grace`. Otherwise the stored one while it is in force.
 pub fn previous_after(change: Change<'_>) -> Option<PreviousDigest> {
     let grace = change.grace?;
     match change.replaced.filter(|old| *old != change.current) {
