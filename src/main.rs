@@ -89,6 +89,7 @@ async fn run(args: Args) -> Result<(), String> {
         let settings = controller::Settings {
             registrar_check_interval: std::time::Duration::from_secs(args.registrar_check_interval_seconds),
             auth_failure_warning_threshold: args.auth_failure_warning_threshold,
+            invite_url: args.invite_url.clone(),
         };
         let controllers = controller::run(
             client,
