@@ -20,6 +20,7 @@ pub use cache::Stores;
 pub use context::{Backoff, Context, Settings};
 pub use error::Error;
 pub use sip_user::ROTATION_HANDLED_ANNOTATION;
+pub use status::event_sink::EventSink;
 /// Condition types and reasons, part of the API (kept at this path for scripts and tests).
 pub use status::reasons;
 
