@@ -18,6 +18,7 @@ mod contacts;
 mod devices;
 mod dialling;
 mod digest;
+mod invites;
 mod journal;
 mod live_registrations;
 mod operator;
