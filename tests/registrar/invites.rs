@@ -208,17 +208,17 @@ async fn dead_reason(browser: &Client, url: &str) -> String {
         .unwrap_or_default()
 }
 
-#[tokio::test]
-async fn an_end_user_reads_their_settings_chooses_a_password_and_registers_a_phone() {
-    let dir = tempdir();
-    let (cert, key) = certificate(&dir);
+/// An operator serving the invite page at `https://127.0.0.1:<port>` with a certificate made in
+/// `dir`, a Kamailio, and a domain whose password policy asks for 16 characters.
+async fn invite_setup(prefix: &str, dir: &Path) -> (Setup, String) {
+    let (cert, key) = certificate(dir);
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let base = format!("https://127.0.0.1:{port}");
     let kamailio = Kamailio::start();
     let target = format!("      urls: [\"{}\"]\n", kamailio.rpc_url());
     let setup = Setup::with_operator_args(
-        "invite",
+        prefix,
         vec![kamailio],
         &target,
         "  passwordPolicy: {length: 16}\n",
@@ -236,6 +236,13 @@ async fn an_end_user_reads_their_settings_chooses_a_password_and_registers_a_pho
         ],
     )
     .await;
+    (setup, base)
+}
+
+#[tokio::test]
+async fn an_end_user_reads_their_settings_chooses_a_password_and_registers_a_phone() {
+    let dir = tempdir();
+    let (setup, base) = invite_setup("invite", &dir).await;
     let client = crate::support::ControlPlane::shared().client().await;
     let invites: Api<SipUserInvite> = Api::namespaced(client.clone(), &setup.ns.name);
     setup.apply_user("alice", "  displayName: Alice Example\n", "");
@@ -540,6 +547,109 @@ async fn an_end_user_reads_their_settings_chooses_a_password_and_registers_a_pho
 
     browser.close().await.expect("close the browser");
     drop(driver);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The SHA-256 fingerprint of the certificate the page at `base` serves.
+fn served_fingerprint(base: &str) -> String {
+    let host = base.trim_start_matches("https://");
+    let script = format!(
+        "openssl s_client -connect {host} -servername 127.0.0.1 </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("openssl s_client");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn file_fingerprint(cert: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(cert)
+        .output()
+        .expect("openssl x509");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// POSTs `url` with an empty form and returns the HTTP status (curl, no browser needed).
+fn curl_post(url: &str) -> u16 {
+    let out = Command::new("curl")
+        .args([
+            "-k",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            "--data",
+            "",
+            url,
+        ])
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn concurrent_uses_get_a_link_once_and_a_renewed_certificate_is_served() {
+    let dir = tempdir();
+    let (setup, base) = invite_setup("invite-race", &dir).await;
+    let client = crate::support::ControlPlane::shared().client().await;
+    let invites: Api<SipUserInvite> = Api::namespaced(client, &setup.ns.name);
+    setup.apply_user("erin", "", "");
+    setup.registrar_synced("erin", "True").await;
+
+    // Eight requests at once for one link: exactly one shows the settings.
+    setup.apply(&invite_yaml("erin-race", "erin", ""));
+    let url = issued(&invites, "erin-race").await;
+    let settings = format!("{url}/settings");
+    let codes: Vec<u16> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..8).map(|_| scope.spawn(|| curl_post(&settings))).collect();
+        runs.into_iter().map(|r| r.join().expect("curl thread")).collect()
+    });
+    assert_eq!(
+        codes.iter().filter(|c| **c == 200).count(),
+        1,
+        "one winner: {codes:?}"
+    );
+    assert!(
+        codes.iter().all(|c| *c == 200 || *c == 410),
+        "the others are told it is used: {codes:?}"
+    );
+    let status = invites
+        .get("erin-race")
+        .await
+        .expect("invite")
+        .status
+        .expect("status");
+    assert_eq!(
+        (status.phase, status.used_for),
+        (Some(InvitePhase::Used), Some(InviteUse::Viewed))
+    );
+
+    // A renewed certificate (as cert-manager writes it into the mounted Secret) is served
+    // without a restart.
+    let before = served_fingerprint(&base);
+    assert_eq!(
+        before,
+        file_fingerprint(&dir.join("tls.crt")),
+        "the first certificate is served"
+    );
+    let renewed = dir.join("renewed");
+    std::fs::create_dir_all(&renewed).expect("dir");
+    let (cert, key) = certificate(&renewed);
+    std::fs::copy(&key, dir.join("tls.key")).expect("copy key");
+    std::fs::copy(&cert, dir.join("tls.crt")).expect("copy cert");
+    let after = file_fingerprint(&cert);
+    assert_ne!(before, after);
+    eventually("the renewed certificate to be served", WAIT, || async {
+        (served_fingerprint(&base) == after).then_some(())
+    })
+    .await;
+    assert_eq!(curl_head(&format!("{base}/healthz")).0, 200, "still serving");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
