@@ -354,6 +354,48 @@ async fn choose_password(State(page): State<Page>, Path(token): Path<String>, bo
 mod tests {
     use super::*;
 
+    fn account(user: serde_json::Value, secret: bool) -> Account {
+        Account {
+            user: SipUser {
+                metadata: Default::default(),
+                spec: serde_json::from_value(user).expect("spec"),
+                status: None,
+            },
+            domain: None,
+            secret: secret.then(Secret::default),
+        }
+    }
+
+    fn invite(allow: bool) -> SipUserInvite {
+        SipUserInvite::new(
+            "i",
+            serde_json::from_value(serde_json::json!({"userRef": "alice", "allowPasswordChange": allow}))
+                .expect("spec"),
+        )
+    }
+
+    #[test]
+    fn only_an_operator_owned_password_can_be_chosen_and_only_when_the_invite_allows() {
+        let generated = serde_json::json!({"domainRef": "d"});
+        let imported = serde_json::json!({"domainRef": "d", "credentials": {"passwordSecretRef": {"name": "s", "key": "k"}}});
+        assert_eq!(
+            password_refusal(&invite(true), &account(generated.clone(), true)),
+            None
+        );
+        assert!(
+            password_refusal(&invite(false), &account(generated.clone(), true))
+                .is_some_and(|w| w.contains("not offered"))
+        );
+        assert!(
+            password_refusal(&invite(true), &account(imported, true))
+                .is_some_and(|w| w.contains("managed by your administrator"))
+        );
+        assert!(
+            password_refusal(&invite(true), &account(generated, false)).is_some(),
+            "no Secret yet"
+        );
+    }
+
     #[test]
     fn form_fields_are_decoded() {
         let (p, c) = form_fields(b"password=a%2Bb+c&confirmation=x&other=1");

@@ -272,6 +272,41 @@ async fn a_missing_user_stalls_the_invite_until_it_exists() {
 }
 
 #[tokio::test]
+async fn a_user_without_credentials_keeps_the_invite_pending() {
+    let sc = scenario("invite-pending").await;
+    // A user of a domain that does not exist: not admitted, so no credentials.
+    sc.apply(&json!({
+        "apiVersion": "sipoperator.io/v1alpha1",
+        "kind": "SipUser",
+        "metadata": { "name": "frank" },
+        "spec": { "domainRef": "no-such-domain" },
+    }))
+    .await;
+    sc.apply(&invite("frank-welcome", "frank", json!({}))).await;
+    let pending = wait_invite(&sc, "frank-welcome", "Pending", |i| {
+        i.phase() == Some(InvitePhase::Pending)
+    })
+    .await;
+    let (status, reason, message) = condition(&pending, "Ready").expect("Ready");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "WaitingForUser"));
+    assert!(message.contains("waiting for SipUser \"frank\""), "{message}");
+    assert_eq!(condition(&pending, "Stalled").map(|c| c.0), Some("False".into()));
+    assert!(
+        pending.status.and_then(|s| s.url).is_none(),
+        "no link before the credentials"
+    );
+    // Owned by the user already, so it goes with it.
+    assert!(
+        pending
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o.name == "frank")
+    );
+}
+
+#[tokio::test]
 async fn without_an_invite_url_no_link_is_issued() {
     let sc = Scenario::new("invite-off").await;
     sc.apply(&user("dave")).await;
