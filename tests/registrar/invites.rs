@@ -337,6 +337,25 @@ async fn an_end_user_reads_their_settings_chooses_a_password_and_registers_a_pho
     assert_eq!(status.used_for, Some(InviteUse::Viewed));
     assert!(status.used_at.is_some());
 
+    // The operator's controller records it in the conditions, and the page an Event.
+    eventually("alice-view: Ready reason Used and a Used Event", WAIT, || async {
+        let i = invites.get("alice-view").await.ok()?;
+        let ready = i.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+        let events: Api<Event> = Api::namespaced(client.clone(), &setup.ns.name);
+        let used_event = events
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("Used")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("alice-view")
+            });
+        (ready.reason == "Used" && ready.status == "True" && used_event).then_some(())
+    })
+    .await;
+
     // 3. The same link again: used.
     assert_eq!(dead_reason(&browser, &view_url).await, "Used");
     assert_eq!(curl_head(&view_url).0, 410);
