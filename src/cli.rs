@@ -48,6 +48,25 @@ pub struct Args {
     #[arg(long, env = "SIP_OPERATOR_AUTH_FAILURE_WARNING_THRESHOLD", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub auth_failure_warning_threshold: u64,
 
+    /// Address the invite page listens on over HTTPS, e.g. `0.0.0.0:8443` (off when unset).
+    /// Every replica serves it, leader or not. Needs `--invite-tls-cert` and `--invite-tls-key`.
+    #[arg(long, env = "SIP_OPERATOR_INVITE_LISTEN", requires_all = ["invite_tls_cert", "invite_tls_key"])]
+    pub invite_listen: Option<SocketAddr>,
+
+    /// The invite page's public base URL, written into each SipUserInvite's `status.url`
+    /// (`<url>/invite/<token>`), e.g. `https://invites.example.com`. Without it no link is issued.
+    #[arg(long, env = "SIP_OPERATOR_INVITE_URL", value_parser = parse_https_url)]
+    pub invite_url: Option<String>,
+
+    /// PEM file of the invite page's certificate chain (e.g. `tls.crt` of a cert-manager
+    /// Secret); read again when it changes, so a renewal applies without a restart.
+    #[arg(long, env = "SIP_OPERATOR_INVITE_TLS_CERT", requires = "invite_tls_key")]
+    pub invite_tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM file of the invite page's private key (e.g. `tls.key`); read again when it changes.
+    #[arg(long, env = "SIP_OPERATOR_INVITE_TLS_KEY", requires = "invite_tls_cert")]
+    pub invite_tls_key: Option<std::path::PathBuf>,
+
     /// This replica's identity in the Lease and in Events (default: hostname and PID).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -68,6 +87,21 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log collectors.
     Json,
+}
+
+/// An `https://` URL with a host and no query or fragment (links are appended to it).
+fn parse_https_url(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("https://")
+        .ok_or("must start with https:// (the page serves HTTPS only)")?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.contains('@') {
+        return Err("must name a host, without user:password@".into());
+    }
+    if text.contains(['?', '#']) || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must have no query, fragment or spaces".into());
+    }
+    Ok(text.trim_end_matches('/').to_string())
 }
 
 impl Args {
@@ -113,6 +147,32 @@ mod tests {
             Args::try_parse_from(["sip-operator", "--namespace", "a,b", "--namespace", "c"]).expect("parse");
         assert_eq!(args.namespaces, ["a", "b", "c"]);
         assert_eq!(args.lease_namespace(), "a");
+    }
+
+    #[test]
+    fn the_invite_page_needs_its_certificate_and_an_https_url() {
+        let args = Args::try_parse_from([
+            "sip-operator",
+            "--invite-listen",
+            "0.0.0.0:8443",
+            "--invite-url",
+            "https://invites.example.com/",
+            "--invite-tls-cert",
+            "/tls/tls.crt",
+            "--invite-tls-key",
+            "/tls/tls.key",
+        ])
+        .expect("parse");
+        assert_eq!(args.invite_url.as_deref(), Some("https://invites.example.com"));
+        let err =
+            Args::try_parse_from(["sip-operator", "--invite-listen", "0.0.0.0:8443"]).expect_err("no TLS");
+        assert!(err.to_string().contains("--invite-tls-cert"), "{err}");
+        for bad in ["http://x.example", "https://", "https://a:b@x", "https://x/?t=1"] {
+            let err = Args::try_parse_from(["sip-operator", "--invite-url", bad]).expect_err(bad);
+            assert!(err.to_string().contains("--invite-url"), "{err}");
+        }
+        let off = Args::try_parse_from(["sip-operator"]).expect("parse");
+        assert!(off.invite_listen.is_none() && off.invite_url.is_none());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use kube::Client;
 use kube::api::{Api, ListParams};
 
-use crate::api::{SipDomain, SipProfile, SipUser};
+use crate::api::{SipDomain, SipProfile, SipUser, SipUserInvite};
 
 pub async fn ensure_installed(client: &Client) -> Result<(), String> {
     async fn probe<K>(client: &Client, plural: &str) -> Result<(), String>
@@ -26,5 +26,6 @@ pub async fn ensure_installed(client: &Client) -> Result<(), String> {
     }
     probe::<SipDomain>(client, "sipdomains").await?;
     probe::<SipProfile>(client, "sipprofiles").await?;
-    probe::<SipUser>(client, "sipusers").await
+    probe::<SipUser>(client, "sipusers").await?;
+    probe::<SipUserInvite>(client, "sipuserinvites").await
 }

@@ -188,11 +188,14 @@ mod tests {
             "## SipProfile",
             "## SipUser",
             "### SipUser.status",
+            "## SipUserInvite",
+            "### SipUserInvite.status",
         ] {
             assert!(md.contains(heading), "{heading}");
         }
         assert!(md.contains("| `spec.domainRef` | string | required"), "{md}");
         assert!(md.contains("`spec.registrar.kamailio.service.portName`"));
         assert!(md.contains("Rules the API server enforces on `spec`"));
+        assert!(md.contains("| `spec.validFor` | string |"), "{md}");
     }
 }

@@ -3,11 +3,16 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::api::{SipDomain, SipProfile, SipUser};
+use crate::api::{SipDomain, SipProfile, SipUser, SipUserInvite};
 
-/// The three CRDs, in the order they are best applied.
+/// The CRDs, in the order they are best applied.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![SipDomain::crd(), SipProfile::crd(), SipUser::crd()]
+    vec![
+        SipDomain::crd(),
+        SipProfile::crd(),
+        SipUser::crd(),
+        SipUserInvite::crd(),
+    ]
 }
 
 /// One `(file name, YAML)` per CRD, named after the CRD (`sipusers.sipoperator.io.yaml`).

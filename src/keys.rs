@@ -15,6 +15,11 @@ pub const USER_LABEL: &str = "sipoperator.io/user";
 /// Annotation on a SipUser: a new value rotates its generated password exactly once.
 pub const ROTATE_ANNOTATION: &str = "sipoperator.io/rotate";
 
+/// Annotation on a credentials Secret: when the end user chose the password in it on a
+/// SipUserInvite's page (RFC 3339). The SipUser controller records the change once
+/// (`passwordChangedAt`, a `PasswordChosen` Event) and keeps the password.
+pub const PASSWORD_CHOSEN_ANNOTATION: &str = "sipoperator.io/password-chosen-at";
+
 /// Annotation on a SipUser being deleted: `"true"` lets it go without the registrar cleanup,
 /// the escape hatch when a registrar is gone for good.
 pub const SKIP_CLEANUP_ANNOTATION: &str = "sipoperator.io/skip-registrar-cleanup";

@@ -8,6 +8,7 @@ pub mod crd_reference;
 pub mod crds;
 pub mod credentials;
 pub mod http;
+pub mod invite;
 pub mod keys;
 pub mod leader;
 pub mod metrics;

@@ -59,6 +59,29 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("--http-addr {}: {e}", args.http_addr))?;
     let server = tokio::spawn(server);
     tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+    // The invite page runs on every replica, leader or not: it serves from its own watch.
+    let invites = match (&args.invite_listen, &args.invite_tls_cert, &args.invite_tls_key) {
+        (Some(listen), Some(cert), Some(key)) => {
+            let reporter = Reporter {
+                controller: "sip-operator".into(),
+                instance: Some(identity.clone()),
+            };
+            let (addr, page) = sip_operator::invite::bind(
+                *listen,
+                cert,
+                key,
+                client.clone(),
+                &scope,
+                reporter,
+                shutdown.clone(),
+            )
+            .await
+            .map_err(|e| format!("--invite-listen {listen}: {e}"))?;
+            tracing::info!(%addr, url = ?args.invite_url, "serving the invite page over HTTPS");
+            Some(tokio::spawn(page))
+        }
+        _ => None,
+    };
 
     let lease_ns = args.lease_namespace();
     let mut election = Election::join(
@@ -89,6 +112,7 @@ async fn run(args: Args) -> Result<(), String> {
         let settings = controller::Settings {
             registrar_check_interval: std::time::Duration::from_secs(args.registrar_check_interval_seconds),
             auth_failure_warning_threshold: args.auth_failure_warning_threshold,
+            invite_url: args.invite_url.clone(),
         };
         let controllers = controller::run(
             client,
@@ -124,6 +148,13 @@ async fn run(args: Args) -> Result<(), String> {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server stopped with an error"),
         Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
+    }
+    if let Some(page) = invites {
+        match page.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "invite page stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "invite page task failed"),
+        }
     }
     outcome
 }

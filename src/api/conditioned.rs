@@ -1,6 +1,6 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use super::{SipDomain, SipProfile, SipUser};
+use super::{SipDomain, SipProfile, SipUser, SipUserInvite};
 
 /// The kstatus view shared by the three kinds: their conditions and the generation they
 /// describe.
@@ -32,4 +32,4 @@ macro_rules! conditioned {
     )*};
 }
 
-conditioned!(SipUser, SipDomain, SipProfile);
+conditioned!(SipUser, SipDomain, SipProfile, SipUserInvite);

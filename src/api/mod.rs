@@ -13,6 +13,8 @@ mod sip_domain;
 mod sip_profile;
 #[allow(clippy::duplicated_attributes)]
 mod sip_user;
+#[allow(clippy::duplicated_attributes)]
+mod sip_user_invite;
 
 #[cfg(test)]
 mod defaults_tests;
@@ -33,10 +35,14 @@ pub use sip_user::{
     RegistrationStatus, SecurityStatus, SipUser, SipUserSpec, SipUserStatus, device_auth_username,
     device_rotate_annotation,
 };
+pub use sip_user_invite::{
+    InvitePhase, InviteUse, MAX_VALID_FOR_SECONDS, MIN_VALID_FOR_SECONDS, SipUserInvite, SipUserInviteSpec,
+    SipUserInviteStatus, VALID_FOR_PATTERN,
+};
 
 /// The API group of every kind this operator serves.
 pub const GROUP: &str = "sipoperator.io";
 /// The one served and stored version.
 pub const VERSION: &str = "v1alpha1";
-/// `kubectl get sip` lists all three kinds.
+/// `kubectl get sip` lists every kind.
 pub const CATEGORY: &str = "sip";

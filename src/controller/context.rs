@@ -20,6 +20,8 @@ pub struct Settings {
     pub registrar_check_interval: std::time::Duration,
     /// A user's failed authentications (in the registrar's window) that raise one Warning Event.
     pub auth_failure_warning_threshold: u64,
+    /// The invite page's public base URL (`--invite-url`); without it no invite link is issued.
+    pub invite_url: Option<String>,
 }
 
 /// Consecutive failures per object UID, for exponential backoff (kube has none per object).

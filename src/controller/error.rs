@@ -23,6 +23,9 @@ pub enum Error {
         skip = crate::keys::SKIP_CLEANUP_ANNOTATION
     )]
     RegistrarCleanup(#[source] crate::registrar_state::SyncError),
+    /// The operating system's random number generator failed (no invite token can be drawn).
+    #[error("drawing a random invite token: {0}")]
+    Random(String),
     /// Adding or removing the finalizer failed.
     #[error("{action} the finalizer {finalizer}: {source}", finalizer = crate::keys::REGISTRAR_CLEANUP_FINALIZER)]
     Finalizer {
@@ -41,6 +44,7 @@ impl Error {
             Error::CachesClosed => "caches_closed",
             Error::RegistrarCleanup(_) => "registrar",
             Error::Finalizer { .. } => "finalizer",
+            Error::Random(_) => "random",
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The three reconcilers and how they are wired: one watch per kind feeding a cache, the
+//! The four reconcilers and how they are wired: one watch per kind feeding a cache, the
 //! cross-kind triggers (a user changes → its domain, profile and affected users; a domain or
 //! profile changes → its users), metadata-only watches for Secrets.
 mod admission;
@@ -10,6 +10,7 @@ mod finalizer;
 mod sip_domain;
 mod sip_profile;
 mod sip_user;
+mod sip_user_invite;
 mod status;
 
 #[cfg(test)]
@@ -19,6 +20,7 @@ pub use cache::Stores;
 pub use context::{Backoff, Context, Settings};
 pub use error::Error;
 pub use sip_user::ROTATION_HANDLED_ANNOTATION;
+pub use status::event_sink::EventSink;
 /// Condition types and reasons, part of the API (kept at this path for scripts and tests).
 pub use status::reasons;
 
@@ -38,7 +40,7 @@ use kube::{Client, Resource, ResourceExt};
 use admission::healing;
 use cache::{ServiceCaches, triggers, unreadable, watches};
 
-use crate::api::{SipDomain, SipProfile, SipUser};
+use crate::api::{SipDomain, SipProfile, SipUser, SipUserInvite};
 use crate::keys::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, managed_secrets_selector};
 use crate::metrics::Metrics;
 use crate::registrar_state::service::{ServicePorts, SliceEndpoints};
@@ -86,9 +88,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let (synced_tx, synced) = tokio::sync::watch::channel(false);
-    // Three kinds and the registrar Services and EndpointSlices, one watch per namespace each
+    // Four kinds and the registrar Services and EndpointSlices, one watch per namespace each
     // (or one for all namespaces).
-    let tracker = watches::sync_tracker(synced_tx, 5 * scope.apis::<SipUser>(&client).len());
+    let tracker = watches::sync_tracker(synced_tx, 6 * scope.apis::<SipUser>(&client).len());
     let recorder = status::event_sink::EventSink::new(client.clone(), reporter);
     let on_unreadable = unreadable::reporter(recorder.clone(), metrics.clone());
     let (users, user_stream) =
@@ -96,7 +98,9 @@ pub async fn run(
     let (domains, domain_stream) =
         watches::cached::<SipDomain>(scope.apis(&client), &tracker, on_unreadable.clone());
     let (profiles, profile_stream) =
-        watches::cached::<SipProfile>(scope.apis(&client), &tracker, on_unreadable);
+        watches::cached::<SipProfile>(scope.apis(&client), &tracker, on_unreadable.clone());
+    let (invites, invite_stream) =
+        watches::cached::<SipUserInvite>(scope.apis(&client), &tracker, on_unreadable);
     // Registrar Services and EndpointSlices, trimmed to what resolving reads, so that no
     // reconcile reads them from the API server.
     let (services, service_stream) = watches::cached_trimmed::<ServicePorts>(scope.apis(&client), &tracker);
@@ -147,9 +151,14 @@ pub async fn run(
     ));
     // Each event updates the admission index and what the operator keeps per object, and
     // passes on only if the object's own reconcile reacts to it (see feeds.rs).
+    // A user that appears or gets its credentials lets its waiting invites be issued.
+    let (invite_tx, invite_rx) = mpsc::unbounded::<ObjectRef<SipUserInvite>>();
     let user_stream = {
         let mut feed = feeds::UserFeed::new(ctx.clone(), recount.clone());
-        user_stream.try_filter(move |user| futures::future::ready(feed.observe(user)))
+        let invites = invites.clone();
+        user_stream
+            .inspect_ok(move |user| send_all(&invite_tx, sip_user_invite::of_user(&invites, user)))
+            .try_filter(move |user| futures::future::ready(feed.observe(user)))
     };
     let domain_stream = {
         let mut feed = feeds::DomainFeed::new(ctx.clone(), user_tx.clone(), domain_tx.clone());
@@ -236,12 +245,23 @@ pub async fn run(
         .run(sip_domain::reconcile, error_policy("SipDomain"), ctx.clone())
         .for_each(|_| async {});
     let profile_controller = Controller::for_stream(profile_stream, profiles)
-        .with_config(config)
+        .with_config(config.clone())
         .reconcile_on(profile_rx)
-        .graceful_shutdown_on(shutdown)
-        .run(sip_profile::reconcile, error_policy("SipProfile"), ctx)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(sip_profile::reconcile, error_policy("SipProfile"), ctx.clone())
         .for_each(|_| async {});
-    futures::join!(user_controller, domain_controller, profile_controller);
+    let invite_controller = Controller::for_stream(invite_stream, invites)
+        .with_config(config)
+        .reconcile_on(invite_rx)
+        .graceful_shutdown_on(shutdown)
+        .run(sip_user_invite::reconcile, error_policy("SipUserInvite"), ctx)
+        .for_each(|_| async {});
+    futures::join!(
+        user_controller,
+        domain_controller,
+        profile_controller,
+        invite_controller
+    );
     // The controllers dropped their receivers: the sweeper sees its channel closed and ends.
     drop(user_tx);
     let _ = sweeper.await;

@@ -11,6 +11,11 @@ fn helm_lint_passes_for_every_mode() {
         vec!["registrar.enabled=true"],
         vec!["watchNamespaces={a,b}"],
         vec!["registrar.enabled=true", "metrics.serviceMonitor.enabled=true"],
+        vec![
+            "invites.enabled=true",
+            "invites.url=https://invites.example.com",
+            "invites.tlsSecretName=invites-tls",
+        ],
     ] {
         let mut args = vec!["lint", chart.as_str(), "--strict"];
         for s in &sets {
@@ -40,6 +45,11 @@ fn rendered_manifests_are_accepted_by_the_api_server() {
             "registrar.enabled=true",
             "registrar.service.type=NodePort",
             "replicas=1",
+        ],
+        vec![
+            "invites.enabled=true",
+            "invites.url=https://invites.example.com",
+            "invites.tlsSecretName=invites-tls",
         ],
     ] {
         let rendered = template("dry", &release_ns.name, &sets);
@@ -107,6 +117,81 @@ fn wrong_values_are_refused_with_the_value_named() {
             "--set {set}: the message should name {expect}:\n{}",
             out.stderr
         );
+    }
+}
+
+#[test]
+fn the_invite_page_gets_its_url_its_tls_secret_and_a_service_on_8443() {
+    let sets = [
+        "invites.enabled=true",
+        "invites.url=https://invites.example.com",
+        "invites.tlsSecretName=invites-tls",
+    ];
+    let rendered = template("inv", "default", &sets);
+    assert!(rendered.success, "{}", rendered.stderr);
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&rendered.stdout)
+        .map(|d| serde::Deserialize::deserialize(d).expect("YAML"))
+        .collect();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name} in the chart"))
+            .clone()
+    };
+    let deployment = find("Deployment", "inv-sip-operator");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let env = |name: &str| {
+        container["env"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str())
+            .map(str::to_string)
+    };
+    assert_eq!(
+        env("SIP_OPERATOR_INVITE_URL").as_deref(),
+        Some("https://invites.example.com")
+    );
+    assert_eq!(env("SIP_OPERATOR_INVITE_LISTEN").as_deref(), Some("0.0.0.0:8443"));
+    let cert = env("SIP_OPERATOR_INVITE_TLS_CERT").expect("cert path");
+    let key = env("SIP_OPERATOR_INVITE_TLS_KEY").expect("key path");
+    let mount = &container["volumeMounts"][0];
+    assert_eq!(mount["name"], "invite-tls");
+    let dir = mount["mountPath"].as_str().expect("mountPath");
+    assert_eq!(
+        (cert.as_str(), key.as_str()),
+        (&*format!("{dir}/tls.crt"), &*format!("{dir}/tls.key"))
+    );
+    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "invites-tls");
+    assert!(
+        container["ports"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .any(|p| p["name"] == "https-invites" && p["containerPort"] == 8443)
+    );
+    let service = find("Service", "inv-sip-operator-invites");
+    assert_eq!(service["spec"]["ports"][0]["port"], 8443);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "https-invites");
+
+    // Off by default: no page, no Service, no flags.
+    let off = template("inv", "default", &[]);
+    assert!(!off.stdout.contains("INVITE") && !off.stdout.contains("-invites"));
+    // Enabled without a URL or a TLS Secret, or with a plain-HTTP URL: refused.
+    for wrong in [
+        vec!["invites.enabled=true", "invites.tlsSecretName=t"],
+        vec!["invites.enabled=true", "invites.url=https://x.example.com"],
+        vec![
+            "invites.enabled=true",
+            "invites.url=http://x.example.com",
+            "invites.tlsSecretName=t",
+        ],
+    ] {
+        let out = template("inv", "default", &wrong);
+        assert!(!out.success, "{wrong:?} was accepted");
+        assert!(out.stderr.contains("invites"), "{wrong:?}: {}", out.stderr);
     }
 }
 

@@ -12,6 +12,11 @@ command -v flock >/dev/null && command -v unshare >/dev/null || need+=(util-linu
 # the shipped config loads) and real SIP clients (SIPp, from sip-tester).
 command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || need+=(kamailio)
 command -v sipp >/dev/null || need+=(sip-tester)
+# The invite page's end-user test drives a real headless Chromium over WebDriver, and reads the
+# QR code it shows with zbarimg.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+command -v zbarimg >/dev/null || need+=(zbar-tools)
 # The scale-out test gives one operator a hosts file of its own (EndpointSlices refuse
 # loopback IPs): unshare (util-linux, above) and mount.
 command -v mount >/dev/null || need+=(mount)

@@ -17,6 +17,7 @@ mod devices;
 mod events_and_secrecy;
 mod fuzz;
 mod import;
+mod invites;
 mod leader;
 mod malformed;
 mod observability;

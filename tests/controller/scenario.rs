@@ -244,9 +244,14 @@ pub struct Scenario {
 impl Scenario {
     /// A namespace (`<prefix>-<pid>-<n>`) with a running operator and nothing else.
     pub async fn empty(prefix: &str) -> Scenario {
+        Self::empty_with(prefix, &[]).await
+    }
+
+    /// [`Scenario::empty`] with extra operator flags.
+    pub async fn empty_with(prefix: &str, operator_args: &[&str]) -> Scenario {
         let ns = TestNamespace::create(prefix);
         let client = ControlPlane::shared().client().await;
-        let operator = Operator::start(&ns).await;
+        let operator = Operator::start_with(&ns, operator_args).await;
         let fqdn = format!("{}.sip.example.com", ns.name);
         Scenario {
             operator,
@@ -259,7 +264,12 @@ impl Scenario {
     /// [`Scenario::empty`] plus the SipDomain [`DOMAIN`] (claiming [`Scenario::fqdn`], default
     /// profile [`PROFILE`]) and the unlimited SipProfile [`PROFILE`].
     pub async fn new(prefix: &str) -> Scenario {
-        let sc = Self::empty(prefix).await;
+        Self::new_with(prefix, &[]).await
+    }
+
+    /// [`Scenario::new`] with extra operator flags.
+    pub async fn new_with(prefix: &str, operator_args: &[&str]) -> Scenario {
+        let sc = Self::empty_with(prefix, operator_args).await;
         sc.apply(&profile(PROFILE)).await;
         sc.apply(&sc.default_domain()).await;
         sc
@@ -322,6 +332,7 @@ impl Scenario {
             "SipUser" => ApiResource::erase::<SipUser>(&()),
             "SipDomain" => ApiResource::erase::<SipDomain>(&()),
             "SipProfile" => ApiResource::erase::<SipProfile>(&()),
+            "SipUserInvite" => ApiResource::erase::<sip_operator::api::SipUserInvite>(&()),
             "Secret" => ApiResource::erase::<Secret>(&()),
             other => panic!("the scenario cannot apply a {other}"),
         };

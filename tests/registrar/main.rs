@@ -19,6 +19,7 @@ mod devices;
 mod dialling;
 mod digest;
 mod grace;
+mod invites;
 mod journal;
 mod live_registrations;
 mod operator;

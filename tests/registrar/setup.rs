@@ -47,6 +47,19 @@ impl Setup {
         prepare: impl FnOnce(&TestNamespace),
         hosts: Option<&std::path::Path>,
     ) -> Setup {
+        Self::with_operator_args(prefix, kamailios, target, domain_spec, prepare, hosts, &[]).await
+    }
+
+    /// [`Setup::with_registrar`], the operator started with `extra_args` as well.
+    pub async fn with_operator_args(
+        prefix: &str,
+        kamailios: Vec<Kamailio>,
+        target: &str,
+        domain_spec: &str,
+        prepare: impl FnOnce(&TestNamespace),
+        hosts: Option<&std::path::Path>,
+        extra_args: &[&str],
+    ) -> Setup {
         let ns = TestNamespace::create(prefix);
         let client = ControlPlane::shared().client().await;
         let fqdn = format!("{}.sip.example.com", ns.name);
@@ -64,12 +77,13 @@ impl Setup {
         // Check the registrar every second (default 15 s) to keep tests short.
         // A low failure threshold, so that the shipped config's FAIL_LIMIT a test sets (the
         // source is blocked from then on) can reach it.
-        let args = [
+        let mut args = vec![
             "--registrar-check-interval-seconds",
             "1",
             "--auth-failure-warning-threshold",
             "3",
         ];
+        args.extend_from_slice(extra_args);
         let operator = match hosts {
             Some(hosts) => Operator::start_with_hosts(&ns, &args, hosts).await,
             None => Operator::start_with(&ns, &args).await,

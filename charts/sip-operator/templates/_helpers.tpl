@@ -89,6 +89,14 @@ the same rights.
 - apiGroups: ["sipoperator.io"]
   resources: ["sipdomains/status", "sipprofiles/status", "sipusers/status"]
   verbs: ["get", "patch", "update"]
+# Invites: read and watched (the controller, and every replica's invite page), the owner
+# reference to the user set, status written (issued, expired, used).
+- apiGroups: ["sipoperator.io"]
+  resources: ["sipuserinvites"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["sipoperator.io"]
+  resources: ["sipuserinvites/status"]
+  verbs: ["get", "patch", "update"]
 # A controller ownerReference with blockOwnerDeletion on a credentials Secret needs this.
 - apiGroups: ["sipoperator.io"]
   resources: ["sipusers/finalizers"]

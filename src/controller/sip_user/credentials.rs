@@ -10,7 +10,7 @@ use crate::controller::error::kube_err;
 use crate::controller::status::reasons;
 use crate::controller::{Context, Error};
 use crate::credentials::{self, Password, SecretSpec, data_keys};
-use crate::keys::{FIELD_MANAGER, ROTATE_ANNOTATION};
+use crate::keys::{FIELD_MANAGER, PASSWORD_CHOSEN_ANNOTATION, ROTATE_ANNOTATION};
 use crate::rotation::PreviousDigest;
 
 /// Annotation on a credentials Secret: the rotation request its password answers, so a
@@ -26,6 +26,8 @@ pub enum PasswordChange {
     Rotated,
     /// Copied from a new or changed imported value.
     Imported,
+    /// Chosen by the end user on an invite's page, which wrote it into the Secret.
+    Chosen,
 }
 
 /// How one device's password changed in this reconcile, and the rotation request it answers.
@@ -407,6 +409,22 @@ fn to_announce(
     }
 }
 
+/// Whether the password in `secret` was chosen on an invite's page after the last change the
+/// status records: the page stamps [`PASSWORD_CHOSEN_ANNOTATION`] when it writes one.
+fn chosen_since(
+    secret: Option<&Secret>,
+    changed_at: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+) -> bool {
+    let chosen = secret
+        .and_then(|s| s.annotations().get(PASSWORD_CHOSEN_ANNOTATION))
+        .and_then(|v| v.parse::<k8s_openapi::jiff::Timestamp>().ok());
+    match (chosen, changed_at) {
+        (Some(chosen), Some(changed)) => chosen > changed.0,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
 /// Reads the imported password, or says what is wrong with its source (naming Secret and key).
 fn imported_password(source: Option<&Secret>, name: &str, key: &str) -> Result<Password, String> {
     let Some(secret) = source else {
@@ -602,6 +620,16 @@ async fn sync_secret(
         existing.is_some(),
         status.is_some_and(|s| s.password_changed_at.is_some()),
     );
+    // The end user chose the stored password on an invite's page: it is kept like any stored
+    // one, and recorded (passwordChangedAt, an Event) once.
+    let change = change.or_else(|| {
+        (user.spec.credentials.password_secret_ref.is_none()
+            && chosen_since(
+                existing.as_ref(),
+                status.and_then(|s| s.password_changed_at.as_ref()),
+            ))
+        .then_some(PasswordChange::Chosen)
+    });
     let grace_now = Grace { period: grace, now };
     let devices = choose_devices(user, domain, existing.as_ref(), moved_from.as_ref(), grace_now);
     let desired = desired_secret(
@@ -922,6 +950,32 @@ mod tests {
             ["devices.desk.password", "devices.desk.previous.ha1", "password"],
             "the account's ended, the device's still runs"
         );
+    }
+
+    #[test]
+    fn a_password_chosen_on_an_invite_page_is_recorded_once() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let at = |s: &str| Time(s.parse().expect("time"));
+        let secret = |chosen: Option<&str>| Secret {
+            metadata: kube::api::ObjectMeta {
+                annotations: chosen.map(|c| [(PASSWORD_CHOSEN_ANNOTATION.to_string(), c.to_string())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let changed = at("2026-12-01T10:00:00Z");
+        assert!(chosen_since(
+            Some(&secret(Some("2026-12-01T10:05:00Z"))),
+            Some(&changed)
+        ));
+        assert!(
+            !chosen_since(Some(&secret(Some("2026-12-01T10:00:00Z"))), Some(&changed)),
+            "recorded: passwordChangedAt moved to (or past) it"
+        );
+        assert!(!chosen_since(Some(&secret(Some("not a time"))), Some(&changed)));
+        assert!(!chosen_since(Some(&secret(None)), Some(&changed)));
+        assert!(chosen_since(Some(&secret(Some("2026-12-01T10:05:00Z"))), None));
+        assert!(!chosen_since(None, None));
     }
 
     #[test]

@@ -438,7 +438,7 @@ pub fn device_change_event(
             ),
         ),
         // Device passwords are never imported: anything else is a first password.
-        PasswordChange::Created | PasswordChange::Imported => (
+        PasswordChange::Created | PasswordChange::Imported | PasswordChange::Chosen => (
             reasons::events::DEVICE_CREDENTIALS_CREATED,
             format!(
                 "wrote a new password for device {device} to Secret {secret_name} (key devices.{device}.password)"
@@ -463,6 +463,12 @@ pub fn change_event(change: PasswordChange, secret_name: &str) -> (&'static str,
         PasswordChange::Imported => (
             reasons::events::PASSWORD_IMPORTED,
             format!("copied the changed imported password into Secret {secret_name}"),
+        ),
+        PasswordChange::Chosen => (
+            reasons::events::PASSWORD_CHOSEN,
+            format!(
+                "the end user chose a new password on a SipUserInvite's page; it is in Secret {secret_name} and pushed to the registrar"
+            ),
         ),
     }
 }

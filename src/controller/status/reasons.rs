@@ -93,8 +93,28 @@ pub mod events {
     pub const PASSWORD_ROTATED: &str = "PasswordRotated";
     /// A changed imported password was copied into the credentials Secret.
     pub const PASSWORD_IMPORTED: &str = "PasswordImported";
+    /// The end user chose the password on a SipUserInvite's page (it is in the Secret).
+    pub const PASSWORD_CHOSEN: &str = "PasswordChosen";
     /// A device's first password was written (the device was added, or its keys were lost).
     pub const DEVICE_CREDENTIALS_CREATED: &str = "DeviceCredentialsCreated";
     /// A device's password was rotated as its `sipoperator.io/rotate.<device>` annotation asked.
     pub const DEVICE_CREDENTIALS_ROTATED: &str = "DeviceCredentialsRotated";
+}
+
+/// SipUserInvite reasons: its `Ready`/`Stalled` conditions and Events.
+pub mod invite {
+    /// Ready: the link in `status.url` works until `status.expiresAt`.
+    pub const ISSUED: &str = "Issued";
+    /// Ready: the link was used (settings viewed or password set) and works no more.
+    pub const USED: &str = "Used";
+    /// Ready: the link expired unused.
+    pub const EXPIRED: &str = "Expired";
+    /// Not Ready yet: the SipUser's credentials are not in place (passes by itself).
+    pub const WAITING_FOR_USER: &str = "WaitingForUser";
+    /// Stalled: `spec.userRef` names no SipUser in the namespace.
+    pub const USER_NOT_FOUND: &str = "UserNotFound";
+    /// Stalled: the operator runs without `--invite-url`, so it has no link to issue.
+    pub const INVITE_PAGE_NOT_CONFIGURED: &str = "InvitePageNotConfigured";
+    /// Stalled: `spec.validFor` cannot be read (only an object stored before the schema).
+    pub const INVALID_VALID_FOR: &str = "InvalidValidFor";
 }

@@ -1,0 +1,212 @@
+//! The page's writes: marking an invite used (its status, with the resourceVersion it was
+//! read at as precondition, so of concurrent requests on any replicas exactly one wins) and
+//! storing a chosen password in the operator's credentials Secret.
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+
+use super::pages::Dead;
+use crate::api::{InvitePhase, InviteUse, SipUserInvite};
+use crate::credentials::{Password, data_keys};
+use crate::keys::PASSWORD_CHOSEN_ANNOTATION;
+
+/// Field manager of the page's writes (apart from the controller's).
+pub const FIELD_MANAGER: &str = "sip-operator-invites";
+
+/// Why a claim did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    /// Someone else used the link first, or it expired meanwhile.
+    #[error("the link is no longer live ({0:?})")]
+    Lost(Dead),
+    #[error("writing the invite's status: {0}")]
+    Api(#[from] kube::Error),
+}
+
+/// Why a link read at some version is dead now, if it is (pure).
+pub fn dead_reason(invite: &SipUserInvite, now: Timestamp) -> Option<Dead> {
+    let status = invite.status.as_ref();
+    match invite.phase() {
+        Some(InvitePhase::Used) => Some(Dead::Used),
+        Some(InvitePhase::Expired) => Some(Dead::Expired),
+        Some(InvitePhase::Issued) => match status.and_then(|s| s.expires_at.as_ref()) {
+            Some(expires) if now < expires.0 => None,
+            _ => Some(Dead::Expired),
+        },
+        _ => Some(Dead::NotValid),
+    }
+}
+
+/// `invite` marked used for `usage` at `now` (pure).
+pub fn used(invite: &SipUserInvite, usage: InviteUse, now: Timestamp) -> SipUserInvite {
+    let mut body = invite.clone();
+    // Omitted, the server keeps the managed fields; sent, they would replace them.
+    body.metadata.managed_fields = None;
+    let status = body.status.get_or_insert_default();
+    status.phase = Some(InvitePhase::Used);
+    status.used_at = Some(Time(Timestamp::from_second(now.as_second()).unwrap_or(now)));
+    status.used_for = Some(usage);
+    body
+}
+
+/// Marks `invite` used, only if it is still the version read. Returns the stored invite; a
+/// conflict reads it again to say why it is dead.
+pub async fn claim(
+    client: &Client,
+    invite: &SipUserInvite,
+    usage: InviteUse,
+) -> Result<SipUserInvite, ClaimError> {
+    let now = Timestamp::now();
+    if let Some(dead) = dead_reason(invite, now) {
+        return Err(ClaimError::Lost(dead));
+    }
+    let api: Api<SipUserInvite> = Api::namespaced(client.clone(), &invite.namespace().unwrap_or_default());
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match api
+        .replace_status(&invite.name_any(), &params, &used(invite, usage, now))
+        .await
+    {
+        Ok(stored) => Ok(stored),
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let fresh = api.get_opt(&invite.name_any()).await?;
+            let dead = fresh
+                .as_ref()
+                .and_then(|f| dead_reason(f, Timestamp::now()))
+                // Changed but still live (e.g. the controller wrote its conditions): the
+                // caller may try again on the fresh copy.
+                .unwrap_or(Dead::NotValid);
+            match fresh {
+                Some(f) if dead_reason(&f, Timestamp::now()).is_none() => {
+                    Box::pin(claim(client, &f, usage)).await
+                }
+                _ => Err(ClaimError::Lost(dead)),
+            }
+        }
+        Err(kube::Error::Api(s)) if s.is_not_found() => Err(ClaimError::Lost(Dead::NotValid)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The merge patch that stores `password` in a credentials Secret read at `resource_version`,
+/// stamped with when it was chosen (whole seconds, like `passwordChangedAt`, which the
+/// SipUser controller compares it with).
+pub fn password_patch(resource_version: &str, password: &Password, now: Timestamp) -> serde_json::Value {
+    let at = Timestamp::from_second(now.as_second()).unwrap_or(now);
+    serde_json::json!({
+        "metadata": {
+            "resourceVersion": resource_version,
+            "annotations": { PASSWORD_CHOSEN_ANNOTATION: at.to_string() },
+        },
+        "data": {
+            data_keys::PASSWORD: base64::engine::general_purpose::STANDARD.encode(password.expose()),
+        },
+    })
+}
+
+/// Stores `password` in `secret` (read just before; its resourceVersion is the precondition).
+pub async fn store_password(
+    client: &Client,
+    secret: &Secret,
+    password: &Password,
+) -> Result<Secret, kube::Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &secret.namespace().unwrap_or_default());
+    let patch = password_patch(
+        &secret.resource_version().unwrap_or_default(),
+        password,
+        Timestamp::now(),
+    );
+    api.patch(
+        &secret.name_any(),
+        &PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(&patch),
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::SipUserInviteStatus;
+
+    fn invite(phase: Option<InvitePhase>, expires: Option<&str>) -> SipUserInvite {
+        let mut i = SipUserInvite::new(
+            "inv",
+            serde_json::from_value(serde_json::json!({"userRef": "alice"})).expect("spec"),
+        );
+        i.status = Some(SipUserInviteStatus {
+            phase,
+            expires_at: expires.map(|e| Time(e.parse().expect("time"))),
+            ..Default::default()
+        });
+        i
+    }
+
+    #[test]
+    fn only_an_issued_link_before_its_deadline_is_live() {
+        let now: Timestamp = "2026-12-01T10:00:00Z".parse().expect("time");
+        let live = invite(Some(InvitePhase::Issued), Some("2026-12-01T10:00:01Z"));
+        assert_eq!(dead_reason(&live, now), None);
+        let past = invite(Some(InvitePhase::Issued), Some("2026-12-01T10:00:00Z"));
+        assert_eq!(
+            dead_reason(&past, now),
+            Some(Dead::Expired),
+            "expired at the deadline even before the controller says so"
+        );
+        assert_eq!(
+            dead_reason(&invite(Some(InvitePhase::Used), None), now),
+            Some(Dead::Used)
+        );
+        assert_eq!(
+            dead_reason(&invite(Some(InvitePhase::Expired), None), now),
+            Some(Dead::Expired)
+        );
+        assert_eq!(
+            dead_reason(&invite(Some(InvitePhase::Pending), None), now),
+            Some(Dead::NotValid)
+        );
+        assert_eq!(dead_reason(&invite(None, None), now), Some(Dead::NotValid));
+    }
+
+    #[test]
+    fn a_used_invite_records_when_and_what_for() {
+        let now: Timestamp = "2026-12-01T10:00:00.900Z".parse().expect("time");
+        let mut i = invite(Some(InvitePhase::Issued), Some("2026-12-02T00:00:00Z"));
+        i.metadata.resource_version = Some("42".into());
+        i.metadata.managed_fields = Some(vec![Default::default()]);
+        let u = used(&i, InviteUse::PasswordSet, now);
+        let s = u.status.as_ref().expect("status");
+        assert_eq!(s.phase, Some(InvitePhase::Used));
+        assert_eq!(s.used_for, Some(InviteUse::PasswordSet));
+        assert_eq!(
+            s.used_at.as_ref().map(|t| t.0.to_string()).as_deref(),
+            Some("2026-12-01T10:00:00Z")
+        );
+        assert_eq!(
+            u.metadata.resource_version.as_deref(),
+            Some("42"),
+            "the precondition"
+        );
+        assert!(u.metadata.managed_fields.is_none());
+    }
+
+    #[test]
+    fn the_password_patch_is_conditional_and_stamped_in_whole_seconds() {
+        let now: Timestamp = "2026-12-01T10:00:00.900Z".parse().expect("time");
+        let p = password_patch("7", &Password::new("Secret123"), now);
+        assert_eq!(p["metadata"]["resourceVersion"], "7");
+        assert_eq!(
+            p["metadata"]["annotations"][PASSWORD_CHOSEN_ANNOTATION],
+            "2026-12-01T10:00:00Z"
+        );
+        assert_eq!(p["data"]["password"], "U2VjcmV0MTIz");
+    }
+}

@@ -1,0 +1,405 @@
+//! The invite page's routes: the landing page of a link, "show my settings" and "choose my
+//! password". Links are found in the watched [`Index`] by their token's hash; the one write
+//! that marks a link used decides, across replicas, which request gets it.
+//!
+//! Nothing here logs a path, a token or a password: the access log (see [`access_log`]) names
+//! the method, the status and the time taken only.
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::events::{Event, EventType};
+use kube::{Client, Resource, ResourceExt};
+
+use super::claim::{self, ClaimError};
+use super::index::Index;
+use super::pages::{self, Dead, Landing};
+use super::policy;
+use super::settings;
+use super::token::Token;
+use crate::api::{InviteUse, SipDomain, SipUser, SipUserInvite};
+use crate::controller::EventSink;
+use crate::credentials::{self, Password};
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct Page {
+    pub client: Client,
+    pub index: Arc<Index>,
+    pub events: EventSink,
+}
+
+/// Largest form body accepted (two passwords of at most 128 characters, encoded).
+const MAX_BODY: usize = 8 * 1024;
+
+/// The page's routes, with the security headers and the access log on every answer.
+pub fn router(page: Page) -> Router {
+    Router::new()
+        .route("/invite/{token}", get(landing))
+        .route("/invite/{token}/settings", post(show_settings))
+        .route("/invite/{token}/password", post(choose_password))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { dead(Dead::NotValid) })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(access_log))
+        .with_state(page)
+}
+
+/// One line per request, without its path (which holds the token).
+async fn access_log(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "sip_operator::invite::access",
+        %method,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "invite page request"
+    );
+    response
+}
+
+/// No caching (a settings page holds a password), no referrer (the URL holds the token), no
+/// script, no framing.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// A page answering instead of the one asked for (boxed: a Response is large).
+type Refusal = Box<Response>;
+
+fn dead(why: Dead) -> Response {
+    let code = match why {
+        Dead::NotValid => StatusCode::NOT_FOUND,
+        Dead::Used | Dead::Expired => StatusCode::GONE,
+    };
+    (code, Html(pages::dead(why))).into_response()
+}
+
+fn failure(code: StatusCode, text: &str) -> Response {
+    (code, Html(pages::failure(text))).into_response()
+}
+
+/// The live invite a link names, or the page saying why it does not work.
+fn find(page: &Page, token: &str) -> Result<(Token, Arc<SipUserInvite>), Refusal> {
+    if !page.index.listed() {
+        return Err(Box::new(failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The page is starting. Try again in a moment.",
+        )));
+    }
+    let token = Token::parse(token).ok_or_else(|| Box::new(dead(Dead::NotValid)))?;
+    let invite = page
+        .index
+        .by_token_hash(&token.hash())
+        .ok_or_else(|| Box::new(dead(Dead::NotValid)))?;
+    match claim::dead_reason(&invite, Timestamp::now()) {
+        Some(why) => Err(Box::new(dead(why))),
+        None => Ok((token, invite)),
+    }
+}
+
+/// The invite's user, domain and credentials Secret, read now (not cached: a page is opened
+/// rarely, and it must show the current password).
+struct Account {
+    user: SipUser,
+    domain: Option<SipDomain>,
+    secret: Option<Secret>,
+}
+
+async fn account(page: &Page, invite: &SipUserInvite) -> Result<Account, Refusal> {
+    let ns = invite.namespace().unwrap_or_default();
+    let unavailable = |what: &str, e: kube::Error| {
+        tracing::warn!(invite = %format!("{ns}/{}", invite.name_any()), error = %e, "invite page: reading the {what} failed");
+        Box::new(failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Your account could not be read just now. Try again in a minute; the link still works.",
+        ))
+    };
+    let users: Api<SipUser> = Api::namespaced(page.client.clone(), &ns);
+    let user = users
+        .get_opt(&invite.spec.user_ref)
+        .await
+        .map_err(|e| unavailable("SipUser", e))?
+        // The user is gone (its invites go with it): the link names nothing any more.
+        .ok_or_else(|| Box::new(dead(Dead::NotValid)))?;
+    let domains: Api<SipDomain> = Api::namespaced(page.client.clone(), &ns);
+    let domain = domains
+        .get_opt(&user.spec.domain_ref)
+        .await
+        .map_err(|e| unavailable("SipDomain", e))?;
+    let secret_name = user
+        .status
+        .as_ref()
+        .and_then(|s| s.secret_name.clone())
+        .unwrap_or_else(|| user.secret_name());
+    let secrets: Api<Secret> = Api::namespaced(page.client.clone(), &ns);
+    let secret = secrets
+        .get_opt(&secret_name)
+        .await
+        .map_err(|e| unavailable("credentials Secret", e))?
+        .filter(|s| {
+            user.uid()
+                .is_some_and(|uid| credentials::is_controlled_by(s, &uid))
+        });
+    Ok(Account { user, domain, secret })
+}
+
+/// Why this account's password cannot be chosen on the page, if it cannot.
+fn password_refusal(invite: &SipUserInvite, account: &Account) -> Option<&'static str> {
+    if !invite.spec.allow_password_change {
+        return Some("Choosing a password is not offered with this invite.");
+    }
+    if account.user.spec.credentials.password_secret_ref.is_some() {
+        return Some(
+            "This account's password is managed by your administrator (it comes from a Secret the operator does not own), so it cannot be changed here.",
+        );
+    }
+    if account.secret.is_none() {
+        return Some("This account has no password to change yet. Ask your administrator.");
+    }
+    None
+}
+
+fn landing_page(token: &Token, invite: &SipUserInvite, account: &Account, refusal: Option<&str>) -> String {
+    let path = format!("/invite/{}", token.expose());
+    let account_name = account
+        .user
+        .status
+        .as_ref()
+        .and_then(|s| s.aor.as_deref())
+        .map(|aor| aor.trim_start_matches("sip:").to_string())
+        .unwrap_or_else(|| account.user.username().to_string());
+    let policy = account
+        .domain
+        .as_ref()
+        .map(|d| d.spec.password_policy.clone())
+        .unwrap_or_default();
+    pages::landing(&Landing {
+        path: &path,
+        display_name: account.user.spec.display_name.as_deref(),
+        account: &account_name,
+        password: match password_refusal(invite, account) {
+            Some(why) => Err(why.to_string()),
+            None => Ok(policy::describe(&policy)),
+        },
+        refusal,
+    })
+}
+
+async fn landing(State(page): State<Page>, Path(token): Path<String>) -> Response {
+    let (token, invite) = match find(&page, &token) {
+        Ok(found) => found,
+        Err(response) => return *response,
+    };
+    let account = match account(&page, &invite).await {
+        Ok(a) => a,
+        Err(response) => return *response,
+    };
+    Html(landing_page(&token, &invite, &account, None)).into_response()
+}
+
+/// Marks the link used, records it (Event) and returns the stored invite, or the page saying
+/// why the link is not ours any more.
+async fn use_link(page: &Page, invite: &SipUserInvite, usage: InviteUse) -> Result<(), Refusal> {
+    match claim::claim(&page.client, invite, usage).await {
+        Ok(stored) => {
+            page.index.observe(stored.clone());
+            let note = match usage {
+                InviteUse::Viewed => "the link was used: the end user viewed the account's settings",
+                InviteUse::PasswordSet => "the link was used: the end user chose a new password",
+            };
+            let event = Event {
+                type_: EventType::Normal,
+                reason: crate::controller::reasons::invite::USED.into(),
+                note: Some(note.into()),
+                action: "Use".into(),
+                secondary: None,
+            };
+            if let Err(err) = page.events.publish(&event, &stored.object_ref(&())).await {
+                tracing::warn!(%err, "invite page: could not publish the Used event");
+            }
+            Ok(())
+        }
+        Err(ClaimError::Lost(why)) => Err(Box::new(dead(why))),
+        Err(ClaimError::Api(e)) => {
+            tracing::warn!(invite = %invite.name_any(), error = %e, "invite page: marking the link used failed");
+            Err(Box::new(failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The link could not be used just now. Try again in a minute; it still works.",
+            )))
+        }
+    }
+}
+
+async fn show_settings(State(page): State<Page>, Path(token): Path<String>) -> Response {
+    let (_, invite) = match find(&page, &token) {
+        Ok(found) => found,
+        Err(response) => return *response,
+    };
+    let account = match account(&page, &invite).await {
+        Ok(a) => a,
+        Err(response) => return *response,
+    };
+    let Some(secret) = account.secret.as_ref() else {
+        return failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Your account's settings are not ready yet. Try again later; the link still works.",
+        );
+    };
+    if let Err(response) = use_link(&page, &invite, InviteUse::Viewed).await {
+        return *response;
+    }
+    Html(pages::settings(
+        &settings::from_secret(secret, None),
+        settings::qr_code(secret).as_deref(),
+        None,
+    ))
+    .into_response()
+}
+
+/// The `password` and `confirmation` fields of a form body.
+fn form_fields(body: &[u8]) -> (String, String) {
+    let (mut password, mut confirmation) = (String::new(), String::new());
+    for (k, v) in form_urlencoded::parse(body) {
+        match k.as_ref() {
+            "password" => password = v.into_owned(),
+            "confirmation" => confirmation = v.into_owned(),
+            _ => {}
+        }
+    }
+    (password, confirmation)
+}
+
+async fn choose_password(State(page): State<Page>, Path(token): Path<String>, body: Bytes) -> Response {
+    let (token, invite) = match find(&page, &token) {
+        Ok(found) => found,
+        Err(response) => return *response,
+    };
+    let account = match account(&page, &invite).await {
+        Ok(a) => a,
+        Err(response) => return *response,
+    };
+    let refused = |code: StatusCode, why: &str| {
+        (code, Html(landing_page(&token, &invite, &account, Some(why)))).into_response()
+    };
+    if let Some(why) = password_refusal(&invite, &account) {
+        return refused(StatusCode::FORBIDDEN, why);
+    }
+    let (typed, confirmation) = form_fields(&body);
+    let policy = account
+        .domain
+        .as_ref()
+        .map(|d| d.spec.password_policy.clone())
+        .unwrap_or_default();
+    let password: Password = match policy::check(&typed, &confirmation, &policy) {
+        Ok(p) => p,
+        Err(refusal) => return refused(StatusCode::UNPROCESSABLE_ENTITY, &refusal.to_string()),
+    };
+    let Some(secret) = account.secret.as_ref() else {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "This account has no password to change yet.",
+        );
+    };
+    if let Err(response) = use_link(&page, &invite, InviteUse::PasswordSet).await {
+        return *response;
+    }
+    match claim::store_password(&page.client, secret, &password).await {
+        Ok(stored) => Html(pages::settings(
+            &settings::from_secret(&stored, Some(password.expose())),
+            None,
+            Some(
+                "Your new password is in place: enter it in your phone with the settings above. \
+                 (The QR code is not shown here: it is rebuilt with your new password.)",
+            ),
+        ))
+        .into_response(),
+        Err(e) => {
+            tracing::warn!(invite = %invite.name_any(), error = %e, "invite page: storing the chosen password failed");
+            failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Your password could not be saved, and this link is used up. Ask your administrator for a new invite; your previous password still works.",
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(user: serde_json::Value, secret: bool) -> Account {
+        Account {
+            user: SipUser {
+                metadata: Default::default(),
+                spec: serde_json::from_value(user).expect("spec"),
+                status: None,
+            },
+            domain: None,
+            secret: secret.then(Secret::default),
+        }
+    }
+
+    fn invite(allow: bool) -> SipUserInvite {
+        SipUserInvite::new(
+            "i",
+            serde_json::from_value(serde_json::json!({"userRef": "alice", "allowPasswordChange": allow}))
+                .expect("spec"),
+        )
+    }
+
+    #[test]
+    fn only_an_operator_owned_password_can_be_chosen_and_only_when_the_invite_allows() {
+        let generated = serde_json::json!({"domainRef": "d"});
+        let imported = serde_json::json!({"domainRef": "d", "credentials": {"passwordSecretRef": {"name": "s", "key": "k"}}});
+        assert_eq!(
+            password_refusal(&invite(true), &account(generated.clone(), true)),
+            None
+        );
+        assert!(
+            password_refusal(&invite(false), &account(generated.clone(), true))
+                .is_some_and(|w| w.contains("not offered"))
+        );
+        assert!(
+            password_refusal(&invite(true), &account(imported, true))
+                .is_some_and(|w| w.contains("managed by your administrator"))
+        );
+        assert!(
+            password_refusal(&invite(true), &account(generated, false)).is_some(),
+            "no Secret yet"
+        );
+    }
+
+    #[test]
+    fn form_fields_are_decoded() {
+        let (p, c) = form_fields(b"password=a%2Bb+c&confirmation=x&other=1");
+        assert_eq!((p.as_str(), c.as_str()), ("a+b c", "x"));
+        assert_eq!(form_fields(b""), (String::new(), String::new()));
+    }
+}

@@ -1,0 +1,83 @@
+//! Invites for end users: the one-time token of a SipUserInvite's link, its expiry, the check
+//! of a password the end user chooses, and the HTTPS page that serves the link (every replica
+//! serves it, leader or not).
+pub mod claim;
+pub mod expiry;
+pub mod handlers;
+pub mod index;
+pub mod pages;
+pub mod policy;
+pub mod settings;
+pub mod tls;
+pub mod token;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use kube::Client;
+use kube::runtime::events::Reporter;
+
+use crate::scope::Scope;
+
+/// Why the page cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds `addr` with TLS from `cert`/`key` and returns the bound address and the serving
+/// future (which also watches the invites and reloads the certificate), ending with `shutdown`.
+pub async fn bind<F>(
+    addr: SocketAddr,
+    cert: &Path,
+    key: &Path,
+    client: Client,
+    scope: &Scope,
+    reporter: Reporter,
+    shutdown: F,
+) -> Result<
+    (
+        SocketAddr,
+        impl Future<Output = std::io::Result<()>> + Send + use<F>,
+    ),
+    ServeError,
+>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (acceptor, reload) = tls::load(cert, key)?;
+    let tcp = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    let listener =
+        tls::TlsListener::new(tcp, acceptor).map_err(|source| ServeError::Listen { addr, source })?;
+    let local =
+        axum::serve::Listener::local_addr(&listener).map_err(|source| ServeError::Listen { addr, source })?;
+    let apis = scope.apis(&client);
+    let index = Arc::new(index::Index::new(apis.len()));
+    let page = handlers::Page {
+        client: client.clone(),
+        index: index.clone(),
+        events: crate::controller::EventSink::new(client, reporter),
+    };
+    let serve = async move {
+        let reloading = tokio::spawn(reload);
+        let feeding = tokio::spawn(index::feed(index, apis));
+        let served = axum::serve(listener, handlers::router(page))
+            .with_graceful_shutdown(shutdown)
+            .await;
+        reloading.abort();
+        feeding.abort();
+        served
+    };
+    Ok((local, serve))
+}

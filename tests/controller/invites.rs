@@ -1,0 +1,322 @@
+//! SipUserInvite against the real API server: a link is issued once for a ready user (url,
+//! token hash, times, owner reference, Event), expires when its deadline passes, a missing
+//! user stalls it with a message saying what to do, the spec cannot change, and deleting the
+//! user deletes its invites.
+use std::time::Duration;
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use sha2::Digest;
+use sip_operator::api::{InvitePhase, SipUser, SipUserInvite};
+
+use crate::builders::user;
+use crate::scenario::{Scenario, condition, describe, summarize_events};
+
+const WAIT: Duration = Duration::from_secs(60);
+const BASE_URL: &str = "https://invites.example.com";
+
+fn invite(name: &str, user_ref: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut spec = json!({ "userRef": user_ref });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    json!({
+        "apiVersion": "sipoperator.io/v1alpha1",
+        "kind": "SipUserInvite",
+        "metadata": { "name": name },
+        "spec": spec,
+    })
+}
+
+async fn scenario(prefix: &str) -> Scenario {
+    Scenario::new_with(prefix, &["--invite-url", BASE_URL]).await
+}
+
+fn invites(sc: &Scenario) -> Api<SipUserInvite> {
+    Api::namespaced(sc.client.clone(), sc.namespace())
+}
+
+async fn wait_invite(
+    sc: &Scenario,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&SipUserInvite) -> bool,
+) -> SipUserInvite {
+    let what = format!("SipUserInvite {name}: {what}");
+    let pred = &pred;
+    sc.until(&what, WAIT, || async move {
+        match invites(sc).get_opt(name).await.expect("get SipUserInvite") {
+            Some(i) if pred(&i) => Ok(i),
+            Some(i) => Err(format!("{} status={:?}", describe(&i), i.status)),
+            None => Err("the SipUserInvite does not exist".into()),
+        }
+    })
+    .await
+}
+
+async fn invite_events(sc: &Scenario, name: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
+    sc.events()
+        .list(&Default::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().is_some_and(|r| {
+                r.kind.as_deref() == Some("SipUserInvite") && r.name.as_deref() == Some(name)
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_ready_user_gets_one_link_with_its_expiry_owned_by_the_user() {
+    let sc = scenario("invite-issue").await;
+    sc.apply(&user("alice").extension("7001")).await;
+    let alice: SipUser = sc.ready("alice").await;
+    sc.apply(&invite("alice-welcome", "alice", json!({}))).await;
+    let issued = wait_invite(&sc, "alice-welcome", "Issued", |i| {
+        i.phase() == Some(InvitePhase::Issued)
+    })
+    .await;
+    let status = issued.status.clone().expect("status");
+    let url = status.url.clone().expect("status.url");
+    let token = url
+        .strip_prefix(&format!("{BASE_URL}/invite/"))
+        .unwrap_or_else(|| panic!("url under the base URL: {url}"));
+    assert_eq!(token.len(), 43, "{url}");
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    let hash: String = sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(status.token_hash.as_deref(), Some(hash.as_str()));
+    let (issued_at, expires_at) = (
+        status.issued_at.expect("issuedAt").0,
+        status.expires_at.expect("expiresAt").0,
+    );
+    assert_eq!(
+        expires_at.duration_since(issued_at),
+        SignedDuration::from_hours(24),
+        "default 24h"
+    );
+    assert!(issued_at <= Timestamp::now() && issued_at > Timestamp::now() - SignedDuration::from_mins(2));
+    assert_eq!(status.observed_generation, issued.metadata.generation);
+    let ready = condition(&issued, "Ready").expect("Ready");
+    assert_eq!(
+        (ready.0.as_str(), ready.1.as_str()),
+        ("True", "Issued"),
+        "{ready:?}"
+    );
+    let owners = issued.metadata.owner_references.clone().unwrap_or_default();
+    assert!(
+        owners
+            .iter()
+            .any(|o| o.kind == "SipUser" && o.name == "alice" && Some(&o.uid) == alice.metadata.uid.as_ref()),
+        "owner reference to the SipUser: {owners:?}"
+    );
+    let events = sc
+        .until("an Issued Event on the invite", WAIT, || async {
+            let events = invite_events(&sc, "alice-welcome").await;
+            if events.iter().any(|e| e.reason.as_deref() == Some("Issued")) {
+                Ok(events)
+            } else {
+                Err(summarize_events(&events))
+            }
+        })
+        .await;
+    for e in &events {
+        assert!(
+            !e.note.clone().unwrap_or_default().contains(token),
+            "no token in an Event"
+        );
+    }
+    assert!(
+        !sc.operator.log().contains(token),
+        "no token in the operator's log"
+    );
+
+    // The spec is immutable: the API server refuses a change.
+    let changed = invites(&sc)
+        .patch(
+            "alice-welcome",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"validFor": "48h"}})),
+        )
+        .await
+        .expect_err("spec change refused");
+    assert!(changed.to_string().contains("spec is immutable"), "{changed}");
+    // Out of bounds validFor is refused at apply time too.
+    let err = invites(&sc)
+        .create(
+            &Default::default(),
+            &serde_json::from_value(invite("too-long", "alice", json!({"validFor": "721h"})))
+                .expect("invite"),
+        )
+        .await
+        .expect_err("721h refused");
+    assert!(err.to_string().contains("5m to 720h"), "{err}");
+
+    // Nothing re-issues it: the same link after a while and a user change.
+    sc.apply(&user("alice").extension("7001").display_name("Alice Example"))
+        .await;
+    sc.ready("alice").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let again = invites(&sc).get("alice-welcome").await.expect("get");
+    assert_eq!(
+        again.status.and_then(|s| s.url),
+        Some(url.clone()),
+        "one link, never re-issued"
+    );
+
+    // Deleting the user deletes its invites (garbage collector, through the owner reference).
+    sc.delete::<SipUser>("alice").await;
+    sc.until(
+        "the invite to be garbage-collected with its user",
+        WAIT,
+        || async {
+            match invites(&sc).get_opt("alice-welcome").await.expect("get") {
+                None => Ok(()),
+                Some(i) => Err(describe(&i)),
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_issued_link_expires_when_its_deadline_passes() {
+    let sc = scenario("invite-expiry").await;
+    sc.apply(&user("bob")).await;
+    sc.ready("bob").await;
+    sc.apply(&invite("bob-welcome", "bob", json!({"validFor": "5m"})))
+        .await;
+    let issued = wait_invite(&sc, "bob-welcome", "Issued", |i| {
+        i.phase() == Some(InvitePhase::Issued)
+    })
+    .await;
+    let status = issued.status.clone().expect("status");
+    assert_eq!(
+        status
+            .expires_at
+            .clone()
+            .expect("expiresAt")
+            .0
+            .duration_since(status.issued_at.clone().expect("issuedAt").0),
+        SignedDuration::from_mins(5)
+    );
+    // Five minutes are long for a test: the deadline is moved into the past, as if they had
+    // passed; the operator sees the change and expires the link.
+    let past = (Timestamp::now() - SignedDuration::from_secs(1)).to_string();
+    invites(&sc)
+        .patch_status(
+            "bob-welcome",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"expiresAt": past}})),
+        )
+        .await
+        .expect("move expiresAt");
+    let expired = wait_invite(&sc, "bob-welcome", "Expired", |i| {
+        i.phase() == Some(InvitePhase::Expired)
+    })
+    .await;
+    let ready = condition(&expired, "Ready").expect("Ready");
+    assert_eq!(ready.1, "Expired", "{ready:?}");
+    assert!(ready.2.contains("create a new SipUserInvite"), "{ready:?}");
+    let st = expired.status.expect("status");
+    assert_eq!(st.url, status.url, "the dead link stays recorded, never replaced");
+    assert!(st.used_at.is_none());
+    sc.until("an Expired Event", WAIT, || async {
+        let events = invite_events(&sc, "bob-welcome").await;
+        if events.iter().any(|e| e.reason.as_deref() == Some("Expired")) {
+            Ok(())
+        } else {
+            Err(summarize_events(&events))
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_missing_user_stalls_the_invite_until_it_exists() {
+    let sc = scenario("invite-missing").await;
+    sc.apply(&invite("carol-welcome", "carol", json!({}))).await;
+    let stalled = wait_invite(&sc, "carol-welcome", "Stalled", |i| {
+        i.phase() == Some(InvitePhase::Stalled)
+    })
+    .await;
+    let (status, reason, message) = condition(&stalled, "Stalled").expect("Stalled");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "UserNotFound"));
+    assert!(
+        message.contains("SipUser \"carol\" does not exist") && message.contains("create it"),
+        "{message}"
+    );
+    let st = stalled.status.expect("status");
+    assert!(
+        st.url.is_none() && st.token_hash.is_none() && st.issued_at.is_none(),
+        "{st:?}"
+    );
+
+    sc.apply(&user("carol")).await;
+    let issued = wait_invite(&sc, "carol-welcome", "Issued once the user exists", |i| {
+        i.phase() == Some(InvitePhase::Issued)
+    })
+    .await;
+    assert_eq!(condition(&issued, "Stalled").map(|c| c.0), Some("False".into()));
+    assert!(issued.status.and_then(|s| s.url).is_some());
+}
+
+#[tokio::test]
+async fn a_user_without_credentials_keeps_the_invite_pending() {
+    let sc = scenario("invite-pending").await;
+    // A user of a domain that does not exist: not admitted, so no credentials.
+    sc.apply(&json!({
+        "apiVersion": "sipoperator.io/v1alpha1",
+        "kind": "SipUser",
+        "metadata": { "name": "frank" },
+        "spec": { "domainRef": "no-such-domain" },
+    }))
+    .await;
+    sc.apply(&invite("frank-welcome", "frank", json!({}))).await;
+    let pending = wait_invite(&sc, "frank-welcome", "Pending", |i| {
+        i.phase() == Some(InvitePhase::Pending)
+    })
+    .await;
+    let (status, reason, message) = condition(&pending, "Ready").expect("Ready");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "WaitingForUser"));
+    assert!(message.contains("waiting for SipUser \"frank\""), "{message}");
+    assert_eq!(condition(&pending, "Stalled").map(|c| c.0), Some("False".into()));
+    assert!(
+        pending.status.and_then(|s| s.url).is_none(),
+        "no link before the credentials"
+    );
+    // Owned by the user already, so it goes with it.
+    assert!(
+        pending
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o.name == "frank")
+    );
+}
+
+#[tokio::test]
+async fn without_an_invite_url_no_link_is_issued() {
+    let sc = Scenario::new("invite-off").await;
+    sc.apply(&user("dave")).await;
+    sc.ready("dave").await;
+    sc.apply(&invite("dave-welcome", "dave", json!({}))).await;
+    let stalled = wait_invite(&sc, "dave-welcome", "Stalled", |i| {
+        i.phase() == Some(InvitePhase::Stalled)
+    })
+    .await;
+    let (_, reason, message) = condition(&stalled, "Stalled").expect("Stalled");
+    assert_eq!(reason, "InvitePageNotConfigured");
+    assert!(message.contains("--invite-url"), "{message}");
+}

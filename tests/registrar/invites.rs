@@ -1,0 +1,683 @@
+//! The invite page as an end user meets it (issue 13, part 2): a real operator serving HTTPS,
+//! a real API server, a real Kamailio, a real headless Chromium driven over WebDriver
+//! (chromedriver + fantoccini), and SIPp as the phone. The user opens the link, reads the
+//! settings (and the QR code when the Secret has one), chooses a password on another link and
+//! registers a phone with it; then the refusals: reuse, expiry, wrong and truncated tokens, a
+//! password the policy refuses, and a password that is not the operator's to change.
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use sip_operator::api::{InvitePhase, InviteUse, SipUser, SipUserInvite};
+use sip_operator::credentials::secret_bytes;
+
+use crate::setup::{Setup, WAIT};
+use crate::support::eventually;
+use crate::support::kamailio::Kamailio;
+use crate::support::sipp::Registration;
+
+/// A port free on 127.0.0.1 just now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A self-signed certificate for 127.0.0.1 (the browser is told to accept it), made with openssl.
+fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+/// chromedriver on 127.0.0.1, stopped (by its PID) on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        let port = free_port();
+        use std::os::unix::process::CommandExt as _;
+        let child = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            // A group of its own: the Chromium it starts is stopped with it.
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start /usr/bin/chromedriver (chromium-driver)");
+        let driver = Driver { child, port };
+        eventually("chromedriver to listen", WAIT, || async {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+        })
+        .await;
+        driver
+    }
+
+    /// A headless Chromium session that accepts the test's self-signed certificate.
+    async fn browser(&self) -> Client {
+        let caps = json!({
+            "browserName": "chrome",
+            "acceptInsecureCerts": true,
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+            },
+        });
+        let caps = caps.as_object().cloned().expect("capabilities");
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a Chromium session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // chromedriver and the browsers it started, by its process group (its PID).
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// The HTTP status and headers of `url`, fetched by curl (the browser does not tell).
+fn curl_head(url: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args([
+            "-k",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "-w",
+            "%{http_code}",
+            url,
+        ])
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let code = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    (code, text.to_lowercase())
+}
+
+fn invite_yaml(name: &str, user: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: sipoperator.io/v1alpha1\nkind: SipUserInvite\nmetadata: {{name: {name}}}\nspec:\n  userRef: {user}\n{extra}"
+    )
+}
+
+async fn issued(invites: &Api<SipUserInvite>, name: &str) -> String {
+    eventually(&format!("invite {name} issued"), WAIT, || async {
+        let i = invites.get_opt(name).await.ok().flatten()?;
+        (i.phase() == Some(InvitePhase::Issued)).then(|| i.status?.url)?
+    })
+    .await
+}
+
+async fn used(invites: &Api<SipUserInvite>, name: &str) -> SipUserInvite {
+    invites.get(name).await.expect("get invite")
+}
+
+/// The text of the element `css`, waiting for it to appear (a submitted form loads a page).
+async fn text(browser: &Client, css: &str) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(element) = browser.find(Locator::Css(css)).await
+            && let Ok(text) = element.text().await
+        {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{css} not on the page: {}",
+            browser.source().await.unwrap_or_default()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Clicks the button `css` and waits until the page it submits to replaced the current one.
+async fn submit(browser: &Client, css: &str) {
+    let old = browser
+        .find(Locator::Css("html"))
+        .await
+        .expect("the current page");
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .expect("click");
+    let deadline = std::time::Instant::now() + WAIT;
+    while old.tag_name().await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "{css} loaded no new page");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The reason a dead link's page gives (`NotValid`, `Used`, `Expired`).
+async fn dead_reason(browser: &Client, url: &str) -> String {
+    browser.goto(url).await.expect("open the link");
+    browser
+        .find(Locator::Css("#dead"))
+        .await
+        .expect("a dead link's page")
+        .attr("data-why")
+        .await
+        .expect("data-why")
+        .unwrap_or_default()
+}
+
+/// An operator serving the invite page at `https://127.0.0.1:<port>` with a certificate made in
+/// `dir`, a Kamailio, and a domain whose password policy asks for 16 characters.
+async fn invite_setup(prefix: &str, dir: &Path) -> (Setup, String) {
+    let (cert, key) = certificate(dir);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let base = format!("https://127.0.0.1:{port}");
+    let kamailio = Kamailio::start();
+    let target = format!("      urls: [\"{}\"]\n", kamailio.rpc_url());
+    let setup = Setup::with_operator_args(
+        prefix,
+        vec![kamailio],
+        &target,
+        "  passwordPolicy: {length: 16}\n",
+        |_| {},
+        None,
+        &[
+            "--invite-listen",
+            &listen,
+            "--invite-url",
+            &base,
+            "--invite-tls-cert",
+            cert.to_str().expect("path"),
+            "--invite-tls-key",
+            key.to_str().expect("path"),
+        ],
+    )
+    .await;
+    (setup, base)
+}
+
+#[tokio::test]
+async fn an_end_user_reads_their_settings_chooses_a_password_and_registers_a_phone() {
+    let dir = tempdir();
+    let (setup, base) = invite_setup("invite", &dir).await;
+    let client = crate::support::ControlPlane::shared().client().await;
+    let invites: Api<SipUserInvite> = Api::namespaced(client.clone(), &setup.ns.name);
+    setup.apply_user("alice", "  displayName: Alice Example\n", "");
+    setup.registrar_synced("alice", "True").await;
+    let first_password = setup.password("alice").await;
+    setup.apply(&invite_yaml("alice-view", "alice", ""));
+    setup.apply(&invite_yaml("alice-password", "alice", ""));
+    setup.apply(&invite_yaml("alice-late", "alice", "  validFor: 5m\n"));
+    let view_url = issued(&invites, "alice-view").await;
+    let password_url = issued(&invites, "alice-password").await;
+    let late_url = issued(&invites, "alice-late").await;
+    assert!(view_url.starts_with(&format!("{base}/invite/")), "{view_url}");
+
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+
+    // 1. Open the link: the account and the two choices.
+    browser.goto(&view_url).await.expect("open the link");
+    let landing = browser.source().await.expect("page source");
+    assert!(landing.contains("Alice Example"), "{landing}");
+    assert!(landing.contains(&format!("alice@{}", setup.fqdn)), "{landing}");
+    browser
+        .find(Locator::Css("#choose-password"))
+        .await
+        .expect("the password form");
+    let (code, headers) = curl_head(&view_url);
+    assert_eq!(code, 200, "{headers}");
+    for header in [
+        "content-security-policy: default-src 'none'",
+        "cache-control: no-store",
+        "referrer-policy: no-referrer",
+        "x-content-type-options: nosniff",
+    ] {
+        assert!(headers.contains(header), "{header} in {headers}");
+    }
+
+    // 2. Show my settings: what the Secret holds, once.
+    submit(&browser, "#show-settings").await;
+    assert_eq!(text(&browser, "#username").await, "alice");
+    assert_eq!(text(&browser, "#password").await, first_password);
+    assert_eq!(text(&browser, "#domain").await, setup.fqdn);
+    assert_eq!(
+        text(&browser, "#sip-uri").await,
+        format!("sip:alice@{}", setup.fqdn)
+    );
+    let secret = setup
+        .secrets
+        .get("alice-sip-credentials")
+        .await
+        .expect("credentials Secret");
+    for (key, id) in [
+        ("server", "#server"),
+        ("port", "#port"),
+        ("transport", "#transport"),
+    ] {
+        if let Some(value) = sip_operator::credentials::secret_value(&secret, key) {
+            assert_eq!(text(&browser, id).await, value, "{key}");
+        }
+    }
+    let qr = browser
+        .find_all(Locator::Css("img#qr"))
+        .await
+        .expect("find the QR code");
+    match secret_bytes(&secret, "qr.png") {
+        Some(png) => {
+            let src = qr[0].attr("src").await.expect("src").unwrap_or_default();
+            let shown = src
+                .strip_prefix("data:image/png;base64,")
+                .expect("a PNG data URL");
+            use base64::Engine as _;
+            let shown = base64::engine::general_purpose::STANDARD
+                .decode(shown)
+                .expect("base64");
+            assert_eq!(shown, png, "the Secret's QR code, as it is");
+            let file = dir.join("qr.png");
+            std::fs::write(&file, &shown).expect("write the QR code");
+            let out = Command::new("zbarimg")
+                .args(["-q", "--raw"])
+                .arg(&file)
+                .output()
+                .expect("zbarimg");
+            assert!(
+                out.status.success() && !out.stdout.is_empty(),
+                "the QR code decodes"
+            );
+        }
+        None => assert!(qr.is_empty(), "no QR code without qr.png in the Secret"),
+    }
+    let view = used(&invites, "alice-view").await;
+    let status = view.status.clone().expect("status");
+    assert_eq!(status.phase, Some(InvitePhase::Used));
+    assert_eq!(status.used_for, Some(InviteUse::Viewed));
+    assert!(status.used_at.is_some());
+
+    // The operator's controller records it in the conditions, and the page an Event.
+    eventually("alice-view: Ready reason Used and a Used Event", WAIT, || async {
+        let i = invites.get("alice-view").await.ok()?;
+        let ready = i.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+        let events: Api<Event> = Api::namespaced(client.clone(), &setup.ns.name);
+        let used_event = events
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("Used")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("alice-view")
+            });
+        (ready.reason == "Used" && ready.status == "True" && used_event).then_some(())
+    })
+    .await;
+
+    // 3. The same link again: used.
+    assert_eq!(dead_reason(&browser, &view_url).await, "Used");
+    assert_eq!(curl_head(&view_url).0, 410);
+    let again = browser.source().await.expect("source");
+    assert!(
+        !again.contains(&first_password) && !again.contains("alice@"),
+        "{again}"
+    );
+
+    // 4. Choose my password: first one the policy refuses (too short), then a mismatch; the
+    // link stays usable.
+    browser.goto(&password_url).await.expect("open the password link");
+    let fill = |password: &'static str, confirmation: &'static str| {
+        let browser = browser.clone();
+        async move {
+            browser
+                .find(Locator::Css("#password"))
+                .await
+                .expect("password field")
+                .send_keys(password)
+                .await
+                .expect("type");
+            browser
+                .find(Locator::Css("#confirmation"))
+                .await
+                .expect("confirmation field")
+                .send_keys(confirmation)
+                .await
+                .expect("type");
+            submit(&browser, "#choose-password").await;
+        }
+    };
+    fill("Short1", "Short1").await;
+    let refusal = text(&browser, "#refusal").await;
+    assert!(
+        refusal.contains("too short") && refusal.contains("at least 16"),
+        "{refusal}"
+    );
+    fill("Only-Alphanumeric-1", "Only-Alphanumeric-1").await;
+    let refusal = text(&browser, "#refusal").await;
+    assert!(refusal.contains("may contain only"), "{refusal}");
+    fill("Abcdefgh12345678", "Abcdefgh12345679").await;
+    assert!(text(&browser, "#refusal").await.contains("differ"));
+    assert_eq!(
+        used(&invites, "alice-password").await.phase(),
+        Some(InvitePhase::Issued),
+        "a refused password leaves the link usable"
+    );
+    let chosen = "MyOwnPassword2026";
+    fill(chosen, chosen).await;
+    assert_eq!(text(&browser, "#password").await, chosen);
+    assert!(text(&browser, "#note").await.contains("new password is in place"));
+    let after = used(&invites, "alice-password").await.status.expect("status");
+    assert_eq!(
+        (after.phase, after.used_for),
+        (Some(InvitePhase::Used), Some(InviteUse::PasswordSet))
+    );
+    assert_eq!(
+        setup.password("alice").await,
+        chosen,
+        "the Secret holds the chosen password"
+    );
+
+    // 5. The operator records the change once and pushes it: a phone registers with it.
+    let user: SipUser = eventually("alice: the PasswordChosen Event", WAIT, || async {
+        let events: Api<Event> = Api::namespaced(client.clone(), &setup.ns.name);
+        let list = events.list(&Default::default()).await.ok()?;
+        let chosen_events: Vec<_> = list
+            .items
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("PasswordChosen"))
+            .collect();
+        if chosen_events.is_empty() {
+            return None;
+        }
+        assert_eq!(chosen_events.len(), 1, "one PasswordChosen Event");
+        assert!(!chosen_events[0].note.clone().unwrap_or_default().contains(chosen));
+        setup.users.get("alice").await.ok()
+    })
+    .await;
+    let changed_at = user.status.as_ref().and_then(|s| s.password_changed_at.clone());
+    assert!(
+        changed_at
+            .is_some_and(|t| t.0 > after.used_at.clone().expect("usedAt").0 - SignedDuration::from_secs(2)),
+        "passwordChangedAt moved"
+    );
+    let status = eventually("a phone registers with the chosen password", WAIT, || async {
+        let code = setup.register("alice", chosen);
+        (code == 200).then_some(code)
+    })
+    .await;
+    assert_eq!(status, 200);
+    // The phone stays registered: it shows in the user's status.
+    let phone = Registration::new("alice", &setup.fqdn, chosen)
+        .expires(300)
+        .run(setup.kamailio().sip_addr());
+    assert_eq!(phone.status, 200);
+    let aor = format!("alice@{}", setup.fqdn);
+    assert_eq!(
+        setup.kamailio().contacts(&aor).len(),
+        1,
+        "registered at the registrar"
+    );
+    assert_ne!(
+        setup.register("alice", &first_password),
+        200,
+        "the old password no longer works"
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let u = setup.users.get("alice").await.expect("alice");
+        if u.status
+            .as_ref()
+            .and_then(|s| s.registration.as_ref())
+            .map(|r| r.contacts)
+            == Some(1)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alice: status.registration.contacts == 1; kamailio has {} contact(s); status: {:?}\n{}",
+            setup.kamailio().contacts(&aor).len(),
+            u.status,
+            setup.operator().log_tail(20)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        setup.password("alice").await,
+        chosen,
+        "the operator kept the chosen password"
+    );
+
+    // 6. Expiry: the deadline passes (moved into the past, as five minutes are long for a test).
+    let past = (Timestamp::now() - SignedDuration::from_secs(1)).to_string();
+    invites
+        .patch_status(
+            "alice-late",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"expiresAt": past}})),
+        )
+        .await
+        .expect("move expiresAt");
+    eventually("the page to see the expiry", WAIT, || async {
+        (curl_head(&late_url).0 == 410).then_some(())
+    })
+    .await;
+    assert_eq!(dead_reason(&browser, &late_url).await, "Expired");
+
+    // 7. Wrong and truncated tokens: not valid, naming no account.
+    let token = late_url.rsplit('/').next().expect("token").to_string();
+    let flipped = format!(
+        "{base}/invite/{}{}",
+        &token[..42],
+        if token.ends_with('A') { 'B' } else { 'A' }
+    );
+    for url in [
+        flipped,
+        format!("{base}/invite/{}", &token[..30]),
+        format!("{base}/invite/"),
+    ] {
+        assert_eq!(dead_reason(&browser, &url).await, "NotValid", "{url}");
+        assert_eq!(curl_head(&url).0, 404, "{url}");
+        assert!(!browser.source().await.expect("source").contains("alice"));
+    }
+
+    // 8. A password the operator does not own cannot be changed here.
+    setup.apply(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: bob-password}\nstringData: {password: BobsOwnPassword99}\n",
+    );
+    setup.apply_user(
+        "bob",
+        "  credentials:\n    passwordSecretRef: {name: bob-password, key: password}\n",
+        "",
+    );
+    setup.registrar_synced("bob", "True").await;
+    setup.apply(&invite_yaml("bob-welcome", "bob", ""));
+    let bob_url = issued(&invites, "bob-welcome").await;
+    browser.goto(&bob_url).await.expect("open bob's link");
+    assert!(
+        text(&browser, "#no-password-change")
+            .await
+            .contains("managed by your administrator")
+    );
+    assert!(
+        browser
+            .find_all(Locator::Css("#choose-password"))
+            .await
+            .expect("find")
+            .is_empty()
+    );
+    assert_eq!(
+        used(&invites, "bob-welcome").await.phase(),
+        Some(InvitePhase::Issued)
+    );
+
+    // Nothing secret reached the operator's log.
+    let log = setup.operator().log();
+    for secret in [chosen, first_password.as_str(), token.as_str()] {
+        assert!(!log.contains(secret), "a secret in the operator's log");
+    }
+    for url in [&view_url, &password_url, &bob_url] {
+        let t = url.rsplit('/').next().expect("token");
+        assert!(!log.contains(t), "a token in the operator's log");
+    }
+    assert!(log.contains("invite page request"), "the access log runs");
+
+    browser.close().await.expect("close the browser");
+    drop(driver);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The SHA-256 fingerprint of the certificate the page at `base` serves.
+fn served_fingerprint(base: &str) -> String {
+    let host = base.trim_start_matches("https://");
+    let script = format!(
+        "openssl s_client -connect {host} -servername 127.0.0.1 </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("openssl s_client");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn file_fingerprint(cert: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(cert)
+        .output()
+        .expect("openssl x509");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// POSTs `url` with an empty form and returns the HTTP status (curl, no browser needed).
+fn curl_post(url: &str) -> u16 {
+    let out = Command::new("curl")
+        .args([
+            "-k",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            "--data",
+            "",
+            url,
+        ])
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn concurrent_uses_get_a_link_once_and_a_renewed_certificate_is_served() {
+    let dir = tempdir();
+    let (setup, base) = invite_setup("invite-race", &dir).await;
+    let client = crate::support::ControlPlane::shared().client().await;
+    let invites: Api<SipUserInvite> = Api::namespaced(client, &setup.ns.name);
+    setup.apply_user("erin", "", "");
+    setup.registrar_synced("erin", "True").await;
+
+    // Eight requests at once for one link: exactly one shows the settings.
+    setup.apply(&invite_yaml("erin-race", "erin", ""));
+    let url = issued(&invites, "erin-race").await;
+    let settings = format!("{url}/settings");
+    let codes: Vec<u16> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..8).map(|_| scope.spawn(|| curl_post(&settings))).collect();
+        runs.into_iter().map(|r| r.join().expect("curl thread")).collect()
+    });
+    assert_eq!(
+        codes.iter().filter(|c| **c == 200).count(),
+        1,
+        "one winner: {codes:?}"
+    );
+    assert!(
+        codes.iter().all(|c| *c == 200 || *c == 410),
+        "the others are told it is used: {codes:?}"
+    );
+    let status = invites
+        .get("erin-race")
+        .await
+        .expect("invite")
+        .status
+        .expect("status");
+    assert_eq!(
+        (status.phase, status.used_for),
+        (Some(InvitePhase::Used), Some(InviteUse::Viewed))
+    );
+
+    // A renewed certificate (as cert-manager writes it into the mounted Secret) is served
+    // without a restart.
+    let before = served_fingerprint(&base);
+    assert_eq!(
+        before,
+        file_fingerprint(&dir.join("tls.crt")),
+        "the first certificate is served"
+    );
+    let renewed = dir.join("renewed");
+    std::fs::create_dir_all(&renewed).expect("dir");
+    let (cert, key) = certificate(&renewed);
+    std::fs::copy(&key, dir.join("tls.key")).expect("copy key");
+    std::fs::copy(&cert, dir.join("tls.crt")).expect("copy cert");
+    let after = file_fingerprint(&cert);
+    assert_ne!(before, after);
+    eventually("the renewed certificate to be served", WAIT, || async {
+        (served_fingerprint(&base) == after).then_some(())
+    })
+    .await;
+    assert_eq!(curl_head(&format!("{base}/healthz")).0, 200, "still serving");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sip-operator-invite-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
