@@ -46,6 +46,7 @@ fn entry(account: &Password, previous: Option<&PreviousDigest>, device: bool) ->
         name: "desk",
         password: account,
         previous,
+        changed_at: None,
     }];
     UserEntry::build(&EntrySpec {
         username: "alice",
@@ -53,6 +54,7 @@ fn entry(account: &Password, previous: Option<&PreviousDigest>, device: bool) ->
         realm: DOMAIN,
         password: account,
         previous: if device { None } else { previous },
+        changed_at: None,
         devices: if device { &devices } else { &[] },
         algorithms: &[DigestAlgorithm::Md5],
         max_contacts: 2,
@@ -310,6 +312,7 @@ async fn a_sha256_instance_accepts_the_previous_sha256_digest_until_the_deadline
             realm: DOMAIN,
             password: &new,
             previous: previous.as_ref(),
+            changed_at: None,
             devices: &[],
             algorithms: &both,
             max_contacts: 1,
