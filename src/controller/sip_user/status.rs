@@ -317,7 +317,10 @@ pub fn build(facts: &Facts<'_>, previous: Option<&SipUserStatus>, now: &Time) ->
         previous.password_changed_at.clone()
     };
     let devices = devices(facts, &previous.devices, now);
+    // With devices listed the account's own password does not register: its deadline
+    // would only mislead (each device shows its own).
     let previous_password_valid_until = match facts.credentials {
+        _ if !facts.devices.is_empty() => None,
         Some(Outcome::Ready {
             previous_valid_until, ..
         }) => deadline(*previous_valid_until),
@@ -861,6 +864,14 @@ mod tests {
         assert!(kept.previous_password_valid_until.is_some());
         let gone = build(&facts(&stalled, None), Some(&second), &now(80));
         assert_eq!(gone.previous_password_valid_until, None);
+        let mut with_devices = facts(&Verdict::Admitted, Some(&rotated));
+        let listed = [device("desk", true)];
+        with_devices.devices = &listed;
+        assert_eq!(
+            build(&with_devices, Some(&first), &now(20)).previous_password_valid_until,
+            None,
+            "not shown while devices are listed"
+        );
         let ended = ready_outcome(None);
         let after = build(&facts(&Verdict::Admitted, Some(&ended)), Some(&second), &now(81));
         assert_eq!(after.previous_password_valid_until, None);
