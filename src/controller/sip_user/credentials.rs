@@ -98,7 +98,9 @@ impl Passwords {
     /// apart (`username`: the account's).
     pub fn graces(&self, username: &str) -> crate::registrar_state::registration_view::Graces {
         let mut graces = crate::registrar_state::registration_view::Graces::default();
-        if self.account_previous.is_some() {
+        // With devices listed the account's own password registers nothing (as the status,
+        // which the domain's check reads, shows no deadline for it then).
+        if self.account_previous.is_some() && self.devices.is_empty() {
             graces.running(username, self.account_changed_at);
         }
         for (name, _) in &self.device_previous {
@@ -852,6 +854,39 @@ mod tests {
                 kube::core::Status::failure("metadata.labels: Invalid value", reason).with_code(code),
             )),
         }
+    }
+
+    #[test]
+    fn graces_name_the_credentials_whose_grace_period_runs_with_their_change_time() {
+        let digest = PreviousDigest {
+            ha1_md5: Some("ab".repeat(16)),
+            ha1_sha256: None,
+            valid_until: 2000,
+        };
+        let contact = |au: &str, last_modified| crate::registrar::Contact {
+            aor: "alice@acme.example.com".into(),
+            address: "sip:alice@192.0.2.1".into(),
+            user_agent: None,
+            expires_in: Some(60),
+            last_modified: Some(last_modified),
+            auth_username: Some(au.into()),
+            previous_password: false,
+        };
+        let mut p = Passwords::account_only(Password::new("a"));
+        p.account_previous = Some(digest.clone());
+        p.account_changed_at = Some(1000);
+        let graces = p.graces("alice");
+        assert!(graces.on_previous(&contact("alice", 900)));
+        assert!(!graces.on_previous(&contact("alice", 1000)));
+        p.devices = vec![("desk".into(), Password::new("d"))];
+        p.device_previous = vec![("desk".into(), digest)];
+        p.device_changed_at = vec![("desk".into(), 1500)];
+        let graces = p.graces("alice");
+        assert!(graces.on_previous(&contact("alice#desk", 1400)));
+        assert!(
+            !graces.on_previous(&contact("alice", 900)),
+            "the account's own registers nothing while devices are listed"
+        );
     }
 
     #[test]
