@@ -86,6 +86,7 @@ async fn raw_push(n: usize) -> f64 {
                 realm: "bench.example.com",
                 password: &password,
                 previous: None,
+                changed_at: None,
                 devices: &[],
                 algorithms: &[DigestAlgorithm::Md5],
                 max_contacts: 3,

@@ -94,6 +94,8 @@ pub struct DeviceSecret<'a> {
     pub password: &'a Password,
     /// Its previous digest during a grace period after a rotation.
     pub previous: Option<&'a PreviousDigest>,
+    /// When it was last rotated under a grace period (Unix seconds), kept after the deadline.
+    pub changed_at: Option<i64>,
 }
 
 /// Everything a credentials Secret is built from.
@@ -110,6 +112,9 @@ pub struct SecretSpec<'a> {
     pub password: &'a Password,
     /// The account's previous digest during a grace period after a change.
     pub previous: Option<&'a PreviousDigest>,
+    /// When the account's password last changed under a grace period (Unix seconds), kept
+    /// after the deadline.
+    pub changed_at: Option<i64>,
     /// Every listed device, enabled or not (a disabled device keeps its password).
     pub devices: &'a [DeviceSecret<'a>],
 }
@@ -131,16 +136,26 @@ pub mod data_keys {
     pub const PREVIOUS_HA1: &str = "previous.ha1";
     pub const PREVIOUS_HA1_SHA256: &str = "previous.ha1-sha256";
     pub const PREVIOUS_VALID_UNTIL: &str = "previous.valid-until";
+    /// `previous.changed-at`: when the password last changed under a grace period (RFC 3339).
+    /// It stays after the deadline: a contact whose last REGISTER is older was accepted with
+    /// a password no longer accepted, and is dropped.
+    pub const PREVIOUS_CHANGED_AT: &str = "previous.changed-at";
     /// The keys of a previous digest, in the order above.
-    pub const PREVIOUS: [&str; 3] = [PREVIOUS_HA1, PREVIOUS_HA1_SHA256, PREVIOUS_VALID_UNTIL];
+    pub const PREVIOUS: [&str; 4] = [
+        PREVIOUS_HA1,
+        PREVIOUS_HA1_SHA256,
+        PREVIOUS_VALID_UNTIL,
+        PREVIOUS_CHANGED_AT,
+    ];
 
     /// The suffixes a device key may have after `devices.<device>`.
-    const DEVICE_SUFFIXES: [&str; 5] = [
+    const DEVICE_SUFFIXES: [&str; 6] = [
         ".username",
         ".password",
         ".previous.ha1",
         ".previous.ha1-sha256",
         ".previous.valid-until",
+        ".previous.changed-at",
     ];
 
     /// `devices.<device>.username`: the device's digest username, `<username>#<device>`.
@@ -198,12 +213,12 @@ pub fn build_secret(spec: &SecretSpec<'_>) -> Secret {
             ),
         ]
     }))
-    .chain(previous_data(spec.previous, |k| k.to_string()))
-    .chain(
-        spec.devices
-            .iter()
-            .flat_map(|d| previous_data(d.previous, |k| data_keys::device_previous(d.name, k))),
-    )
+    .chain(previous_data(spec.previous, spec.changed_at, |k| k.to_string()))
+    .chain(spec.devices.iter().flat_map(|d| {
+        previous_data(d.previous, d.changed_at, |k| {
+            data_keys::device_previous(d.name, k)
+        })
+    }))
     .map(|(k, v)| (k, ByteString(v.into_bytes())))
     .collect();
     Secret {
@@ -226,18 +241,29 @@ pub fn build_secret(spec: &SecretSpec<'_>) -> Secret {
     }
 }
 
-/// The data of a previous digest under the keys `key` makes of [`data_keys::PREVIOUS`].
-fn previous_data(previous: Option<&PreviousDigest>, key: impl Fn(&str) -> String) -> Vec<(String, String)> {
-    let Some(p) = previous else {
-        return Vec::new();
+/// The data of a previous digest and of the change time under the keys `key` makes of
+/// [`data_keys::PREVIOUS`].
+fn previous_data(
+    previous: Option<&PreviousDigest>,
+    changed_at: Option<i64>,
+    key: impl Fn(&str) -> String,
+) -> Vec<(String, String)> {
+    let rfc3339 = |t: i64| {
+        k8s_openapi::jiff::Timestamp::from_second(t)
+            .map(|t| t.to_string())
+            .ok()
     };
-    let until = k8s_openapi::jiff::Timestamp::from_second(p.valid_until)
-        .map(|t| t.to_string())
-        .unwrap_or_default();
     [
-        (data_keys::PREVIOUS_HA1, p.ha1_md5.clone()),
-        (data_keys::PREVIOUS_HA1_SHA256, p.ha1_sha256.clone()),
-        (data_keys::PREVIOUS_VALID_UNTIL, Some(until)),
+        (data_keys::PREVIOUS_HA1, previous.and_then(|p| p.ha1_md5.clone())),
+        (
+            data_keys::PREVIOUS_HA1_SHA256,
+            previous.and_then(|p| p.ha1_sha256.clone()),
+        ),
+        (
+            data_keys::PREVIOUS_VALID_UNTIL,
+            previous.and_then(|p| rfc3339(p.valid_until)),
+        ),
+        (data_keys::PREVIOUS_CHANGED_AT, changed_at.and_then(rfc3339)),
     ]
     .into_iter()
     .filter_map(|(k, v)| Some((key(k), v?)))
@@ -269,6 +295,24 @@ pub fn previous_digest(secret: &Secret) -> Option<PreviousDigest> {
 /// Device `device`'s previous digest stored in `secret`, if any.
 pub fn device_previous_digest(secret: &Secret, device: &str) -> Option<PreviousDigest> {
     read_previous(secret, |k| data_keys::device_previous(device, k))
+}
+
+/// When the account's password last changed under a grace period, as `secret` records it.
+pub fn previous_changed_at(secret: &Secret) -> Option<i64> {
+    read_changed_at(secret, data_keys::PREVIOUS_CHANGED_AT)
+}
+
+/// When device `device` was last rotated under a grace period, as `secret` records it.
+pub fn device_previous_changed_at(secret: &Secret, device: &str) -> Option<i64> {
+    read_changed_at(
+        secret,
+        &data_keys::device_previous(device, data_keys::PREVIOUS_CHANGED_AT),
+    )
+}
+
+fn read_changed_at(secret: &Secret, key: &str) -> Option<i64> {
+    let at: k8s_openapi::jiff::Timestamp = secret_value(secret, key)?.parse().ok()?;
+    Some(at.as_second())
 }
 
 /// Whether `existing` already is `desired` in everything the operator sets (labels and owner
@@ -514,6 +558,7 @@ mod tests {
             realm: "acme.example.com",
             password,
             previous: None,
+            changed_at: None,
             devices: &[],
         }
     }
@@ -526,11 +571,13 @@ mod tests {
                 name: "deskphone",
                 password: &desk,
                 previous: None,
+                changed_at: None,
             },
             DeviceSecret {
                 name: "softphone",
                 password: &soft,
                 previous: None,
+                changed_at: None,
             },
         ];
         let both = build_secret(&SecretSpec {
@@ -598,6 +645,7 @@ mod tests {
             name: "desk",
             password: &desk,
             previous: Some(&previous),
+            changed_at: Some(1_795_472_000),
         }];
         let s = build_secret(&SecretSpec {
             previous: Some(&previous),
@@ -615,6 +663,22 @@ mod tests {
         assert_eq!(previous_digest(&s), Some(previous.clone()));
         assert_eq!(device_previous_digest(&s, "desk"), Some(previous.clone()));
         assert_eq!(device_previous_digest(&s, "soft"), None);
+        assert_eq!(previous_changed_at(&s), None);
+        assert_eq!(device_previous_changed_at(&s, "desk"), Some(1_795_472_000));
+        assert_eq!(
+            data_keys::device_of("devices.desk.previous.changed-at"),
+            Some("desk")
+        );
+        assert!(data_keys::is_previous("previous.changed-at"));
+        let ended = build_secret(&SecretSpec {
+            changed_at: Some(1_795_472_000),
+            ..spec(&p)
+        });
+        assert_eq!(
+            (previous_digest(&ended), previous_changed_at(&ended)),
+            (None, Some(1_795_472_000)),
+            "the change time outlasts the digest"
+        );
         assert_eq!(data_keys::device_of("devices.desk.previous.ha1"), Some("desk"));
         assert_eq!(
             data_keys::device_of("devices.desk.previous.valid-until"),

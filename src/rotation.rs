@@ -116,6 +116,9 @@ pub struct Change<'a> {
     pub current: &'a Password,
     /// The previous digest the Secret holds now.
     pub stored: Option<PreviousDigest>,
+    /// When the credential last changed under a grace period, as the Secret holds it (Unix
+    /// seconds); `None` when it never did, or in a Secret written before this was recorded.
+    pub stored_changed_at: Option<i64>,
     /// The grace period that applies (`None`: none).
     pub grace: Option<Duration>,
     /// The digest username and realm the HA1s are computed with.
@@ -129,10 +132,14 @@ pub struct Change<'a> {
 
 /// A credential's previous digest after this reconcile, pure. No grace period: none (today's
 /// behaviour, also when a grace period is removed while one runs). A change: the replaced
-/// password's digests until `now + grace`. Otherwise the stored one while it is in force.
-pub fn previous_after(change: Change<'_>) -> Option<PreviousDigest> {
+/// password's digests until `now + grace`. Otherwise the stored one while it is in force, its
+/// deadline never later than the change plus the grace period that applies now (a grace
+/// period shortened while one runs shortens it too) nor than the change plus
+/// [`MAX_GRACE_PERIOD`].
+pub fn previous_after(change: &Change<'_>) -> Option<PreviousDigest> {
     let grace = change.grace?;
-    match change.replaced.filter(|old| *old != change.current) {
+    let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    match replaced(change) {
         Some(old) => {
             let digest = |alg| {
                 change
@@ -140,15 +147,63 @@ pub fn previous_after(change: Change<'_>) -> Option<PreviousDigest> {
                     .contains(&alg)
                     .then(|| ha1(alg, change.username, change.realm, old))
             };
-            let secs = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
             Some(PreviousDigest {
                 ha1_md5: digest(DigestAlgorithm::Md5),
                 ha1_sha256: digest(DigestAlgorithm::Sha256),
-                valid_until: change.now.saturating_add(secs),
+                valid_until: change.now.saturating_add(secs(grace)),
             })
         }
-        None => change.stored.filter(|p| p.in_force(change.now)),
+        None => {
+            let stored = change.stored.clone()?;
+            let bounded = match change.stored_changed_at {
+                Some(at) => stored
+                    .valid_until
+                    .min(at.saturating_add(secs(grace)))
+                    .min(at.saturating_add(secs(MAX_GRACE_PERIOD))),
+                // Written before the change time was recorded: the deadline as stored.
+                None => stored.valid_until,
+            };
+            Some(PreviousDigest {
+                valid_until: bounded,
+                ..stored
+            })
+            .filter(|p| p.in_force(change.now))
+        }
     }
+}
+
+/// The password this reconcile replaced, if it is a change.
+fn replaced<'a>(change: &Change<'a>) -> Option<&'a Password> {
+    change.replaced.filter(|old| *old != change.current)
+}
+
+/// When the credential last changed under a grace period, after this reconcile (Unix
+/// seconds), pure: `now` for a change while a grace period applies, else what was stored
+/// (kept after the deadline: a contact whose last REGISTER is older than it used a password
+/// that is no longer accepted). A previous digest stored without it (written before it was
+/// recorded) counts as changed a grace period before its deadline. A change without a grace
+/// period keeps the stored one: without a grace period, contacts are left to refresh as
+/// before.
+pub fn changed_at_after(change: &Change<'_>) -> Option<i64> {
+    if change.grace.is_some() && replaced(change).is_some() {
+        return Some(change.now);
+    }
+    change.stored_changed_at.or_else(|| {
+        let (stored, grace) = (change.stored.as_ref()?, change.grace?);
+        Some(
+            stored
+                .valid_until
+                .saturating_sub(i64::try_from(grace.as_secs()).unwrap_or(i64::MAX)),
+        )
+    })
+}
+
+/// Whether a contact is on a credential's previous password (or an older one): the registrar
+/// marked it so (it re-registered with the previous password), or its last REGISTER
+/// (`last_modified`, Unix seconds) is older than the credential's change under a grace period
+/// (`changed_at`): it was accepted with a password that was current then. Pure.
+pub fn on_previous(flagged: bool, last_modified: Option<i64>, changed_at: Option<i64>) -> bool {
+    flagged || matches!((last_modified, changed_at), (Some(at), Some(changed)) if at < changed)
 }
 
 /// How long until the earliest of `deadlines` (Unix seconds) passes, counted from `now`, plus
@@ -217,6 +272,7 @@ mod tests {
             replaced,
             current,
             stored,
+            stored_changed_at: None,
             grace: grace.map(Duration::from_secs),
             username: "alice",
             realm: "acme.example.com",
@@ -228,28 +284,28 @@ mod tests {
     #[test]
     fn a_change_keeps_the_replaced_digest_until_the_deadline_and_no_grace_keeps_nothing() {
         let (old, new) = (Password::new("old"), Password::new("new"));
-        let p = previous_after(change(Some(&old), &new, None, Some(60))).expect("kept");
+        let p = previous_after(&change(Some(&old), &new, None, Some(60))).expect("kept");
         assert_eq!(
             p.ha1_md5.as_deref(),
             Some(ha1(DigestAlgorithm::Md5, "alice", "acme.example.com", &old).as_str())
         );
         assert_eq!((p.ha1_sha256.as_deref(), p.valid_until), (None, 1060));
         assert!(p.in_force(1059) && !p.in_force(1060));
-        let shown = format!("{:?}", previous_after(change(Some(&old), &new, None, Some(60))));
+        let shown = format!("{:?}", previous_after(&change(Some(&old), &new, None, Some(60))));
         assert!(!shown.contains(&ha1(DigestAlgorithm::Md5, "alice", "acme.example.com", &old)));
 
         assert_eq!(
-            previous_after(change(Some(&old), &new, None, None)),
+            previous_after(&change(Some(&old), &new, None, None)),
             None,
             "no grace period: today's behaviour"
         );
         assert_eq!(
-            previous_after(change(None, &new, None, Some(60))),
+            previous_after(&change(None, &new, None, Some(60))),
             None,
             "nothing replaced"
         );
         assert_eq!(
-            previous_after(change(Some(&new), &new, None, Some(60))),
+            previous_after(&change(Some(&new), &new, None, Some(60))),
             None,
             "the same password is no change"
         );
@@ -259,24 +315,107 @@ mod tests {
             valid_until: until,
         };
         assert_eq!(
-            previous_after(change(None, &new, Some(stored(1001)), Some(60))),
+            previous_after(&change(None, &new, Some(stored(1001)), Some(60))),
             Some(stored(1001)),
             "kept while in force"
         );
         assert_eq!(
-            previous_after(change(None, &new, Some(stored(1000)), Some(60))),
+            previous_after(&change(None, &new, Some(stored(1000)), Some(60))),
             None,
             "dropped at the deadline"
         );
         assert_eq!(
-            previous_after(change(None, &new, Some(stored(1001)), None)),
+            previous_after(&change(None, &new, Some(stored(1001)), None)),
             None,
             "a grace period removed ends the one running"
         );
-        let again = previous_after(change(Some(&old), &new, Some(stored(1001)), Some(60))).expect("kept");
+        let again = previous_after(&change(Some(&old), &new, Some(stored(1001)), Some(60))).expect("kept");
         assert_eq!(
             again.valid_until, 1060,
             "a second change replaces the previous one"
+        );
+    }
+
+    #[test]
+    fn a_shortened_grace_period_shortens_the_one_running_and_none_outlasts_the_maximum() {
+        let new = Password::new("new");
+        let stored = |until| PreviousDigest {
+            ha1_md5: Some("x".into()),
+            ha1_sha256: None,
+            valid_until: until,
+        };
+        // Changed at 900 with 24h; the grace period is now 1h: it ends at 900 + 3600.
+        let mut c = change(None, &new, Some(stored(900 + 86_400)), Some(3600));
+        c.stored_changed_at = Some(900);
+        assert_eq!(previous_after(&c).map(|p| p.valid_until), Some(4500));
+        // Lengthened: the stored deadline stands (the change was announced with it).
+        c.grace = Some(Duration::from_secs(2 * 86_400));
+        assert_eq!(previous_after(&c).map(|p| p.valid_until), Some(900 + 86_400));
+        // A deadline beyond 720h after the change (a hand-edited Secret) is cut there.
+        let far = 900 + 10 * MAX_GRACE_PERIOD.as_secs() as i64;
+        let mut c = change(None, &new, Some(stored(far)), Some(MAX_GRACE_PERIOD.as_secs()));
+        c.stored_changed_at = Some(900);
+        assert_eq!(
+            previous_after(&c).map(|p| p.valid_until),
+            Some(900 + MAX_GRACE_PERIOD.as_secs() as i64)
+        );
+        // Shortened so that it already ended: gone.
+        let mut c = change(None, &new, Some(stored(900 + 86_400)), Some(60));
+        c.stored_changed_at = Some(900);
+        assert_eq!(previous_after(&c), None);
+    }
+
+    #[test]
+    fn the_change_time_is_recorded_with_a_grace_period_and_kept_after_it() {
+        let (old, new) = (Password::new("old"), Password::new("new"));
+        let stored = PreviousDigest {
+            ha1_md5: Some("x".into()),
+            ha1_sha256: None,
+            valid_until: 1060,
+        };
+        assert_eq!(
+            changed_at_after(&change(Some(&old), &new, None, Some(60))),
+            Some(1000)
+        );
+        assert_eq!(
+            changed_at_after(&change(Some(&old), &new, None, None)),
+            None,
+            "no grace period: not recorded"
+        );
+        let mut kept = change(None, &new, None, Some(60));
+        kept.stored_changed_at = Some(500);
+        assert_eq!(changed_at_after(&kept), Some(500), "kept after its deadline");
+        kept.grace = None;
+        assert_eq!(
+            changed_at_after(&kept),
+            Some(500),
+            "and once the grace period is removed"
+        );
+        assert_eq!(
+            changed_at_after(&change(None, &new, Some(stored), Some(60))),
+            Some(1000),
+            "a digest stored without it: a grace period before its deadline"
+        );
+    }
+
+    #[test]
+    fn a_contact_registered_before_the_change_is_on_the_previous_password() {
+        assert!(
+            on_previous(true, Some(2000), Some(1000)),
+            "marked by the registrar"
+        );
+        assert!(
+            on_previous(false, Some(999), Some(1000)),
+            "registered before the change"
+        );
+        assert!(!on_previous(false, Some(1000), Some(1000)));
+        assert!(
+            !on_previous(false, Some(999), None),
+            "no change under a grace period"
+        );
+        assert!(
+            !on_previous(false, None, Some(1000)),
+            "the registrar does not say when"
         );
     }
 

@@ -163,7 +163,10 @@ pub struct CredentialsSpec {
     /// Name of the Secret the operator writes the credentials to (type
     /// `kubernetes.io/basic-auth` with `username`, `password`, `domain`, `realm`, `aor`, and
     /// `devices.<name>.username` and `devices.<name>.password` per listed device).
-    /// Defaults to `<metadata.name>-sip-credentials`. An existing Secret of that name that the
+    /// After a change under a grace period it also holds `previous.changed-at` (when), and
+    /// until the deadline `previous.ha1`, `previous.ha1-sha256` and `previous.valid-until`
+    /// (the previous password's HA1s, never the password; `devices.<name>.previous.*` for a
+    /// device). Defaults to `<metadata.name>-sip-credentials`. An existing Secret of that name that the
     /// operator does not own is never overwritten.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253), regex(pattern = crate::api::DNS_SUBDOMAIN_PATTERN))]
@@ -221,7 +224,8 @@ pub struct SipUserStatus {
     pub last_handled_rotation: Option<String>,
     /// Until when the registrar still accepts the account's previous password (a grace
     /// period after a change, see `spec.credentials.rotationGracePeriod`); absent when it
-    /// accepts only the current one.
+    /// accepts only the current one, and while `spec.devices` lists devices (the account's
+    /// own password does not register then; see `devices[].previousPasswordValidUntil`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_password_valid_until: Option<Time>,
     /// Devices currently registered, merged across the registrar's endpoints, as last read
@@ -280,8 +284,10 @@ pub struct DeviceStatus {
     /// after a rotation); absent when it accepts only the current one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_password_valid_until: Option<Time>,
-    /// Registered contacts of this device that authenticated with its previous password
-    /// during the grace period: they must be given the new password before the deadline.
+    /// Registered contacts of this device on its previous password during the grace period:
+    /// registered with it again, or last registered before the rotation (with what was the
+    /// current password then) and not since. Give them the new password before the
+    /// deadline: they are dropped then.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub previous_password_contacts: i32,
 }
@@ -314,9 +320,10 @@ pub struct RegistrationStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["alias".into()]))]
     pub lines: Vec<LineStatus>,
-    /// Registered contacts (of the account or any device) that authenticated with a previous
-    /// password during a grace period: they are dropped at the deadline unless their device
-    /// registers with the new password first.
+    /// Registered contacts (of the account or any device) on a previous password during a
+    /// grace period: registered with it again, or last registered before the change (with
+    /// what was the current password then) and not since. They are dropped at the deadline
+    /// unless their device registers with the new password first.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub previous_password_contacts: i32,
 }

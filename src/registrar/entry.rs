@@ -39,6 +39,9 @@ pub struct DeviceEntry {
     /// The previous password's HA1s and their deadline, during a grace period after a
     /// rotation: accepted besides the current ones until then.
     pub previous: Option<PreviousDigest>,
+    /// When it was last rotated under a grace period (Unix seconds; kept after the deadline):
+    /// its contacts last registered before then are on an older password.
+    pub changed_at: Option<i64>,
 }
 
 impl std::fmt::Debug for DeviceEntry {
@@ -67,6 +70,9 @@ pub struct UserEntry {
     /// The account's previous HA1s and their deadline during a grace period after a change;
     /// `None` as `ha1_md5` is, and when no grace period runs.
     pub previous: Option<PreviousDigest>,
+    /// When the account's password last changed under a grace period (Unix seconds; kept
+    /// after the deadline): its contacts last registered before then are on an older one.
+    pub changed_at: Option<i64>,
     /// Registrations allowed per address of record (the user's, and each alias line's):
     /// the user's `maxContacts` once per device (once when it lists none).
     pub max_contacts: i32,
@@ -104,6 +110,8 @@ pub struct DeviceCredentials<'a> {
     pub password: &'a Password,
     /// Its previous digest while a grace period runs.
     pub previous: Option<&'a PreviousDigest>,
+    /// When it was last rotated under a grace period.
+    pub changed_at: Option<i64>,
 }
 
 /// What a user entry is built from.
@@ -115,6 +123,8 @@ pub struct EntrySpec<'a> {
     pub password: &'a Password,
     /// The account's previous digest while a grace period runs (pushed with the password).
     pub previous: Option<&'a PreviousDigest>,
+    /// When the account's password last changed under a grace period.
+    pub changed_at: Option<i64>,
     /// The enabled devices with their passwords.
     pub devices: &'a [DeviceCredentials<'a>],
     pub algorithms: &'a [DigestAlgorithm],
@@ -192,6 +202,7 @@ impl UserEntry {
                     ha1_md5,
                     ha1_sha256,
                     previous: previous_for(d.previous, spec.algorithms),
+                    changed_at: d.changed_at,
                 }
             })
             .collect();
@@ -208,6 +219,7 @@ impl UserEntry {
             ha1_md5,
             ha1_sha256,
             previous,
+            changed_at: spec.changed_at,
             max_contacts: spec.max_contacts.saturating_mul(per_device),
             extension: spec.extension.map(str::to_string),
             aliases: spec.aliases.to_vec(),
@@ -248,6 +260,28 @@ impl UserEntry {
                     .map(|d| d.auth_username.as_str()),
             )
             .collect()
+    }
+
+    /// Whether a contact on one of the entry's addresses, registered by `auth_username` with
+    /// its last REGISTER at `last_modified` (`flagged`: the registrar says it used a previous
+    /// password), must be dropped: its digest username is not valid any more (a removed or
+    /// disabled device's, the account's own after devices were listed, another user's), or
+    /// it is on a previous password (see [`crate::rotation::on_previous`]) whose grace period
+    /// ended.
+    pub fn revokes(&self, auth_username: &str, last_modified: Option<i64>, flagged: bool) -> bool {
+        if !self.auth_usernames().contains(&auth_username) {
+            return true;
+        }
+        let changed_at = if auth_username == self.key.username {
+            self.changed_at
+        } else {
+            self.devices
+                .iter()
+                .find(|d| d.auth_username == auth_username)
+                .and_then(|d| d.changed_at)
+        };
+        crate::rotation::on_previous(flagged, last_modified, changed_at)
+            && !self.previous_auth_usernames().contains(&auth_username)
     }
 
     /// The addresses of record the user's devices register to: its own (`username@domain`)
@@ -313,6 +347,7 @@ mod tests {
             realm: "acme.example.com",
             password: &PASSWORD,
             previous: None,
+            changed_at: None,
             devices,
             algorithms: &[DigestAlgorithm::Md5],
             max_contacts: 2,
@@ -322,6 +357,61 @@ mod tests {
             barge_group: None,
             caller_id: None,
         }
+    }
+
+    #[test]
+    fn a_contact_on_a_previous_password_goes_once_its_grace_period_ended() {
+        let desk = Password::new("d");
+        let previous = PreviousDigest {
+            ha1_md5: Some("ab".repeat(16)),
+            ha1_sha256: None,
+            valid_until: 2000,
+        };
+        let device = |previous| {
+            [DeviceCredentials {
+                name: "desk",
+                password: &desk,
+                previous,
+                changed_at: Some(1000),
+            }]
+        };
+        let during = device(Some(&previous));
+        let during = UserEntry::build(&spec(&during, None));
+        // Registered at 900, before the change at 1000, never refreshed: on the previous
+        // password, kept while its grace period runs.
+        assert!(!during.revokes("alice#desk", Some(900), false));
+        let after = device(None);
+        let after = UserEntry::build(&spec(&after, None));
+        assert!(after.revokes("alice#desk", Some(900), false), "dropped after it");
+        assert!(
+            after.revokes("alice#desk", Some(1500), true),
+            "re-registered with it"
+        );
+        assert!(
+            !after.revokes("alice#desk", Some(1000), false),
+            "registered with the new one"
+        );
+        assert!(
+            !after.revokes("alice#desk", None, false),
+            "the registrar does not say when"
+        );
+        assert!(
+            after.revokes("alice#soft", Some(1500), false),
+            "not a device of alice's"
+        );
+        assert!(
+            after.revokes("alice", Some(1500), false),
+            "the account's, with devices listed"
+        );
+        let account = UserEntry::build(&EntrySpec {
+            changed_at: Some(1000),
+            ..spec(&[], None)
+        });
+        assert!(
+            account.revokes("alice", Some(900), false),
+            "the account's own, likewise"
+        );
+        assert!(!account.revokes("alice", Some(1100), false));
     }
 
     #[test]
@@ -342,11 +432,13 @@ mod tests {
                 name: "desk",
                 password: &desk,
                 previous: None,
+                changed_at: None,
             },
             DeviceCredentials {
                 name: "soft",
                 password: &soft,
                 previous: None,
+                changed_at: None,
             },
         ];
         let e = UserEntry::build(&spec(&devices, None));

@@ -189,6 +189,7 @@ fn build(user: &str, domain: &str, realm: &str, device: Option<&str>) -> UserEnt
             name,
             password: &password,
             previous: None,
+            changed_at: None,
         })
         .into_iter()
         .collect();
@@ -198,6 +199,7 @@ fn build(user: &str, domain: &str, realm: &str, device: Option<&str>) -> UserEnt
         realm,
         password: &password,
         previous: None,
+        changed_at: None,
         devices: &devices,
         algorithms: &[crate::api::DigestAlgorithm::Md5],
         max_contacts: 1,

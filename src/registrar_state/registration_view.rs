@@ -94,8 +94,9 @@ impl View {
     }
 
     /// What `user` of SIP domain `fqdn` should show now: `status.registration` over its own
-    /// address and its alias lines (see [`summarize`]), and each listed device's contacts.
-    pub fn observed(&self, user: &SipUser, fqdn: &str, now: Timestamp) -> Observed {
+    /// address and its alias lines (see [`summarize`]), and each listed device's contacts,
+    /// those on a previous password counted by `graces`.
+    pub fn observed(&self, user: &SipUser, fqdn: &str, now: Timestamp, graces: &Graces) -> Observed {
         let current = user.status.as_ref().and_then(|s| s.registration.as_ref());
         let own = self.seen(&UserKey::new(user.username(), fqdn).key());
         let lines: Vec<(&str, &[Seen])> = user
@@ -111,10 +112,11 @@ impl View {
             .map(|d| (d.name.as_str(), device_auth_username(user.username(), &d.name)))
             .collect();
         let all = || own.iter().chain(lines.iter().flat_map(|(_, seen)| seen.iter()));
+        let on_previous = |c: &Contact| graces.on_previous(c);
         Observed {
-            registration: summarize(own, &lines, current, now),
-            devices: device_contacts(all(), &auth_usernames, now, false),
-            previous_password_devices: device_contacts(all(), &auth_usernames, now, true)
+            registration: summarize(own, &lines, current, now, &on_previous),
+            devices: device_contacts(all(), &auth_usernames, now, &|_| true),
+            previous_password_devices: device_contacts(all(), &auth_usernames, now, &on_previous)
                 .into_iter()
                 .filter(|(_, n)| *n > 0)
                 .collect(),
@@ -130,6 +132,57 @@ impl View {
     /// How many AORs have at least one live contact.
     pub fn registered(&self) -> usize {
         self.by_aor.values().filter(|s| !s.is_empty()).count()
+    }
+}
+
+/// A user's credentials whose grace period runs, by digest username, each with when it
+/// changed: what tells a contact on a previous password apart (see
+/// [`crate::rotation::on_previous`]). A contact of any other credential is on none: its
+/// previous password is refused (and the contact dropped) or there never was one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Graces(HashMap<String, Option<i64>>);
+
+impl Graces {
+    /// Records that the previous password of `auth_username` is accepted now, the credential
+    /// having changed at Unix second `changed_at` (`None`: not recorded).
+    pub fn running(&mut self, auth_username: impl Into<String>, changed_at: Option<i64>) {
+        self.0.insert(auth_username.into(), changed_at);
+    }
+
+    /// The grace periods `status` shows running at `now`, for when this reconcile has no
+    /// passwords of its own (the credentials step did not run) and for the domain's check of
+    /// who needs a reconcile: the credentials with a deadline ahead, each changed at its
+    /// `passwordChangedAt` (`username`: the account's).
+    pub fn in_status(username: &str, status: Option<&SipUserStatus>, now: Timestamp) -> Self {
+        let mut graces = Self::default();
+        let Some(status) = status else {
+            return graces;
+        };
+        let ahead = |t: &Option<Time>| t.as_ref().is_some_and(|t| t.0 > now);
+        let secs = |t: &Option<Time>| t.as_ref().map(|t| t.0.as_second());
+        if ahead(&status.previous_password_valid_until) {
+            graces.running(username, secs(&status.password_changed_at));
+        }
+        for d in status
+            .devices
+            .iter()
+            .filter(|d| ahead(&d.previous_password_valid_until))
+        {
+            graces.running(d.auth_username.clone(), secs(&d.password_changed_at));
+        }
+        graces
+    }
+
+    /// Whether `contact` counts as on a previous password: its credential's grace period runs
+    /// and it re-registered with the previous password, or last registered before the change.
+    pub fn on_previous(&self, contact: &Contact) -> bool {
+        contact
+            .auth_username
+            .as_deref()
+            .and_then(|au| self.0.get(au))
+            .is_some_and(|changed| {
+                crate::rotation::on_previous(contact.previous_password, contact.last_modified, *changed)
+            })
     }
 }
 
@@ -207,18 +260,17 @@ pub fn is_live(s: &Seen, now: Timestamp) -> bool {
     expiry(s).is_none_or(|t| t > now)
 }
 
-/// Each device's live contacts (each address once), by the digest username that registered
-/// them (only those registered with its previous password when `previous_only`); contacts
-/// whose registrar does not say who registered them count for no device.
+/// Each device's live contacts (each address once) that `wanted` takes, by the digest
+/// username that registered them; contacts whose registrar does not say who registered them
+/// count for no device.
 fn device_contacts<'a>(
     seen: impl Iterator<Item = &'a Seen>,
     auth_usernames: &[(&str, String)],
     now: Timestamp,
-    previous_only: bool,
+    wanted: &dyn Fn(&Contact) -> bool,
 ) -> BTreeMap<String, i32> {
     let mut addresses: HashMap<&str, HashSet<&str>> = HashMap::new();
-    let wanted = |s: &Seen| !previous_only || s.contact.previous_password;
-    for s in seen.filter(|s| is_live(s, now) && wanted(s)) {
+    for s in seen.filter(|s| is_live(s, now) && wanted(&s.contact)) {
         if let Some(au) = s.contact.auth_username.as_deref() {
             addresses
                 .entry(au)
@@ -243,11 +295,14 @@ fn device_contacts<'a>(
 /// per refresh. So while the set of devices is unchanged and the stored expiry still lies
 /// ahead, both timestamps carry over from `previous`: a status is written when a device comes
 /// or goes, and at most once per registration lifetime otherwise.
+///
+/// `on_previous` tells the contacts on a previous password (see [`Graces::on_previous`]).
 pub fn summarize(
     own: &[Seen],
     lines: &[(&str, &[Seen])],
     previous: Option<&RegistrationStatus>,
     now: Timestamp,
+    on_previous: &dyn Fn(&Contact) -> bool,
 ) -> RegistrationStatus {
     let line_status: Vec<LineStatus> = lines
         .iter()
@@ -289,7 +344,7 @@ pub fn summarize(
     let previous_password_contacts = own
         .iter()
         .chain(lines.iter().flat_map(|(_, seen)| seen.iter()))
-        .filter(|s| is_live(s, now) && s.contact.previous_password)
+        .filter(|s| is_live(s, now) && on_previous(&s.contact))
         .map(|s| s.contact.address.as_str())
         .collect::<HashSet<_>>()
         .len() as i32;
@@ -350,6 +405,16 @@ mod tests {
 
     fn at(secs: i64) -> Timestamp {
         Timestamp::from_second(T0 + secs).expect("timestamp")
+    }
+
+    /// Contacts on a previous password: those the registrar flagged.
+    fn summarize_flagged(
+        own: &[Seen],
+        lines: &[(&str, &[Seen])],
+        previous: Option<&RegistrationStatus>,
+        now: Timestamp,
+    ) -> RegistrationStatus {
+        summarize(own, lines, previous, now, &|c| c.previous_password)
     }
 
     fn contact(aor: &str, address: &str, ua: &str, expires_in: u64, modified: i64) -> Contact {
@@ -459,7 +524,7 @@ mod tests {
                 ),
             ],
         );
-        let s = summarize(view.seen("alice@acme.example"), &[], None, at(2));
+        let s = summarize_flagged(view.seen("alice@acme.example"), &[], None, at(2));
         assert_eq!(s.contacts, 2);
         assert_eq!(s.user_agents, ["Phone", "Soft"]);
         assert_eq!(s.earliest_expiry, Some(Time(at(30))));
@@ -468,7 +533,7 @@ mod tests {
 
     #[test]
     fn refreshes_are_not_written_while_the_stored_expiry_lies_ahead() {
-        let first = summarize(
+        let first = summarize_flagged(
             View::build("d", &[dump(0, vec![contact("u@d", "sip:u@h", "P", 60, 0)])]).seen("u@d"),
             &[],
             None,
@@ -476,17 +541,20 @@ mod tests {
         );
         // The device refreshed at 30 s: new expiry and last-seen, same device.
         let refreshed = View::build("d", &[dump(31, vec![contact("u@d", "sip:u@h", "P", 59, 30)])]);
-        assert_eq!(summarize(refreshed.seen("u@d"), &[], Some(&first), at(31)), first);
+        assert_eq!(
+            summarize_flagged(refreshed.seen("u@d"), &[], Some(&first), at(31)),
+            first
+        );
         // Once the stored expiry has passed, the fresh values are written.
         let later = View::build("d", &[dump(61, vec![contact("u@d", "sip:u@h", "P", 29, 30)])]);
-        let after = summarize(later.seen("u@d"), &[], Some(&first), at(61));
+        let after = summarize_flagged(later.seen("u@d"), &[], Some(&first), at(61));
         assert_eq!(after.earliest_expiry, Some(Time(at(90))));
         assert_eq!(after.last_seen, Some(Time(at(30))));
     }
 
     #[test]
     fn a_new_device_is_written_at_once_and_gone_devices_clear_but_keep_last_seen() {
-        let one = summarize(
+        let one = summarize_flagged(
             View::build("d", &[dump(0, vec![contact("u@d", "sip:u@h", "P", 60, 0)])]).seen("u@d"),
             &[],
             None,
@@ -502,14 +570,14 @@ mod tests {
                 ],
             )],
         );
-        let s = summarize(two.seen("u@d"), &[], Some(&one), at(5));
+        let s = summarize_flagged(two.seen("u@d"), &[], Some(&one), at(5));
         assert_eq!((s.contacts, s.user_agents.len()), (2, 2));
-        let none = summarize(&[], &[], Some(&s), at(100));
+        let none = summarize_flagged(&[], &[], Some(&s), at(100));
         assert_eq!(none.contacts, 0);
         assert!(none.user_agents.is_empty() && none.earliest_expiry.is_none());
         assert_eq!(none.last_seen, Some(Time(at(5))), "last seen is kept");
         assert_eq!(
-            summarize(&[], &[], Some(&none), at(200)),
+            summarize_flagged(&[], &[], Some(&none), at(200)),
             none,
             "stable once empty"
         );
@@ -518,15 +586,15 @@ mod tests {
     #[test]
     fn contacts_that_lapsed_since_the_read_are_left_out() {
         let view = View::build("d", &[dump(0, vec![contact("u@d", "sip:u@h", "P", 60, 0)])]);
-        assert_eq!(summarize(view.seen("u@d"), &[], None, at(59)).contacts, 1);
-        assert_eq!(summarize(view.seen("u@d"), &[], None, at(60)).contacts, 0);
+        assert_eq!(summarize_flagged(view.seen("u@d"), &[], None, at(59)).contacts, 1);
+        assert_eq!(summarize_flagged(view.seen("u@d"), &[], None, at(60)).contacts, 0);
     }
 
     #[test]
     fn a_permanent_contact_has_no_expiry() {
         let mut c = contact("u@d", "sip:u@h", "P", 0, 0);
         c.expires_in = None;
-        let s = summarize(
+        let s = summarize_flagged(
             View::build("d", &[dump(0, vec![c])]).seen("u@d"),
             &[],
             None,
@@ -581,7 +649,7 @@ mod tests {
             )],
         );
         let alice = alice_with_devices();
-        let o = view.observed(&alice, "d", at(1));
+        let o = view.observed(&alice, "d", at(1), &Graces::default());
         assert_eq!(
             o.registration.contacts, 4,
             "own address and lines, each contact once"
@@ -600,13 +668,13 @@ mod tests {
             BTreeMap::from([("desk".into(), 2), ("mobile".into(), 0), ("soft".into(), 1)])
         );
         // Lapsed contacts count for nobody.
-        let later = view.observed(&alice, "d", at(61));
+        let later = view.observed(&alice, "d", at(61), &Graces::default());
         assert_eq!(later.registration.contacts, 0);
         assert!(later.registration.lines.is_empty());
         assert!(later.devices.values().all(|n| *n == 0));
         // A user without devices or aliases: as before, its own address only.
         let bob = user("bob", serde_json::json!({"domainRef": "d"}));
-        let o = view.observed(&bob, "d", at(1));
+        let o = view.observed(&bob, "d", at(1), &Graces::default());
         assert_eq!((o.registration.contacts, o.devices.len()), (1, 0));
     }
 
@@ -625,7 +693,7 @@ mod tests {
                 )],
             )
         };
-        let o = registered("alice#desk").observed(&alice, "d", at(1));
+        let o = registered("alice#desk").observed(&alice, "d", at(1), &Graces::default());
         let status = SipUserStatus {
             registration: Some(o.registration.clone()),
             devices: o
@@ -642,7 +710,7 @@ mod tests {
         assert!(!o.differs_from(Some(&status)));
         assert!(o.differs_from(None));
         // Same number of contacts and user agents, but the desk phone went and the mobile came.
-        let swapped = registered("alice#mobile").observed(&alice, "d", at(1));
+        let swapped = registered("alice#mobile").observed(&alice, "d", at(1), &Graces::default());
         assert_eq!(swapped.registration, o.registration);
         assert!(swapped.differs_from(Some(&status)));
         assert!(view_none_on_checks_every_address());
@@ -663,7 +731,17 @@ mod tests {
             let soft = by(contact("alice@d", "sip:alice@10.0.0.2", "P", 60, 0), "alice#soft");
             View::build("d", &[dump(0, vec![desk, line, soft])])
         };
-        let o = view(true).observed(&alice, "d", at(1));
+        let mut graces = Graces::default();
+        graces.running("alice#desk", None);
+        assert_eq!(
+            view(true)
+                .observed(&alice, "d", at(1), &Graces::default())
+                .registration
+                .previous_password_contacts,
+            0,
+            "no grace period runs: its previous password is refused"
+        );
+        let o = view(true).observed(&alice, "d", at(1), &graces);
         assert_eq!(o.registration.previous_password_contacts, 1);
         assert_eq!(o.previous_password_devices, BTreeMap::from([("desk".into(), 1)]));
         let status = SipUserStatus {
@@ -681,18 +759,46 @@ mod tests {
             ..Default::default()
         };
         assert!(!o.differs_from(Some(&status)));
-        let moved_on = view(false).observed(&alice, "d", at(1));
+        let moved_on = view(false).observed(&alice, "d", at(1), &graces);
         assert_eq!(moved_on.registration.previous_password_contacts, 0);
         assert!(
             moved_on.differs_from(Some(&status)),
             "the phone took the new password: a status write"
         );
         assert_eq!(
-            summarize(view(false).seen("alice@d"), &[], Some(&o.registration), at(2))
+            summarize_flagged(view(false).seen("alice@d"), &[], Some(&o.registration), at(2))
                 .previous_password_contacts,
             0,
             "not carried over from the previous status"
         );
+    }
+
+    #[test]
+    fn a_contact_registered_before_the_change_counts_as_on_the_previous_password() {
+        let alice = alice_with_devices();
+        // Registered at T0 + 5 with what was the desk phone's password, never refreshed since.
+        let desk = by(
+            contact("alice@d", "sip:alice@10.0.0.1", "P", 600, 5),
+            "alice#desk",
+        );
+        // The soft phone registered after its own change.
+        let soft = by(
+            contact("alice@d", "sip:alice@10.0.0.2", "P", 600, 20),
+            "alice#soft",
+        );
+        let view = View::build("d", &[dump(0, vec![desk, soft])]);
+        let mut graces = Graces::default();
+        graces.running("alice#desk", Some(T0 + 10));
+        graces.running("alice#soft", Some(T0 + 10));
+        let o = view.observed(&alice, "d", at(30), &graces);
+        assert_eq!(o.registration.previous_password_contacts, 1);
+        assert_eq!(o.previous_password_devices, BTreeMap::from([("desk".into(), 1)]));
+        let ended = view.observed(&alice, "d", at(30), &Graces::default());
+        assert_eq!(
+            ended.registration.previous_password_contacts, 0,
+            "its grace period ended"
+        );
+        assert!(ended.previous_password_devices.is_empty());
     }
 
     fn view_none_on_checks_every_address() -> bool {

@@ -211,6 +211,11 @@ fn previous_keys(secret: &Secret, prefix: &str) -> (Option<String>, Option<Strin
     (value("previous.ha1"), value("previous.valid-until"))
 }
 
+/// The desk phone's deadline as the Secret holds it.
+fn desk_deadline(secret: &Secret) -> Option<String> {
+    previous_keys(secret, "devices.desk.").1
+}
+
 fn md5(username: &str, realm: &str, password: &str) -> String {
     sip_operator::credentials::ha1(
         sip_operator::api::DigestAlgorithm::Md5,
@@ -221,9 +226,10 @@ fn md5(username: &str, realm: &str, password: &str) -> String {
 }
 
 /// A grace period: a rotation keeps the previous password's HA1 (never the password) and its
-/// deadline in the Secret and shows the deadline in status; the user's grace period wins over
-/// the domain's; at the deadline both go without anything else happening (the reconcile is
-/// requeued for it). The same for a device's rotation.
+/// deadline in the Secret and shows the deadline in status (a device's; the account's not
+/// while devices are listed); the user's grace period wins over the domain's; at the deadline
+/// both go without anything else happening (the reconcile is requeued for it), the time of
+/// the change stays. The same for a device's rotation.
 #[tokio::test]
 async fn a_grace_period_keeps_the_previous_digest_until_its_deadline() {
     let sc = Scenario::new("grace").await;
@@ -250,11 +256,14 @@ async fn a_grace_period_keeps_the_previous_digest_until_its_deadline() {
         .await;
     let u = sc
         .wait_user("gina", "both rotations handled with deadlines", |u| {
-            handled_rotation(u).as_deref() == Some("r1")
-                && valid_until(u).is_some()
-                && device_valid_until(u, "desk").is_some()
+            handled_rotation(u).as_deref() == Some("r1") && device_valid_until(u, "desk").is_some()
         })
         .await;
+    assert_eq!(
+        valid_until(&u),
+        None,
+        "the account's deadline is not shown while devices are listed"
+    );
     let secret = sc.secret(name).await;
     assert_ne!(password(&secret), p0);
     let (ha1, until) = previous_keys(&secret, "");
@@ -263,10 +272,10 @@ async fn a_grace_period_keeps_the_previous_digest_until_its_deadline() {
         Some(md5("gina", &sc.fqdn, &p0)),
         "the previous password's HA1"
     );
-    let deadline = valid_until(&u).expect("deadline");
+    let deadline = Time(until.as_deref().expect("deadline").parse().expect("RFC 3339"));
     assert_eq!(
-        until,
-        Some(deadline.0.to_string()),
+        desk_deadline(&secret),
+        device_valid_until(&u, "desk").map(|t| t.0.to_string()),
         "the Secret holds the deadline the status shows"
     );
     let ahead = deadline.0.duration_since(rotated_at).as_secs();
@@ -294,7 +303,10 @@ async fn a_grace_period_keeps_the_previous_digest_until_its_deadline() {
         Duration::from_secs(40),
         || async {
             let u = sc.try_user("gina").await?;
-            (valid_until(&u).is_none() && device_valid_until(&u, "desk").is_none()).then_some(u)
+            let secret = sc.secret(name).await;
+            let gone = previous_keys(&secret, "") == (None, None)
+                && previous_keys(&secret, "devices.desk.") == (None, None);
+            (device_valid_until(&u, "desk").is_none() && gone).then_some(u)
         },
     )
     .await;
@@ -303,10 +315,17 @@ async fn a_grace_period_keeps_the_previous_digest_until_its_deadline() {
         "not before the deadline {deadline:?}"
     );
     let secret = sc.secret(name).await;
-    let keys: Vec<&String> = secret.data.iter().flatten().map(|(k, _)| k).collect();
-    assert!(
-        !keys.iter().any(|k| k.contains("previous.")),
-        "the previous digests left the Secret: {keys:?}"
+    let previous: Vec<&str> = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| k.contains("previous."))
+        .collect();
+    assert_eq!(
+        previous,
+        ["devices.desk.previous.changed-at", "previous.changed-at"],
+        "only the times of the changes stay in the Secret"
     );
     assert_eq!(handled_rotation(&u).as_deref(), Some("r1"));
 }

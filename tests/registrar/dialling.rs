@@ -71,6 +71,7 @@ impl Person {
                 name,
                 password,
                 previous: None,
+                changed_at: None,
             })
             .collect();
         UserEntry::build(&EntrySpec {
@@ -79,6 +80,7 @@ impl Person {
             realm: DOMAIN,
             password: &self.password,
             previous: None,
+            changed_at: None,
             devices: &devices,
             algorithms: &[DigestAlgorithm::Md5],
             max_contacts: 2,

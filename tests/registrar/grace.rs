@@ -46,6 +46,7 @@ fn entry(account: &Password, previous: Option<&PreviousDigest>, device: bool) ->
         name: "desk",
         password: account,
         previous,
+        changed_at: None,
     }];
     UserEntry::build(&EntrySpec {
         username: "alice",
@@ -53,6 +54,7 @@ fn entry(account: &Password, previous: Option<&PreviousDigest>, device: bool) ->
         realm: DOMAIN,
         password: account,
         previous: if device { None } else { previous },
+        changed_at: None,
         devices: if device { &devices } else { &[] },
         algorithms: &[DigestAlgorithm::Md5],
         max_contacts: 2,
@@ -310,6 +312,7 @@ async fn a_sha256_instance_accepts_the_previous_sha256_digest_until_the_deadline
             realm: DOMAIN,
             password: &new,
             previous: previous.as_ref(),
+            changed_at: None,
             devices: &[],
             algorithms: &both,
             max_contacts: 1,
@@ -452,4 +455,116 @@ async fn the_operator_shows_a_devices_deadline_and_old_password_contact_then_cle
     assert!(k8s_openapi::jiff::Timestamp::now() >= until.0);
     assert_eq!(phone(&old, old_port), 403);
     assert_eq!(phone(&new, new_port), 200);
+}
+
+/// A phone registered before the rotation, with what is then the current password, and not
+/// refreshed since (its refresh interval is longer than the grace period): it is on the
+/// previous password from the change on, so the status counts it while the grace period
+/// runs and the push after the deadline drops it, though it never re-registered with the
+/// old password. For the account (`device: false`) or a device `desk`.
+async fn a_phone_registered_before_the_rotation_counts_and_goes_at_the_deadline(device: bool) {
+    use crate::setup::{Setup, WAIT};
+    use crate::support::eventually;
+    use sip_operator::api::SipUser;
+    use sip_operator::credentials::secret_value;
+
+    let s = Setup::new(if device {
+        "e2e-grace-before-dev"
+    } else {
+        "e2e-grace-before"
+    })
+    .await;
+    let devices = if device { "  devices: [{name: desk}]\n" } else { "" };
+    let spec = format!("  credentials: {{rotationGracePeriod: 15s}}\n{devices}");
+    s.apply_user("alice", &spec, "");
+    s.registrar_synced("alice", "True").await;
+    let (key, auth, rotate) = if device {
+        (
+            "devices.desk.password",
+            "alice#desk",
+            "sipoperator.io/rotate.desk: \"b1\"",
+        )
+    } else {
+        ("password", "alice", "sipoperator.io/rotate: \"b1\"")
+    };
+    let current = || async {
+        let secret = s
+            .secrets
+            .get("alice-sip-credentials")
+            .await
+            .expect("credentials Secret");
+        secret_value(&secret, key).expect("password")
+    };
+    let old = current().await;
+    let sip = s.kamailio().sip_addr();
+    let registered = Registration::new("alice", &s.fqdn, &old)
+        .auth_username(auth)
+        .expires(300)
+        .local_port(free_port(true))
+        .run(sip)
+        .status;
+    assert_eq!(registered, 200);
+    // usrloc and the Secret record whole seconds: the change must fall in a later second
+    // than the REGISTER for "registered before the change" to be decidable.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    s.apply_user("alice", &spec, rotate);
+    // (deadline, contacts, of which on the previous password), the account's or the desk's.
+    let seen = |u: &SipUser| {
+        let st = u.status.as_ref()?;
+        if device {
+            let d = st.devices.iter().find(|d| d.name == "desk")?;
+            Some((
+                d.previous_password_valid_until.clone(),
+                d.contacts,
+                d.previous_password_contacts,
+            ))
+        } else {
+            let r = st.registration.as_ref()?;
+            Some((
+                st.previous_password_valid_until.clone(),
+                r.contacts,
+                r.previous_password_contacts,
+            ))
+        }
+    };
+    let until = eventually(
+        "the rotation, and the phone counted on the previous password",
+        WAIT,
+        || async {
+            let u = s.users.get_opt("alice").await.ok().flatten()?;
+            let (until, contacts, previous) = seen(&u)?;
+            let until = until?;
+            (current().await != old && contacts == 1 && previous == 1).then_some(until)
+        },
+    )
+    .await;
+    assert!(
+        k8s_openapi::jiff::Timestamp::now() < until.0,
+        "counted before the deadline {until:?}"
+    );
+    let regs = s.kamailio().contacts(&format!("alice@{}", s.fqdn)).len();
+    assert_eq!(regs, 1, "still registered during the grace period");
+
+    eventually(
+        "the deadline to pass and the phone's contact to go",
+        WAIT,
+        || async {
+            let u = s.users.get_opt("alice").await.ok().flatten()?;
+            let gone = s.kamailio().contacts(&format!("alice@{}", s.fqdn)).is_empty();
+            (seen(&u)? == (None, 0, 0) && gone).then_some(())
+        },
+    )
+    .await;
+    assert!(k8s_openapi::jiff::Timestamp::now() >= until.0);
+}
+
+#[tokio::test]
+async fn an_account_phone_registered_before_the_rotation_counts_and_goes_at_the_deadline() {
+    a_phone_registered_before_the_rotation_counts_and_goes_at_the_deadline(false).await;
+}
+
+#[tokio::test]
+async fn a_device_registered_before_the_rotation_counts_and_goes_at_the_deadline() {
+    a_phone_registered_before_the_rotation_counts_and_goes_at_the_deadline(true).await;
 }

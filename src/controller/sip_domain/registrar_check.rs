@@ -246,7 +246,9 @@ fn queue_changed_registrations(domain: &SipDomain, view: &View, ctx: &Context) {
         if current.is_some_and(|r| r.contacts == 0) && view.none_on(&aors) && !failed {
             return false;
         }
-        view.observed(u, fqdn, now).differs_from(u.status.as_ref())
+        let graces = crate::registrar_state::registration_view::Graces::in_status(u.username(), status, now);
+        view.observed(u, fqdn, now, &graces)
+            .differs_from(u.status.as_ref())
     });
 }
 

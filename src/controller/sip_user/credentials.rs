@@ -54,6 +54,11 @@ pub struct Passwords {
     pub account_previous: Option<PreviousDigest>,
     /// Each device's previous digest while a grace period runs (only those with one).
     pub device_previous: Vec<(String, PreviousDigest)>,
+    /// When the account's password last changed under a grace period (Unix seconds): its
+    /// contacts last registered before then are on an older password.
+    pub account_changed_at: Option<i64>,
+    /// The same per device (only those rotated under a grace period).
+    pub device_changed_at: Vec<(String, i64)>,
 }
 
 impl Passwords {
@@ -65,6 +70,8 @@ impl Passwords {
             devices: Vec::new(),
             account_previous: None,
             device_previous: Vec::new(),
+            account_changed_at: None,
+            device_changed_at: Vec::new(),
         }
     }
 
@@ -79,6 +86,32 @@ impl Passwords {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, p)| p)
+    }
+
+    /// When device `name` was last rotated under a grace period.
+    pub fn device_changed_at(&self, name: &str) -> Option<i64> {
+        self.device_changed_at
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| *t)
+    }
+
+    /// The credentials whose grace period runs, for telling contacts on a previous password
+    /// apart (`username`: the account's).
+    pub fn graces(&self, username: &str) -> crate::registrar_state::registration_view::Graces {
+        let mut graces = crate::registrar_state::registration_view::Graces::default();
+        // With devices listed the account's own password registers nothing (as the status,
+        // which the domain's check reads, shows no deadline for it then).
+        if self.account_previous.is_some() && self.devices.is_empty() {
+            graces.running(username, self.account_changed_at);
+        }
+        for (name, _) in &self.device_previous {
+            graces.running(
+                crate::api::device_auth_username(username, name),
+                self.device_changed_at(name),
+            );
+        }
+        graces
     }
 
     /// Every grace period's deadline (Unix seconds): the reconcile after the earliest one
@@ -102,6 +135,9 @@ pub enum Outcome {
         previous_valid_until: Option<i64>,
         /// One per listed device, in `spec.devices` order.
         devices: Vec<DeviceOutcome>,
+        /// The grace period written cannot be read: none applies, and this says what to fix
+        /// (a Stalled condition; the passwords stay in force).
+        grace_problem: Option<String>,
     },
     /// A person must act; `reason` is a Stalled reason.
     Problem { reason: &'static str, message: String },
@@ -207,6 +243,8 @@ struct DeviceChoice {
     rotate_request: Option<String>,
     /// Its previous digest while a grace period runs.
     previous: Option<PreviousDigest>,
+    /// When it was last rotated under a grace period.
+    changed_at: Option<i64>,
 }
 
 impl DeviceChoice {
@@ -221,21 +259,30 @@ impl DeviceChoice {
 }
 
 /// The passwords in force and the previous digests, for the registrar step.
-fn passwords(
-    account: Password,
-    account_previous: Option<PreviousDigest>,
-    devices: Vec<DeviceChoice>,
-) -> Passwords {
+fn passwords(account: Password, grace: AccountGrace, devices: Vec<DeviceChoice>) -> Passwords {
     let device_previous = devices
         .iter()
         .filter_map(|d| Some((d.name.clone(), d.previous.clone()?)))
         .collect();
+    let device_changed_at = devices
+        .iter()
+        .filter_map(|d| Some((d.name.clone(), d.changed_at?)))
+        .collect();
     Passwords {
         account,
         devices: devices.into_iter().map(|d| (d.name, d.password)).collect(),
-        account_previous,
+        account_previous: grace.previous,
         device_previous,
+        account_changed_at: grace.changed_at,
+        device_changed_at,
     }
+}
+
+/// The account's previous digest and change time after this reconcile.
+#[derive(Clone, Default)]
+struct AccountGrace {
+    previous: Option<PreviousDigest>,
+    changed_at: Option<i64>,
 }
 
 /// The credentials Secret `name` of `user` holding `password` and the devices'; a rotation
@@ -245,7 +292,7 @@ fn desired_secret(
     domain: &SipDomain,
     name: &str,
     password: &Password,
-    previous: Option<&PreviousDigest>,
+    grace: &AccountGrace,
     rotate_request: &Option<String>,
     devices: &[DeviceChoice],
 ) -> Result<Secret, Error> {
@@ -258,6 +305,7 @@ fn desired_secret(
             name: &d.name,
             password: &d.password,
             previous: d.previous.as_ref(),
+            changed_at: d.changed_at,
         })
         .collect();
     let mut secret = credentials::build_secret(&SecretSpec {
@@ -269,7 +317,8 @@ fn desired_secret(
         domain: &domain.spec.domain,
         realm: domain.realm(),
         password,
-        previous,
+        previous: grace.previous.as_ref(),
+        changed_at: grace.changed_at,
         devices: &device_secrets,
     });
     if let Some(value) = rotate_request {
@@ -351,9 +400,18 @@ async fn create_first(
             change: Some(PasswordChange::Created),
             rotate_request: device_rotate_request(user, &d.name),
             previous: None,
+            changed_at: None,
         })
         .collect();
-    let desired = desired_secret(user, domain, name, &password, None, rotate_request, &devices)?;
+    let desired = desired_secret(
+        user,
+        domain,
+        name,
+        &password,
+        &AccountGrace::default(),
+        rotate_request,
+        &devices,
+    )?;
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
@@ -374,8 +432,9 @@ async fn create_first(
                 handled_rotation: rotate_request.clone(),
                 previous_valid_until: None,
                 devices: devices.iter().map(DeviceChoice::outcome).collect(),
+                grace_problem: grace_period(user, domain).1,
             },
-            Some(passwords(password, None, devices)),
+            Some(passwords(password, AccountGrace::default(), devices)),
         ))),
         Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(None),
         Err(e) => Err(kube_err(format!(
@@ -561,24 +620,7 @@ async fn sync_secret(
             .and_then(|s| credentials::secret_bytes(s, data_keys::PASSWORD))
             .and_then(|b| credentials::password_from_bytes(b).ok())
     };
-    let grace = match crate::rotation::effective_grace_period(
-        user.spec.credentials.rotation_grace_period.as_deref(),
-        domain.spec.password_policy.rotation_grace_period.as_deref(),
-    ) {
-        Ok(grace) => grace,
-        Err(problem) => {
-            return Ok((
-                Outcome::Problem {
-                    reason: reasons::ROTATION_GRACE_PERIOD_INVALID,
-                    message: format!(
-                        "rotationGracePeriod (spec.credentials, else the SipDomain's spec.passwordPolicy): {problem}; \
-                         write it as hours, minutes and seconds, e.g. 24h, 90m or 1h30m"
-                    ),
-                },
-                None,
-            ));
-        }
-    };
+    let (grace, grace_problem) = grace_period(user, domain);
     let before = current(&existing).or_else(|| current(&moved_from));
     let (password, change) = match choose_password(
         source,
@@ -602,19 +644,22 @@ async fn sync_secret(
     let replaced = matches!(change, Some(PasswordChange::Rotated | PasswordChange::Imported))
         .then_some(before.as_ref())
         .flatten();
-    let previous = crate::rotation::previous_after(crate::rotation::Change {
+    let stored_secret = existing.as_ref().or(moved_from.as_ref());
+    let account_change = crate::rotation::Change {
         replaced,
         current: &password,
-        stored: existing
-            .as_ref()
-            .or(moved_from.as_ref())
-            .and_then(credentials::previous_digest),
+        stored: stored_secret.and_then(credentials::previous_digest),
+        stored_changed_at: stored_secret.and_then(credentials::previous_changed_at),
         grace,
         username: user.username(),
         realm: domain.realm(),
         algorithms: &domain.spec.digest_algorithms,
         now,
-    });
+    };
+    let account_grace = AccountGrace {
+        previous: crate::rotation::previous_after(&account_change),
+        changed_at: crate::rotation::changed_at_after(&account_change),
+    };
     let change = to_announce(
         change,
         existing.is_some(),
@@ -637,7 +682,7 @@ async fn sync_secret(
         domain,
         &name,
         &password,
-        previous.as_ref(),
+        &account_grace,
         &rotate_request,
         &devices,
     )?;
@@ -718,10 +763,11 @@ async fn sync_secret(
             secret_name: name,
             change,
             handled_rotation: rotate_request,
-            previous_valid_until: previous.as_ref().map(|p| p.valid_until),
+            previous_valid_until: account_grace.previous.as_ref().map(|p| p.valid_until),
             devices: devices.iter().map(DeviceChoice::outcome).collect(),
+            grace_problem,
         },
-        Some(passwords(password, previous, devices)),
+        Some(passwords(password, account_grace, devices)),
     ))
 }
 
@@ -766,20 +812,24 @@ fn choose_devices(
             let before = stored.clone().or_else(|| moved.clone());
             let (password, change) =
                 choose_device_password(stored, moved, rotate, &domain.spec.password_policy);
-            let previous = crate::rotation::previous_after(crate::rotation::Change {
+            let stored_secret = existing.or(moved_from);
+            let auth_username = crate::api::device_auth_username(user.username(), &d.name);
+            let device_change = crate::rotation::Change {
                 replaced: (change == Some(PasswordChange::Rotated))
                     .then_some(before.as_ref())
                     .flatten(),
                 current: &password,
-                stored: existing
-                    .or(moved_from)
-                    .and_then(|s| credentials::device_previous_digest(s, &d.name)),
+                stored: stored_secret.and_then(|s| credentials::device_previous_digest(s, &d.name)),
+                stored_changed_at: stored_secret
+                    .and_then(|s| credentials::device_previous_changed_at(s, &d.name)),
                 grace: grace.period,
-                username: &crate::api::device_auth_username(user.username(), &d.name),
+                username: &auth_username,
                 realm: domain.realm(),
                 algorithms: &domain.spec.digest_algorithms,
                 now: grace.now,
-            });
+            };
+            let previous = crate::rotation::previous_after(&device_change);
+            let changed_at = crate::rotation::changed_at_after(&device_change);
             let change = to_announce(
                 change,
                 had_keys,
@@ -791,9 +841,33 @@ fn choose_devices(
                 change,
                 rotate_request,
                 previous,
+                changed_at,
             }
         })
         .collect()
+}
+
+/// The grace period that applies, and what to tell the user when the one written cannot be
+/// read (the schema refuses such values; an object stored before it could hold one). Then
+/// no grace period applies: the passwords themselves are known and stay pushed (removing the
+/// user, or at domain level every user, from the registrar for a bad grace period would be
+/// out of all proportion), a running grace period ends, and the Stalled condition says what
+/// to fix.
+fn grace_period(user: &SipUser, domain: &SipDomain) -> (Option<std::time::Duration>, Option<String>) {
+    match crate::rotation::effective_grace_period(
+        user.spec.credentials.rotation_grace_period.as_deref(),
+        domain.spec.password_policy.rotation_grace_period.as_deref(),
+    ) {
+        Ok(grace) => (grace, None),
+        Err(problem) => (
+            None,
+            Some(format!(
+                "rotationGracePeriod (spec.credentials, else the SipDomain's spec.passwordPolicy): {problem}; \
+                 write it as hours, minutes and seconds, e.g. 24h, 90m or 1h30m. Until then no grace period \
+                 applies: a previous password is refused at once"
+            )),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -808,6 +882,64 @@ mod tests {
                 kube::core::Status::failure("metadata.labels: Invalid value", reason).with_code(code),
             )),
         }
+    }
+
+    #[test]
+    fn graces_name_the_credentials_whose_grace_period_runs_with_their_change_time() {
+        let digest = PreviousDigest {
+            ha1_md5: Some("ab".repeat(16)),
+            ha1_sha256: None,
+            valid_until: 2000,
+        };
+        let contact = |au: &str, last_modified| crate::registrar::Contact {
+            aor: "alice@acme.example.com".into(),
+            address: "sip:alice@192.0.2.1".into(),
+            user_agent: None,
+            expires_in: Some(60),
+            last_modified: Some(last_modified),
+            auth_username: Some(au.into()),
+            previous_password: false,
+        };
+        let mut p = Passwords::account_only(Password::new("a"));
+        p.account_previous = Some(digest.clone());
+        p.account_changed_at = Some(1000);
+        let graces = p.graces("alice");
+        assert!(graces.on_previous(&contact("alice", 900)));
+        assert!(!graces.on_previous(&contact("alice", 1000)));
+        p.devices = vec![("desk".into(), Password::new("d"))];
+        p.device_previous = vec![("desk".into(), digest)];
+        p.device_changed_at = vec![("desk".into(), 1500)];
+        let graces = p.graces("alice");
+        assert!(graces.on_previous(&contact("alice#desk", 1400)));
+        assert!(
+            !graces.on_previous(&contact("alice", 900)),
+            "the account's own registers nothing while devices are listed"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_grace_period_means_none_and_says_so_without_taking_the_passwords_away() {
+        use crate::controller::fixtures;
+        let mut user = fixtures::user("alice").build();
+        let mut domain = fixtures::domain("acme").build();
+        assert_eq!(grace_period(&user, &domain), (None, None));
+        domain.spec.password_policy.rotation_grace_period = Some("24h".into());
+        assert_eq!(
+            grace_period(&user, &domain).0,
+            Some(std::time::Duration::from_secs(86_400))
+        );
+        // Stored before the schema refused it (e.g. written by an older CRD).
+        domain.spec.password_policy.rotation_grace_period = Some("1d".into());
+        let (grace, problem) = grace_period(&user, &domain);
+        assert_eq!(grace, None, "no grace period rather than no passwords");
+        let problem = problem.expect("reported");
+        assert!(problem.contains("\"1d\"") && problem.contains("24h"), "{problem}");
+        user.spec.credentials.rotation_grace_period = Some("10m".into());
+        assert_eq!(
+            grace_period(&user, &domain),
+            (Some(std::time::Duration::from_secs(600)), None),
+            "the user's own wins, the domain's is not read"
+        );
     }
 
     #[test]

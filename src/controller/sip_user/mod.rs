@@ -29,6 +29,7 @@ use super::{Context, Error};
 use crate::api::SipUser;
 use crate::keys::{REGISTRAR_CLEANUP_FINALIZER, SKIP_CLEANUP_ANNOTATION};
 use crate::registrar::UserKey;
+use crate::registrar_state::registration_view::Graces;
 use kube::runtime::reflector::ObjectRef;
 
 /// How often a healthy user is looked at again without any event (drift safety net).
@@ -148,10 +149,14 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
         || credentials.as_ref().is_some_and(user_credentials::Outcome::retry);
 
     let previous = user.status.as_ref();
+    let graces = match &passwords {
+        Some(p) => p.graces(user.username()),
+        None => Graces::in_status(user.username(), previous, now.0),
+    };
     let observed = domain
         .as_ref()
         .zip(view.as_ref())
-        .map(|(d, view)| view.observed(user, &d.spec.domain, now.0));
+        .map(|(d, view)| view.observed(user, &d.spec.domain, now.0, &graces));
     let (registration, device_contacts, device_previous_contacts, failures) = match observed {
         Some(o) => (
             Some(o.registration),
@@ -226,10 +231,14 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
     }
     ctx.backoff.succeeded(&uid);
     // A grace period's end takes the previous password away (from the Secret, the registrar,
-    // and the contacts still on it): the reconcile after it does that.
-    let grace_ends = passwords
-        .as_ref()
-        .and_then(|p| crate::rotation::until_earliest(p.deadlines(), now.0.as_second()));
+    // and the contacts still on it): the reconcile after it does that. Without this
+    // reconcile's passwords (not admitted, no domain) the deadlines recorded in the status
+    // still need their reconcile, to clear them there (a deadline already past: in a second).
+    let deadlines = match &passwords {
+        Some(p) => p.deadlines().collect(),
+        None => user_status::deadlines_in(Some(&desired)),
+    };
+    let grace_ends = crate::rotation::until_earliest(deadlines, now.0.as_second());
     Ok(Action::requeue(grace_ends.map_or(RESYNC, |d| d.min(RESYNC))))
 }
 

@@ -174,27 +174,26 @@ where
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
-/// The endpoints whose view shows a live contact on one of the entry's addresses (the user's own and
-/// its alias lines) registered with a digest username the entry does not carry (a removed or
-/// disabled device's, or the account's own after devices were listed), or with a previous
-/// password the entry no longer carries (its grace period ended). Pure. Contacts whose
+/// The endpoints whose view shows a live contact on one of the entry's addresses (the user's
+/// own and its alias lines) that the entry revokes (see [`UserEntry::revokes`]: a digest
+/// username it does not carry, or a previous password whose grace period ended, whether the
+/// contact re-registered with it or last registered before the change). Pure. Contacts whose
 /// registrar does not say who registered them are left alone.
 pub fn revoked_on(
     entry: &UserEntry,
     view: &View,
     now: Timestamp,
 ) -> std::collections::BTreeSet<std::sync::Arc<str>> {
-    let valid = entry.auth_usernames();
-    let previous_valid = entry.previous_auth_usernames();
     entry
         .aors()
         .iter()
         .flat_map(|aor| view.seen(aor))
         .filter(|s| {
             is_live(s, now)
-                && s.contact.auth_username.as_deref().is_some_and(|au| {
-                    !valid.contains(&au) || (s.contact.previous_password && !previous_valid.contains(&au))
-                })
+                && s.contact
+                    .auth_username
+                    .as_deref()
+                    .is_some_and(|au| entry.revokes(au, s.contact.last_modified, s.contact.previous_password))
         })
         .map(|s| s.endpoint.clone())
         .collect()
@@ -218,6 +217,7 @@ fn entry(
                 name: &d.name,
                 password: passwords.device(&d.name)?,
                 previous: passwords.device_previous(&d.name),
+                changed_at: passwords.device_changed_at(&d.name),
             })
         })
         .collect();
@@ -227,6 +227,7 @@ fn entry(
         realm: domain.realm(),
         password: &passwords.account,
         previous: passwords.account_previous.as_ref(),
+        changed_at: passwords.account_changed_at,
         devices: &devices,
         algorithms: &domain.spec.digest_algorithms,
         max_contacts: user
@@ -291,6 +292,8 @@ mod tests {
                 .collect(),
             account_previous: None,
             device_previous: Vec::new(),
+            account_changed_at: None,
+            device_changed_at: Vec::new(),
         };
         alice.spec.devices = devices;
         (alice, passwords)

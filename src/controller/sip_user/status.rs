@@ -88,6 +88,13 @@ pub fn stalled(facts: &Facts<'_>) -> Option<(&'static str, String)> {
     match (facts.verdict, facts.credentials) {
         (Verdict::Stalled { reason, message }, _) => Some((reason, message.clone())),
         (Verdict::Admitted, Some(Outcome::Problem { reason, message })) => Some((reason, message.clone())),
+        (
+            Verdict::Admitted,
+            Some(Outcome::Ready {
+                grace_problem: Some(message),
+                ..
+            }),
+        ) => Some((reasons::ROTATION_GRACE_PERIOD_INVALID, message.clone())),
         _ => facts.registrar.stalled(),
     }
 }
@@ -310,7 +317,10 @@ pub fn build(facts: &Facts<'_>, previous: Option<&SipUserStatus>, now: &Time) ->
         previous.password_changed_at.clone()
     };
     let devices = devices(facts, &previous.devices, now);
+    // With devices listed the account's own password does not register: its deadline
+    // would only mislead (each device shows its own).
     let previous_password_valid_until = match facts.credentials {
+        _ if !facts.devices.is_empty() => None,
         Some(Outcome::Ready {
             previous_valid_until, ..
         }) => deadline(*previous_valid_until),
@@ -415,6 +425,22 @@ fn devices(facts: &Facts<'_>, previous: &[DeviceStatus], now: &Time) -> Vec<Devi
                 previous_password_contacts,
             }
         })
+        .collect()
+}
+
+/// The grace periods' deadlines `status` records (Unix seconds), the account's and each
+/// device's: a reconcile must follow each even when the credentials step does not run.
+pub fn deadlines_in(status: Option<&SipUserStatus>) -> Vec<i64> {
+    status
+        .into_iter()
+        .flat_map(|s| {
+            s.previous_password_valid_until.iter().chain(
+                s.devices
+                    .iter()
+                    .filter_map(|d| d.previous_password_valid_until.as_ref()),
+            )
+        })
+        .map(|t| t.0.as_second())
         .collect()
 }
 
@@ -563,6 +589,7 @@ mod tests {
     fn ready_outcome(change: Option<PasswordChange>) -> Outcome {
         Outcome::Ready {
             previous_valid_until: None,
+            grace_problem: None,
             secret_name: "alice-sip-credentials".into(),
             change,
             handled_rotation: None,
@@ -745,6 +772,7 @@ mod tests {
         let first = build(&facts(&Verdict::Admitted, Some(&created)), None, &now(10));
         let rotated = Outcome::Ready {
             previous_valid_until: None,
+            grace_problem: None,
             secret_name: "alice-sip-credentials".into(),
             change: Some(PasswordChange::Rotated),
             handled_rotation: Some("2026-11-23".into()),
@@ -761,6 +789,57 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_grace_period_stalls_the_user_with_its_credentials_ready() {
+        let outcome = Outcome::Ready {
+            previous_valid_until: None,
+            grace_problem: Some("rotationGracePeriod: \"1d\" is not a duration".into()),
+            secret_name: "alice-sip-credentials".into(),
+            change: None,
+            handled_rotation: None,
+            devices: Vec::new(),
+        };
+        let f = facts(&Verdict::Admitted, Some(&outcome));
+        assert_eq!(
+            stalled(&f).map(|(r, _)| r),
+            Some(reasons::ROTATION_GRACE_PERIOD_INVALID)
+        );
+        let status = build(&f, None, &now(10));
+        let credentials = conditions::find(&status.conditions, types::CREDENTIALS_READY).expect("condition");
+        assert_eq!(credentials.status, "True", "the passwords are in place");
+        let stalled_condition = conditions::find(&status.conditions, types::STALLED).expect("condition");
+        assert_eq!(
+            (
+                stalled_condition.status.as_str(),
+                stalled_condition.reason.as_str()
+            ),
+            ("True", reasons::ROTATION_GRACE_PERIOD_INVALID)
+        );
+        assert!(stalled(&facts(&Verdict::Admitted, Some(&ready_outcome(None)))).is_none());
+    }
+
+    #[test]
+    fn the_deadlines_recorded_in_the_status_are_the_accounts_and_each_devices() {
+        let at = |s| Some(now(s));
+        let status = SipUserStatus {
+            previous_password_valid_until: at(100),
+            devices: vec![
+                DeviceStatus {
+                    name: "desk".into(),
+                    previous_password_valid_until: at(50),
+                    ..Default::default()
+                },
+                DeviceStatus {
+                    name: "soft".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(deadlines_in(Some(&status)), [100, 50]);
+        assert!(deadlines_in(None).is_empty());
+    }
+
+    #[test]
     fn a_grace_periods_deadline_shows_while_it_runs_and_not_after() {
         let created = ready_outcome(Some(PasswordChange::Created));
         let first = build(&facts(&Verdict::Admitted, Some(&created)), None, &now(10));
@@ -768,6 +847,7 @@ mod tests {
         let deadline = now(20).0.as_second() + 60;
         let rotated = Outcome::Ready {
             previous_valid_until: Some(deadline),
+            grace_problem: None,
             secret_name: "alice-sip-credentials".into(),
             change: Some(PasswordChange::Rotated),
             handled_rotation: Some("r1".into()),
@@ -790,6 +870,14 @@ mod tests {
         assert!(kept.previous_password_valid_until.is_some());
         let gone = build(&facts(&stalled, None), Some(&second), &now(80));
         assert_eq!(gone.previous_password_valid_until, None);
+        let mut with_devices = facts(&Verdict::Admitted, Some(&rotated));
+        let listed = [device("desk", true)];
+        with_devices.devices = &listed;
+        assert_eq!(
+            build(&with_devices, Some(&first), &now(20)).previous_password_valid_until,
+            None,
+            "not shown while devices are listed"
+        );
         let ended = ready_outcome(None);
         let after = build(&facts(&Verdict::Admitted, Some(&ended)), Some(&second), &now(81));
         assert_eq!(after.previous_password_valid_until, None);
@@ -817,6 +905,7 @@ mod tests {
         let listed = [device("desk", true), device("soft", false)];
         let created = Outcome::Ready {
             previous_valid_until: None,
+            grace_problem: None,
             secret_name: "alice-sip-credentials".into(),
             change: Some(PasswordChange::Created),
             handled_rotation: None,
@@ -858,6 +947,7 @@ mod tests {
         // One device rotated: only its time and rotation record move.
         let rotated = Outcome::Ready {
             previous_valid_until: None,
+            grace_problem: None,
             secret_name: "alice-sip-credentials".into(),
             change: None,
             handled_rotation: None,
@@ -876,6 +966,7 @@ mod tests {
         // Nothing new: the same status (no write).
         let kept = Outcome::Ready {
             previous_valid_until: None,
+            grace_problem: None,
             secret_name: "alice-sip-credentials".into(),
             change: None,
             handled_rotation: None,

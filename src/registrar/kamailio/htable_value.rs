@@ -180,6 +180,7 @@ mod tests {
             realm: "acme.example.com",
             password: &Password::new("secret"),
             previous: None,
+            changed_at: None,
             devices,
             algorithms,
             max_contacts: 2,
@@ -232,11 +233,13 @@ mod tests {
                 name: "desk",
                 password: &desk,
                 previous: None,
+                changed_at: None,
             },
             DeviceCredentials {
                 name: "soft-1",
                 password: &soft,
                 previous: None,
+                changed_at: None,
             },
         ];
         let user = entry(&[DigestAlgorithm::Md5], &devices, "7001");
@@ -289,11 +292,13 @@ mod tests {
                 name: "desk",
                 password: &desk,
                 previous: None,
+                changed_at: None,
             },
             DeviceCredentials {
                 name: "soft",
                 password: &soft,
                 previous: None,
+                changed_at: None,
             },
         ];
         let user = entry(&[DigestAlgorithm::Md5], &devices, "7001");
@@ -335,6 +340,7 @@ mod tests {
             name: "desk",
             password: &desk,
             previous: Some(&previous),
+            changed_at: None,
         }];
         let with_device = entry(&[DigestAlgorithm::Md5], &devices, "7001");
         let device = device_value(&with_device.devices[0]);

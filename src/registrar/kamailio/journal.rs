@@ -86,19 +86,29 @@ pub struct Registered {
     pub previous_password: bool,
 }
 
+/// What the shipped config appends to the digest username of a REGISTER that matched the
+/// previous password. `|` can be in no digest username it journals: only a known user's
+/// (`username`, or `username#device`) gets that far, and neither a SIP username (see
+/// [`crate::api::SIP_USER_PATTERN`]) nor a device name may hold it. The Call-ID, which may
+/// (Kamailio keeps one with spaces, though RFC 3261 forbids them), is the last field, so
+/// nothing in it can read as the flag.
+pub const PREVIOUS_PASSWORD_FLAG: &str = "|old";
+
 /// The entry of an `htable.get uljournal <seq>` result (`{"item":{"name":..,"value":..}}`):
-/// `<aor>`, or `<aor> <auth username> <call-id>` with a fourth field `old` when the previous
-/// password matched (none of them holds a space).
+/// `<aor>`, or `<aor> <auth username> <call-id>` where the auth username ends in
+/// [`PREVIOUS_PASSWORD_FLAG`] when the previous password matched. The AoR and the auth
+/// username hold no space; the Call-ID is the rest of the line, spaces and all.
 pub fn entry(result: &Value) -> Option<Entry> {
     let value = result.pointer("/item/value").and_then(Value::as_str)?;
-    let mut fields = value.split(' ');
+    let mut fields = value.splitn(3, ' ');
     let aor = fields.next().filter(|a| !a.is_empty())?.to_string();
     let registered_by = match (fields.next(), fields.next()) {
         (Some(auth_username), Some(call_id)) if !auth_username.is_empty() && !call_id.is_empty() => {
+            let flagged = auth_username.strip_suffix(PREVIOUS_PASSWORD_FLAG);
             Some(Registered {
-                auth_username: auth_username.to_string(),
+                auth_username: flagged.unwrap_or(auth_username).to_string(),
                 call_id: call_id.to_string(),
-                previous_password: fields.next() == Some("old"),
+                previous_password: flagged.is_some(),
             })
         }
         _ => None,
@@ -242,12 +252,11 @@ impl Mirror {
         }
     }
 
-    /// The contacts of `aor` registered with a digest username outside `valid` (a device
-    /// that was removed or disabled, the account's own credentials once it lists devices,
-    /// another user's device on what is now this user's alias line), or with a previous
-    /// password of one outside `previous_valid` (its grace period ended): their addresses.
-    /// Contacts whose registrant is unknown are left alone.
-    pub fn revoked(&self, aor: &str, valid: &[&str], previous_valid: &[&str]) -> Vec<String> {
+    /// The contacts of `aor` that `revokes` refuses, asked with the digest username that
+    /// registered each, its last REGISTER (Unix seconds) and whether with a previous password
+    /// (see [`crate::registrar::UserEntry::revokes`]): their addresses. Contacts whose
+    /// registrant is unknown are left alone.
+    pub fn revoked(&self, aor: &str, revokes: impl Fn(&str, Option<i64>, bool) -> bool) -> Vec<String> {
         let (Some(held), Some(by)) = (self.by_aor.get(aor), self.registered_by.get(aor)) else {
             return Vec::new();
         };
@@ -256,9 +265,7 @@ impl Mirror {
                 h.call_id
                     .as_ref()
                     .and_then(|id| by.get(id))
-                    .is_some_and(|(au, old)| {
-                        !valid.contains(&au.as_str()) || (*old && !previous_valid.contains(&au.as_str()))
-                    })
+                    .is_some_and(|(au, old)| revokes(au, h.last_modified, *old))
             })
             .map(|h| h.address.clone())
             .collect()
@@ -329,6 +336,35 @@ mod tests {
         }
     }
 
+    /// The rule of valid digest usernames and those whose previous password is still accepted.
+    fn rule<'a>(
+        valid: &'a [&'a str],
+        previous_valid: &'a [&'a str],
+    ) -> impl Fn(&str, Option<i64>, bool) -> bool + 'a {
+        move |au, _, old| !valid.contains(&au) || (old && !previous_valid.contains(&au))
+    }
+
+    #[test]
+    fn the_rule_is_asked_with_each_contacts_last_register() {
+        let mut m = Mirror::default();
+        let aor = "alice@acme.example.com";
+        m.advance(
+            &Head { head: 1, boot: 1 },
+            0,
+            &[(1, Some(registered(aor, "alice#desk", "c1")))],
+        );
+        let found = json!({"AoR": aor, "Contacts": [{"Contact": {
+            "Address": "sip:a@192.0.2.1", "Expires": 60, "Call-ID": "c1", "Last-Modified": 900}}]});
+        m.set(aor, Some(&found), 1000);
+        let asked = std::cell::RefCell::new(Vec::new());
+        let revoked = m.revoked(aor, |au, at, old| {
+            asked.borrow_mut().push((au.to_string(), at, old));
+            at.is_some_and(|t| t < 950)
+        });
+        assert_eq!(revoked, ["sip:a@192.0.2.1"]);
+        assert_eq!(asked.into_inner(), [("alice#desk".to_string(), Some(900), false)]);
+    }
+
     #[test]
     fn contacts_on_a_previous_password_are_marked_and_revoked_once_its_grace_ends() {
         let now = Head { head: 3, boot: 1 };
@@ -362,17 +398,17 @@ mod tests {
         );
         let valid = ["alice#desk", "alice#soft"];
         assert!(
-            m.revoked(aor, &valid, &["alice#desk"]).is_empty(),
+            m.revoked(aor, rule(&valid, &["alice#desk"])).is_empty(),
             "in its grace period"
         );
-        assert_eq!(m.revoked(aor, &valid, &[]), ["sip:a@192.0.2.1"], "after it");
+        assert_eq!(m.revoked(aor, rule(&valid, &[])), ["sip:a@192.0.2.1"], "after it");
         // The device refreshes with the new password: no longer on the old one.
         m.advance(
             &Head { head: 4, boot: 1 },
             3,
             &[(4, Some(registered(aor, "alice#desk", "c1")))],
         );
-        assert!(m.revoked(aor, &valid, &[]).is_empty());
+        assert!(m.revoked(aor, rule(&valid, &[])).is_empty());
     }
 
     #[test]
@@ -409,9 +445,12 @@ mod tests {
                 ("sip:a@192.0.2.3".to_string(), None),
             ]
         );
-        assert_eq!(m.revoked(aor, &["alice#soft"], &[]), ["sip:a@192.0.2.2"]);
-        assert!(m.revoked(aor, &["alice#soft", "alice#desk"], &[]).is_empty());
-        assert!(m.revoked("bob@acme.example.com", &[], &[]).is_empty());
+        assert_eq!(m.revoked(aor, rule(&["alice#soft"], &[])), ["sip:a@192.0.2.2"]);
+        assert!(
+            m.revoked(aor, rule(&["alice#soft", "alice#desk"], &[]))
+                .is_empty()
+        );
+        assert!(m.revoked("bob@acme.example.com", rule(&[], &[])).is_empty());
         m.forget_contact(aor, "sip:a@192.0.2.1");
         assert_eq!(m.contacts(1000).len(), 2);
         m.set(aor, None, 1000);
@@ -450,12 +489,30 @@ mod tests {
                 })
             })
         );
-        assert_eq!(
-            entry(&json!({"item": {"name": "5", "value": "bob@b.example bob 9@h old"}}))
+        let read = |value: &str| {
+            entry(&json!({"item": {"name": "5", "value": value}}))
                 .and_then(|e| e.registered_by)
-                .map(|r| (r.auth_username, r.call_id, r.previous_password)),
-            Some(("bob".into(), "9@h".into(), true)),
+                .map(|r| (r.auth_username, r.call_id, r.previous_password))
+        };
+        assert_eq!(
+            read("bob@b.example bob#desk|old 9@h"),
+            Some(("bob#desk".into(), "9@h".into(), true)),
             "the previous password matched"
+        );
+        assert_eq!(
+            read("bob@b.example bob 9 x@h"),
+            Some(("bob".into(), "9 x@h".into(), false)),
+            "a Call-ID with a space is kept whole"
+        );
+        assert_eq!(
+            read("bob@b.example bob 9@h old"),
+            Some(("bob".into(), "9@h old".into(), false)),
+            "a Call-ID ending in \" old\" is not the flag"
+        );
+        assert_eq!(
+            read("bob@b.example bob 9@h|old"),
+            Some(("bob".into(), "9@h|old".into(), false)),
+            "nor one ending in the flag itself"
         );
     }
 

@@ -329,13 +329,11 @@ impl Kamailio {
             users
                 .iter()
                 .flat_map(|u| {
-                    let valid = u.auth_usernames();
-                    let previous_valid = u.previous_auth_usernames();
                     u.aors()
                         .into_iter()
                         .flat_map(|aor| {
                             mirror
-                                .revoked(&aor, &valid, &previous_valid)
+                                .revoked(&aor, |au, at, old| u.revokes(au, at, old))
                                 .into_iter()
                                 .map(move |address| (aor.clone(), address))
                         })
