@@ -107,6 +107,14 @@ pub struct SecretSpec<'a> {
     pub password: &'a Password,
     /// Every listed device, enabled or not (a disabled device keeps its password).
     pub devices: &'a [DeviceSecret<'a>],
+    /// The SipUser's display name, for the provisioning documents.
+    pub display_name: Option<&'a str>,
+    /// Where the domain's phones connect.
+    pub connection: &'a crate::api::Connection,
+    /// The domain's digest algorithms (the documents' HA1 uses one of them).
+    pub algorithms: &'a [DigestAlgorithm],
+    /// The Secret as it is now, if any: its QR codes of unchanged documents are kept.
+    pub current: Option<&'a Secret>,
 }
 
 /// Data keys of a credentials Secret (`kubernetes.io/basic-auth` plus SIP details).
@@ -117,8 +125,31 @@ pub mod data_keys {
     pub const REALM: &str = "realm";
     pub const AOR: &str = "aor";
 
+    /// Provisioning keys (see [`crate::provisioning::secret_entries`]).
+    pub const SERVER: &str = "server";
+    pub const PORT: &str = "port";
+    pub const TRANSPORT: &str = "transport";
+    pub const REGISTRAR_URI: &str = "registrarUri";
+    pub const OUTBOUND_PROXY: &str = "outboundProxy";
+    pub const SIP_URI: &str = "sipUri";
+    pub const LINPHONE_XML: &str = "linphone.xml";
+    pub const QR_PNG: &str = "qr.png";
+
     /// What every key of a device starts with.
     pub const DEVICE_PREFIX: &str = "devices.";
+
+    /// What a device's keys end with, after `devices.<device>`.
+    const DEVICE_SUFFIXES: [&str; 4] = [".username", ".password", ".linphone.xml", ".qr.png"];
+
+    /// `devices.<device>.linphone.xml`: the device's Linphone provisioning document.
+    pub fn device_linphone_xml(device: &str) -> String {
+        format!("{DEVICE_PREFIX}{device}.{LINPHONE_XML}")
+    }
+
+    /// `devices.<device>.qr.png`: a QR code of that document.
+    pub fn device_qr_png(device: &str) -> String {
+        format!("{DEVICE_PREFIX}{device}.{QR_PNG}")
+    }
 
     /// `devices.<device>.username`: the device's digest username, `<username>#<device>`.
     pub fn device_username(device: &str) -> String {
@@ -133,9 +164,12 @@ pub mod data_keys {
     /// The device a data key belongs to, if it is a device key.
     pub fn device_of(key: &str) -> Option<&str> {
         let rest = key.strip_prefix(DEVICE_PREFIX)?;
-        rest.strip_suffix(".username")
-            .or_else(|| rest.strip_suffix(".password"))
-            .filter(|d| !d.is_empty())
+        // Device names are DNS labels: no dot, so `a.linphone.xml` is device `a`, never
+        // `a.linphone` with a suffix `.xml`.
+        DEVICE_SUFFIXES
+            .iter()
+            .find_map(|suffix| rest.strip_suffix(suffix))
+            .filter(|d| !d.is_empty() && !d.contains('.'))
     }
 }
 
@@ -162,7 +196,9 @@ pub fn build_secret(spec: &SecretSpec<'_>) -> Secret {
             ),
         ]
     }))
-    .map(|(k, v)| (k, ByteString(v.into_bytes())))
+    .map(|(k, v)| (k, v.into_bytes()))
+    .chain(provisioning_entries(spec))
+    .map(|(k, v)| (k, ByteString(v)))
     .collect();
     Secret {
         metadata: ObjectMeta {
@@ -182,6 +218,20 @@ pub fn build_secret(spec: &SecretSpec<'_>) -> Secret {
         data: Some(data),
         ..Default::default()
     }
+}
+
+/// The Secret's provisioning keys: connection, URIs, and Linphone documents with QR codes.
+fn provisioning_entries(spec: &SecretSpec<'_>) -> Vec<(String, Vec<u8>)> {
+    let account = crate::provisioning::Account {
+        username: spec.username,
+        domain: spec.domain,
+        realm: spec.realm,
+        display_name: spec.display_name,
+        connection: spec.connection,
+        algorithms: spec.algorithms,
+    };
+    let devices: Vec<(&str, &Password)> = spec.devices.iter().map(|d| (d.name, d.password)).collect();
+    crate::provisioning::secret_entries(&account, spec.password, &devices, spec.current)
 }
 
 /// Whether `existing` already is `desired` in everything the operator sets (labels and owner
@@ -426,8 +476,15 @@ mod tests {
             realm: "acme.example.com",
             password,
             devices: &[],
+            display_name: None,
+            connection: &CONNECTION,
+            algorithms: &[DigestAlgorithm::Md5],
+            current: None,
         }
     }
+
+    static CONNECTION: std::sync::LazyLock<crate::api::Connection> =
+        std::sync::LazyLock::new(|| crate::api::Connection::resolve(None, "acme.example.com"));
 
     #[test]
     fn devices_get_keys_of_their_own_and_removed_ones_are_found() {
@@ -451,13 +508,22 @@ mod tests {
             keys,
             [
                 "aor",
+                "devices.deskphone.linphone.xml",
                 "devices.deskphone.password",
+                "devices.deskphone.qr.png",
                 "devices.deskphone.username",
+                "devices.softphone.linphone.xml",
                 "devices.softphone.password",
+                "devices.softphone.qr.png",
                 "devices.softphone.username",
                 "domain",
                 "password",
+                "port",
                 "realm",
+                "registrarUri",
+                "server",
+                "sipUri",
+                "transport",
                 "username"
             ]
         );
@@ -490,7 +556,22 @@ mod tests {
             removed_devices(&foreign, &one).is_empty(),
             "only device keys are the operator's to remove"
         );
+        assert_eq!(
+            removed_devices(&both, &one).len(),
+            1,
+            "a removed device's provisioning keys name it too"
+        );
         assert_eq!(data_keys::device_of("devices.a-1.password"), Some("a-1"));
+        assert_eq!(data_keys::device_of("devices.a-1.linphone.xml"), Some("a-1"));
+        assert_eq!(data_keys::device_of("devices.a-1.qr.png"), Some("a-1"));
+        assert_eq!(
+            data_keys::device_of("devices.a.b.qr.png"),
+            None,
+            "no dots in names"
+        );
+        assert_eq!(data_keys::device_of("devices..qr.png"), None);
+        assert_eq!(data_keys::device_of("linphone.xml"), None);
+        assert_eq!(data_keys::device_of("qr.png"), None);
         assert_eq!(data_keys::device_of("devices..password"), None);
         assert_eq!(data_keys::device_of("password"), None);
     }
@@ -501,7 +582,27 @@ mod tests {
         let s = build_secret(&spec(&p));
         assert_eq!(s.type_.as_deref(), Some("kubernetes.io/basic-auth"));
         let keys: Vec<_> = s.data.as_ref().expect("data").keys().cloned().collect();
-        assert_eq!(keys, ["aor", "domain", "password", "realm", "username"]);
+        assert_eq!(
+            keys,
+            [
+                "aor",
+                "domain",
+                "linphone.xml",
+                "password",
+                "port",
+                "qr.png",
+                "realm",
+                "registrarUri",
+                "server",
+                "sipUri",
+                "transport",
+                "username"
+            ]
+        );
+        assert_eq!(
+            secret_value(&s, "registrarUri").as_deref(),
+            Some("sip:acme.example.com:5060;transport=udp")
+        );
         assert_eq!(
             secret_value(&s, "aor").as_deref(),
             Some("sip:+4930123@acme.example.com")

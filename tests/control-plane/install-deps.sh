@@ -12,6 +12,8 @@ command -v flock >/dev/null && command -v unshare >/dev/null || need+=(util-linu
 # the shipped config loads) and real SIP clients (SIPp, from sip-tester).
 command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || need+=(kamailio)
 command -v sipp >/dev/null || need+=(sip-tester)
+# The softphone test provisions a real Linphone (linphonec) from a credentials Secret.
+command -v linphonec >/dev/null || need+=(linphone-cli)
 # The scale-out test gives one operator a hosts file of its own (EndpointSlices refuse
 # loopback IPs): unshare (util-linux, above) and mount.
 command -v mount >/dev/null || need+=(mount)

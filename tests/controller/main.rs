@@ -20,6 +20,7 @@ mod import;
 mod leader;
 mod malformed;
 mod observability;
+mod provisioning;
 mod references;
 mod registrar_settings;
 mod resync;

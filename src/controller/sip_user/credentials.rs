@@ -196,6 +196,7 @@ fn desired_secret(
     password: &Password,
     rotate_request: &Option<String>,
     devices: &[DeviceChoice],
+    current: Option<&Secret>,
 ) -> Result<Secret, Error> {
     let owner = user
         .controller_owner_ref(&())
@@ -207,6 +208,7 @@ fn desired_secret(
             password: &d.password,
         })
         .collect();
+    let connection = domain.connection();
     let mut secret = credentials::build_secret(&SecretSpec {
         name,
         namespace: &user.namespace().unwrap_or_default(),
@@ -217,6 +219,10 @@ fn desired_secret(
         realm: domain.realm(),
         password,
         devices: &device_secrets,
+        display_name: user.spec.display_name.as_deref(),
+        connection: &connection,
+        algorithms: &domain.spec.digest_algorithms,
+        current,
     });
     if let Some(value) = rotate_request {
         secret
@@ -293,7 +299,7 @@ async fn create_first(
             rotate_request: device_rotate_request(user, &d.name),
         })
         .collect();
-    let desired = desired_secret(user, domain, name, &password, rotate_request, &devices)?;
+    let desired = desired_secret(user, domain, name, &password, rotate_request, &devices, None)?;
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
@@ -511,7 +517,15 @@ async fn sync_secret(
         status.is_some_and(|s| s.password_changed_at.is_some()),
     );
     let devices = choose_devices(user, domain, existing.as_ref(), moved_from.as_ref());
-    let desired = desired_secret(user, domain, &name, &password, &rotate_request, &devices)?;
+    let desired = desired_secret(
+        user,
+        domain,
+        &name,
+        &password,
+        &rotate_request,
+        &devices,
+        existing.as_ref(),
+    )?;
     let handled_annotation_current = rotate_request.as_ref().is_none_or(|v| {
         existing
             .as_ref()
