@@ -271,6 +271,28 @@ pub fn removed_devices(existing: &Secret, desired: &Secret) -> std::collections:
         .collect()
 }
 
+/// The keys the operator writes that `existing` holds and `desired` does not: a removed
+/// device's, and the account keys it writes only sometimes (`outboundProxy` while the domain
+/// names one, `linphone.xml` and `qr.png` while the user has no devices). Others' keys are
+/// not among them.
+pub fn removed_keys(existing: &Secret, desired: &Secret) -> std::collections::BTreeSet<String> {
+    let optional = [
+        data_keys::OUTBOUND_PROXY,
+        data_keys::LINPHONE_XML,
+        data_keys::QR_PNG,
+    ];
+    let wanted = desired.data.as_ref();
+    existing
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .filter(|k| data_keys::device_of(k).is_some() || optional.contains(&k.as_str()))
+        .filter(|k| wanted.is_none_or(|w| !w.contains_key(*k)))
+        .cloned()
+        .collect()
+}
+
 /// The password of device `device` stored in `secret`, if it is usable text.
 pub fn device_password(secret: &Secret, device: &str) -> Option<Password> {
     secret_bytes(secret, &data_keys::device_password(device)).and_then(|b| password_from_bytes(b).ok())
@@ -547,6 +569,22 @@ mod tests {
             ["softphone"]
         );
         assert!(removed_devices(&one, &both).is_empty(), "added is not removed");
+        assert_eq!(
+            removed_keys(&both, &one).into_iter().collect::<Vec<_>>(),
+            [
+                "devices.softphone.linphone.xml",
+                "devices.softphone.password",
+                "devices.softphone.qr.png",
+                "devices.softphone.username"
+            ]
+        );
+        let plain = build_secret(&spec(&p));
+        assert_eq!(
+            removed_keys(&plain, &one).into_iter().collect::<Vec<_>>(),
+            ["linphone.xml", "qr.png"],
+            "the account's own document goes once it has devices"
+        );
+        assert!(removed_keys(&one, &plain).len() == 4 && removed_keys(&one, &one).is_empty());
         let mut foreign = one.clone();
         foreign
             .data

@@ -247,12 +247,15 @@ fn without_removed_devices(
     existing: &Secret,
     desired: &Secret,
     removed: &std::collections::BTreeSet<String>,
+    stale_keys: &std::collections::BTreeSet<String>,
 ) -> Secret {
     let mut body = existing.clone();
     // Omitted, the server keeps (and updates) the managed fields; sent, they would replace them.
     body.metadata.managed_fields = None;
     let data = body.data.get_or_insert_default();
-    data.retain(|k, _| data_keys::device_of(k).is_none_or(|d| !removed.contains(d)));
+    data.retain(|k, _| {
+        !stale_keys.contains(k) && data_keys::device_of(k).is_none_or(|d| !removed.contains(d))
+    });
     data.extend(desired.data.clone().unwrap_or_default());
     let labels = desired.metadata.labels.clone().unwrap_or_default();
     body.metadata.labels.get_or_insert_default().extend(labels);
@@ -541,16 +544,25 @@ async fn sync_secret(
             .as_ref()
             .map(|e| credentials::removed_devices(e, &desired))
             .unwrap_or_default();
+        let stale_keys = existing
+            .as_ref()
+            .map(|e| credentials::removed_keys(e, &desired))
+            .unwrap_or_default();
         ctx.secret_echoes.sending(&key, ());
-        let written = match existing.as_ref().filter(|_| !removed.is_empty()) {
+        let written = match existing
+            .as_ref()
+            .filter(|_| !removed.is_empty() || !stale_keys.is_empty())
+        {
             // An apply leaves keys another write put there (the create of a new user's Secret
-            // is not an apply): removing a device replaces the Secret, still in one write.
+            // is not an apply): removing a device or a key the operator no longer writes (an
+            // outbound proxy dropped, the account's document once devices are listed)
+            // replaces the Secret, still in one write.
             Some(existing) => {
                 let params = PostParams {
                     field_manager: Some(FIELD_MANAGER.into()),
                     ..Default::default()
                 };
-                let body = without_removed_devices(existing, &desired, &removed);
+                let body = without_removed_devices(existing, &desired, &removed, &stale_keys);
                 secrets.replace(&name, &params, &body).await
             }
             None => {
@@ -765,7 +777,8 @@ mod tests {
             ..Default::default()
         };
         let removed = credentials::removed_devices(&existing, &desired);
-        let body = without_removed_devices(&existing, &desired, &removed);
+        let stale = credentials::removed_keys(&existing, &desired);
+        let body = without_removed_devices(&existing, &desired, &removed, &stale);
         let keys: Vec<_> = body.data.as_ref().expect("data").keys().cloned().collect();
         assert_eq!(keys, ["devices.desk.password", "note", "password"]);
         assert_eq!(
