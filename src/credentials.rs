@@ -125,14 +125,23 @@ pub mod data_keys {
     pub const REALM: &str = "realm";
     pub const AOR: &str = "aor";
 
-    /// Provisioning keys (see [`crate::provisioning::secret_entries`]).
+    // Provisioning keys (see [`crate::provisioning::secret_entries`]); the invite page
+    // relies on these names.
+    /// The host phones connect to.
     pub const SERVER: &str = "server";
+    /// The port phones connect to.
     pub const PORT: &str = "port";
+    /// The preferred transport, `udp`, `tcp` or `tls`.
     pub const TRANSPORT: &str = "transport";
+    /// Where phones send REGISTER, as a SIP URI.
     pub const REGISTRAR_URI: &str = "registrarUri";
+    /// The domain's outbound proxy (only when it names one).
     pub const OUTBOUND_PROXY: &str = "outboundProxy";
+    /// The address of record as a SIP URI with its transport.
     pub const SIP_URI: &str = "sipUri";
+    /// The account's Linphone provisioning document (without devices).
     pub const LINPHONE_XML: &str = "linphone.xml";
+    /// A QR code (PNG) of that document.
     pub const QR_PNG: &str = "qr.png";
 
     /// What every key of a device starts with.

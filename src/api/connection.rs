@@ -87,9 +87,11 @@ impl Transport {
 pub struct Connection {
     /// Host name or IP address (IPv6 without brackets).
     pub host: String,
+    /// 1 to 65535.
     pub port: u16,
     /// At least one, each once, most preferred first.
     pub transports: Vec<Transport>,
+    /// The outbound proxy's SIP URI, if the domain names one.
     pub outbound_proxy: Option<String>,
 }
 

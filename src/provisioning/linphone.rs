@@ -22,10 +22,13 @@ pub struct LinphoneAccount<'a> {
     pub domain: &'a str,
     /// The digest username: the AOR user, or `<user>#<device>` for a device.
     pub auth_username: &'a str,
+    /// The digest realm the registrar challenges with.
     pub realm: &'a str,
     /// H(auth_username:realm:password) with `algorithm`, lower-case hex.
     pub ha1: &'a str,
+    /// The algorithm `ha1` was computed with.
     pub algorithm: DigestAlgorithm,
+    /// Where the phone registers.
     pub connection: &'a Connection,
 }
 

@@ -19,9 +19,13 @@ use crate::credentials::{Password, data_keys, ha1};
 pub struct Account<'a> {
     /// The SIP username, the user part of the address of record.
     pub username: &'a str,
+    /// The SIP domain.
     pub domain: &'a str,
+    /// The digest realm.
     pub realm: &'a str,
+    /// The SipUser's `displayName`.
     pub display_name: Option<&'a str>,
+    /// Where the domain's phones connect.
     pub connection: &'a Connection,
     /// The domain's `digestAlgorithms`.
     pub algorithms: &'a [DigestAlgorithm],
