@@ -117,6 +117,14 @@ pub struct SecretSpec<'a> {
     pub changed_at: Option<i64>,
     /// Every listed device, enabled or not (a disabled device keeps its password).
     pub devices: &'a [DeviceSecret<'a>],
+    /// The SipUser's display name, for the provisioning documents.
+    pub display_name: Option<&'a str>,
+    /// Where the domain's phones connect.
+    pub connection: &'a crate::api::Connection,
+    /// The domain's digest algorithms (the documents' HA1 uses one of them).
+    pub algorithms: &'a [DigestAlgorithm],
+    /// The Secret as it is now, if any: its QR codes of unchanged documents are kept.
+    pub current: Option<&'a Secret>,
 }
 
 /// Data keys of a credentials Secret (`kubernetes.io/basic-auth` plus SIP details).
@@ -126,6 +134,25 @@ pub mod data_keys {
     pub const DOMAIN: &str = "domain";
     pub const REALM: &str = "realm";
     pub const AOR: &str = "aor";
+
+    // Provisioning keys (see [`crate::provisioning::secret_entries`]); the invite page
+    // relies on these names.
+    /// The host phones connect to.
+    pub const SERVER: &str = "server";
+    /// The port phones connect to.
+    pub const PORT: &str = "port";
+    /// The preferred transport, `udp`, `tcp` or `tls`.
+    pub const TRANSPORT: &str = "transport";
+    /// Where phones send REGISTER, as a SIP URI.
+    pub const REGISTRAR_URI: &str = "registrarUri";
+    /// The domain's outbound proxy (only when it names one).
+    pub const OUTBOUND_PROXY: &str = "outboundProxy";
+    /// The address of record as a SIP URI with its transport.
+    pub const SIP_URI: &str = "sipUri";
+    /// The account's Linphone provisioning document (without devices).
+    pub const LINPHONE_XML: &str = "linphone.xml";
+    /// A QR code (PNG) of that document.
+    pub const QR_PNG: &str = "qr.png";
 
     /// What every key of a device starts with.
     pub const DEVICE_PREFIX: &str = "devices.";
@@ -149,14 +176,26 @@ pub mod data_keys {
     ];
 
     /// The suffixes a device key may have after `devices.<device>`.
-    const DEVICE_SUFFIXES: [&str; 6] = [
+    const DEVICE_SUFFIXES: [&str; 8] = [
         ".username",
         ".password",
+        ".linphone.xml",
+        ".qr.png",
         ".previous.ha1",
         ".previous.ha1-sha256",
         ".previous.valid-until",
         ".previous.changed-at",
     ];
+
+    /// `devices.<device>.linphone.xml`: the device's Linphone provisioning document.
+    pub fn device_linphone_xml(device: &str) -> String {
+        format!("{DEVICE_PREFIX}{device}.{LINPHONE_XML}")
+    }
+
+    /// `devices.<device>.qr.png`: a QR code of that document.
+    pub fn device_qr_png(device: &str) -> String {
+        format!("{DEVICE_PREFIX}{device}.{QR_PNG}")
+    }
 
     /// `devices.<device>.username`: the device's digest username, `<username>#<device>`.
     pub fn device_username(device: &str) -> String {
@@ -177,6 +216,8 @@ pub mod data_keys {
     /// (no `.`), so the name is what lies before a known suffix.
     pub fn device_of(key: &str) -> Option<&str> {
         let rest = key.strip_prefix(DEVICE_PREFIX)?;
+        // Device names are DNS labels: no dot, so `a.linphone.xml` is device `a`, never
+        // `a.linphone` with a suffix `.xml`.
         DEVICE_SUFFIXES
             .iter()
             .find_map(|suffix| rest.strip_suffix(suffix))
@@ -219,7 +260,9 @@ pub fn build_secret(spec: &SecretSpec<'_>) -> Secret {
             data_keys::device_previous(d.name, k)
         })
     }))
-    .map(|(k, v)| (k, ByteString(v.into_bytes())))
+    .map(|(k, v)| (k, v.into_bytes()))
+    .chain(provisioning_entries(spec))
+    .map(|(k, v)| (k, ByteString(v)))
     .collect();
     Secret {
         metadata: ObjectMeta {
@@ -315,6 +358,20 @@ fn read_changed_at(secret: &Secret, key: &str) -> Option<i64> {
     Some(at.as_second())
 }
 
+/// The Secret's provisioning keys: connection, URIs, and Linphone documents with QR codes.
+fn provisioning_entries(spec: &SecretSpec<'_>) -> Vec<(String, Vec<u8>)> {
+    let account = crate::provisioning::Account {
+        username: spec.username,
+        domain: spec.domain,
+        realm: spec.realm,
+        display_name: spec.display_name,
+        connection: spec.connection,
+        algorithms: spec.algorithms,
+    };
+    let devices: Vec<(&str, &Password)> = spec.devices.iter().map(|d| (d.name, d.password)).collect();
+    crate::provisioning::secret_entries(&account, spec.password, &devices, spec.current)
+}
+
 /// Whether `existing` already is `desired` in everything the operator sets (labels and owner
 /// references it adds; others' additions are left alone), so no write is needed.
 pub fn secret_is_current(existing: &Secret, desired: &Secret) -> bool {
@@ -349,6 +406,30 @@ pub fn removed_devices(existing: &Secret, desired: &Secret) -> std::collections:
     devices(existing)
         .into_iter()
         .filter(|d| !wanted.contains(d))
+        .collect()
+}
+
+/// The keys the operator writes that `existing` holds and `desired` does not: a removed
+/// device's, and the account keys it writes only sometimes (`outboundProxy` while the domain
+/// names one, `linphone.xml` and `qr.png` while the user has no devices) and the previous
+/// digests of a grace period that ended. Others' keys are not among them.
+pub fn removed_keys(existing: &Secret, desired: &Secret) -> std::collections::BTreeSet<String> {
+    let optional = [
+        data_keys::OUTBOUND_PROXY,
+        data_keys::LINPHONE_XML,
+        data_keys::QR_PNG,
+    ];
+    let wanted = desired.data.as_ref();
+    existing
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .filter(|k| {
+            data_keys::device_of(k).is_some() || optional.contains(&k.as_str()) || data_keys::is_previous(k)
+        })
+        .filter(|k| wanted.is_none_or(|w| !w.contains_key(*k)))
+        .cloned()
         .collect()
 }
 
@@ -560,8 +641,15 @@ mod tests {
             previous: None,
             changed_at: None,
             devices: &[],
+            display_name: None,
+            connection: &CONNECTION,
+            algorithms: &[DigestAlgorithm::Md5],
+            current: None,
         }
     }
+
+    static CONNECTION: std::sync::LazyLock<crate::api::Connection> =
+        std::sync::LazyLock::new(|| crate::api::Connection::resolve(None, "acme.example.com"));
 
     #[test]
     fn devices_get_keys_of_their_own_and_removed_ones_are_found() {
@@ -589,13 +677,22 @@ mod tests {
             keys,
             [
                 "aor",
+                "devices.deskphone.linphone.xml",
                 "devices.deskphone.password",
+                "devices.deskphone.qr.png",
                 "devices.deskphone.username",
+                "devices.softphone.linphone.xml",
                 "devices.softphone.password",
+                "devices.softphone.qr.png",
                 "devices.softphone.username",
                 "domain",
                 "password",
+                "port",
                 "realm",
+                "registrarUri",
+                "server",
+                "sipUri",
+                "transport",
                 "username"
             ]
         );
@@ -619,6 +716,22 @@ mod tests {
             ["softphone"]
         );
         assert!(removed_devices(&one, &both).is_empty(), "added is not removed");
+        assert_eq!(
+            removed_keys(&both, &one).into_iter().collect::<Vec<_>>(),
+            [
+                "devices.softphone.linphone.xml",
+                "devices.softphone.password",
+                "devices.softphone.qr.png",
+                "devices.softphone.username"
+            ]
+        );
+        let plain = build_secret(&spec(&p));
+        assert_eq!(
+            removed_keys(&plain, &one).into_iter().collect::<Vec<_>>(),
+            ["linphone.xml", "qr.png"],
+            "the account's own document goes once it has devices"
+        );
+        assert!(removed_keys(&one, &plain).len() == 4 && removed_keys(&one, &one).is_empty());
         let mut foreign = one.clone();
         foreign
             .data
@@ -628,7 +741,22 @@ mod tests {
             removed_devices(&foreign, &one).is_empty(),
             "only device keys are the operator's to remove"
         );
+        assert_eq!(
+            removed_devices(&both, &one).len(),
+            1,
+            "a removed device's provisioning keys name it too"
+        );
         assert_eq!(data_keys::device_of("devices.a-1.password"), Some("a-1"));
+        assert_eq!(data_keys::device_of("devices.a-1.linphone.xml"), Some("a-1"));
+        assert_eq!(data_keys::device_of("devices.a-1.qr.png"), Some("a-1"));
+        assert_eq!(
+            data_keys::device_of("devices.a.b.qr.png"),
+            None,
+            "no dots in names"
+        );
+        assert_eq!(data_keys::device_of("devices..qr.png"), None);
+        assert_eq!(data_keys::device_of("linphone.xml"), None);
+        assert_eq!(data_keys::device_of("qr.png"), None);
         assert_eq!(data_keys::device_of("devices..password"), None);
         assert_eq!(data_keys::device_of("password"), None);
     }
@@ -709,7 +837,27 @@ mod tests {
         let s = build_secret(&spec(&p));
         assert_eq!(s.type_.as_deref(), Some("kubernetes.io/basic-auth"));
         let keys: Vec<_> = s.data.as_ref().expect("data").keys().cloned().collect();
-        assert_eq!(keys, ["aor", "domain", "password", "realm", "username"]);
+        assert_eq!(
+            keys,
+            [
+                "aor",
+                "domain",
+                "linphone.xml",
+                "password",
+                "port",
+                "qr.png",
+                "realm",
+                "registrarUri",
+                "server",
+                "sipUri",
+                "transport",
+                "username"
+            ]
+        );
+        assert_eq!(
+            secret_value(&s, "registrarUri").as_deref(),
+            Some("sip:acme.example.com:5060;transport=udp")
+        );
         assert_eq!(
             secret_value(&s, "aor").as_deref(),
             Some("sip:+4930123@acme.example.com")

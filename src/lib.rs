@@ -13,6 +13,7 @@ pub mod keys;
 pub mod leader;
 pub mod metrics;
 mod object_identity;
+pub mod provisioning;
 pub mod registrar;
 mod registrar_state;
 pub mod rotation;

@@ -3,6 +3,7 @@
 //! of") lives in the schema here, so bad input is refused at `kubectl apply` time.
 
 mod conditioned;
+mod connection;
 mod patterns;
 mod secret_key_ref;
 // Several `printcolumn(..)` entries repeat `type_ = ".."`, which clippy mistakes for a
@@ -20,6 +21,7 @@ mod sip_user_invite;
 mod defaults_tests;
 
 pub use conditioned::Conditioned;
+pub use connection::{Connection, ConnectionSpec, OUTBOUND_PROXY_PATTERN, Transport};
 pub use patterns::{
     DEVICE_NAME_PATTERN, DNS_SUBDOMAIN_PATTERN, FEATURE_NAME_PATTERN, FQDN_PATTERN, ONE_LINE_TEXT_PATTERN,
     SIP_USER_PATTERN,

@@ -63,6 +63,13 @@ pub struct SipDomainSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registrar: Option<RegistrarSpec>,
 
+    /// Where phones connect: host, port, transports and an optional outbound proxy, which
+    /// often differ from the SIP domain itself. Every user's credentials Secret carries them
+    /// (`server`, `port`, `transport`, `registrarUri`, `sipUri`, `linphone.xml`, `qr.png`);
+    /// a change rewrites each user's Secret once. Absent: `spec.domain`, port 5060, UDP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<crate::api::ConnectionSpec>,
+
     /// SipProfile (in this namespace) for users that name none in `spec.profileRef`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253), regex(pattern = crate::api::DNS_SUBDOMAIN_PATTERN))]
@@ -265,5 +272,10 @@ impl SipDomain {
     /// The digest realm: `spec.realm`, else `spec.domain`.
     pub fn realm(&self) -> &str {
         self.spec.realm.as_deref().unwrap_or(&self.spec.domain)
+    }
+
+    /// Where phones connect, with the defaults applied.
+    pub fn connection(&self) -> crate::api::Connection {
+        crate::api::Connection::resolve(self.spec.connection.as_ref(), &self.spec.domain)
     }
 }

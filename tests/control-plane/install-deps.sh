@@ -17,6 +17,8 @@ command -v sipp >/dev/null || need+=(sip-tester)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 command -v zbarimg >/dev/null || need+=(zbar-tools)
+# The softphone test provisions a real Linphone (linphonec) from a credentials Secret.
+command -v linphonec >/dev/null || need+=(linphone-cli)
 # The scale-out test gives one operator a hosts file of its own (EndpointSlices refuse
 # loopback IPs): unshare (util-linux, above) and mount.
 command -v mount >/dev/null || need+=(mount)

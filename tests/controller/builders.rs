@@ -187,6 +187,11 @@ impl DomainBuilder {
         self.set("maxUsers", json!(max))
     }
 
+    /// `spec.connection` as given (`host`, `port`, `transports`, `outboundProxy`).
+    pub fn connection(self, connection: Value) -> Self {
+        self.set("connection", connection)
+    }
+
     /// `spec.registrar.kamailio` as given (`urls` or `service`, `tokenSecretRef`).
     pub fn kamailio(self, kamailio: Value) -> Self {
         self.set("registrar", json!({ "kamailio": kamailio }))

@@ -12,7 +12,20 @@ use crate::scenario::{
 };
 
 /// The keys a credentials Secret holds, exactly.
-const KEYS: [&str; 5] = ["aor", "domain", "password", "realm", "username"];
+const KEYS: [&str; 12] = [
+    "aor",
+    "domain",
+    "linphone.xml",
+    "password",
+    "port",
+    "qr.png",
+    "realm",
+    "registrarUri",
+    "server",
+    "sipUri",
+    "transport",
+    "username",
+];
 
 /// Asserts everything the contract says about `user`'s credentials Secret; returns it.
 pub fn assert_credentials_secret(secret: &Secret, user: &SipUser, username: &str, fqdn: &str, realm: &str) {

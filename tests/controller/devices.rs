@@ -20,8 +20,19 @@ use crate::scenario::{
 use crate::support::audit::{AuditEvent, AuditLog};
 use crate::support::kubectl::table_by_header;
 
-/// The keys of a credentials Secret without devices, exactly.
-const ACCOUNT_KEYS: [&str; 5] = ["aor", "domain", "password", "realm", "username"];
+/// The keys of a credentials Secret that every user's has, devices or not.
+const ACCOUNT_KEYS: [&str; 10] = [
+    "aor",
+    "domain",
+    "password",
+    "port",
+    "realm",
+    "registrarUri",
+    "server",
+    "sipUri",
+    "transport",
+    "username",
+];
 
 const DEVICE_CREATED: &str = "DeviceCredentialsCreated";
 const DEVICE_ROTATED: &str = "DeviceCredentialsRotated";
@@ -45,16 +56,21 @@ fn keys(secret: &Secret) -> BTreeSet<String> {
     secret_data(secret).into_keys().collect()
 }
 
-/// The account keys plus both keys of each device in `names`.
+/// The account keys plus the four keys of each device in `names`; without devices, the
+/// account's own provisioning document and QR code.
 fn expected_keys(names: &[&str]) -> BTreeSet<String> {
+    let own: &[&str] = if names.is_empty() {
+        &["linphone.xml", "qr.png"]
+    } else {
+        &[]
+    };
     ACCOUNT_KEYS
         .iter()
+        .chain(own)
         .map(|k| k.to_string())
-        .chain(
-            names
-                .iter()
-                .flat_map(|n| [format!("devices.{n}.username"), format!("devices.{n}.password")]),
-        )
+        .chain(names.iter().flat_map(|n| {
+            ["username", "password", "linphone.xml", "qr.png"].map(|k| format!("devices.{n}.{k}"))
+        }))
         .collect()
 }
 
@@ -72,7 +88,7 @@ fn data_without(secret: &Secret, except: &[&str]) -> BTreeMap<String, Vec<u8>> {
 
 /// Waits until the operator made no write in the namespace for three seconds; returns its
 /// writes to Secret `name` since `audit`'s mark.
-async fn secret_writes_until_quiet(sc: &Scenario, audit: &mut AuditLog, name: &str) -> Vec<String> {
+pub async fn secret_writes_until_quiet(sc: &Scenario, audit: &mut AuditLog, name: &str) -> Vec<String> {
     let state = Mutex::new((audit, Instant::now(), Vec::<String>::new()));
     let state = &state;
     let ns = sc.namespace();
@@ -361,13 +377,14 @@ async fn rotating_one_device_changes_only_its_password_in_one_write() {
         .count();
     assert_eq!(account_rotations, 0, "the account's password was not rotated");
 
-    // The same value again (another spec change) does not rotate again.
+    // The same value again (another spec change, one the Secret does not show) does not
+    // rotate again.
     let rv = after.metadata.resource_version.clone();
     sc.apply(
         &carla
             .clone()
             .rotate_device("softphone", "2026-12-01")
-            .display_name("Carla"),
+            .extension("7123"),
     )
     .await;
     sc.settled("carla").await;
@@ -444,10 +461,10 @@ async fn disabling_keeps_a_devices_keys_and_removing_it_removes_them() {
         .wait_secret(name, "the account's keys only", |s| keys(s) == expected_keys(&[]))
         .await;
     assert_eq!(password(&plain), password(&original));
-    assert_eq!(
-        data_without(&plain, &[]),
-        data_without(&original, &["deskphone", "softphone"])
-    );
+    // The account's own document and QR code are back; the rest is as it was.
+    let mut plain_data = data_without(&plain, &[]);
+    plain_data.retain(|k, _| k != "linphone.xml" && k != "qr.png");
+    assert_eq!(plain_data, data_without(&original, &["deskphone", "softphone"]));
     let u = sc
         .wait_user("dora", "no device status", |u| {
             is_current(u) && device_names(u).is_empty()

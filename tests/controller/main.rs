@@ -21,6 +21,7 @@ mod invites;
 mod leader;
 mod malformed;
 mod observability;
+mod provisioning;
 mod references;
 mod registrar_settings;
 mod resync;

@@ -30,6 +30,7 @@ mod scale_out;
 mod scale_ul;
 mod setup;
 mod sha256;
+mod softphone;
 
 use sip_operator::api::DigestAlgorithm;
 use sip_operator::credentials::{Password, ha1};

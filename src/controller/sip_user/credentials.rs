@@ -285,17 +285,30 @@ struct AccountGrace {
     changed_at: Option<i64>,
 }
 
-/// The credentials Secret `name` of `user` holding `password` and the devices'; a rotation
-/// request it answers is recorded on it as handled.
-fn desired_secret(
-    user: &SipUser,
-    domain: &SipDomain,
-    name: &str,
-    password: &Password,
-    grace: &AccountGrace,
-    rotate_request: &Option<String>,
-    devices: &[DeviceChoice],
-) -> Result<Secret, Error> {
+/// What one credentials Secret is to hold, beside what the user and the domain say.
+struct SecretContent<'a> {
+    /// The Secret's name.
+    name: &'a str,
+    password: &'a Password,
+    grace: &'a AccountGrace,
+    /// The rotation request the password answers, recorded on the Secret as handled.
+    rotate_request: &'a Option<String>,
+    devices: &'a [DeviceChoice],
+    /// The Secret as it is now (its QR codes of unchanged documents are kept).
+    current: Option<&'a Secret>,
+}
+
+/// The credentials Secret of `user` holding `content`; the rotation requests it answers are
+/// recorded on it as handled.
+fn desired_secret(user: &SipUser, domain: &SipDomain, content: &SecretContent<'_>) -> Result<Secret, Error> {
+    let SecretContent {
+        name,
+        password,
+        grace,
+        rotate_request,
+        devices,
+        current,
+    } = *content;
     let owner = user
         .controller_owner_ref(&())
         .ok_or_else(|| Error::NotNamespaced(user.name_any()))?;
@@ -308,6 +321,7 @@ fn desired_secret(
             changed_at: d.changed_at,
         })
         .collect();
+    let connection = domain.connection();
     let mut secret = credentials::build_secret(&SecretSpec {
         name,
         namespace: &user.namespace().unwrap_or_default(),
@@ -320,6 +334,10 @@ fn desired_secret(
         previous: grace.previous.as_ref(),
         changed_at: grace.changed_at,
         devices: &device_secrets,
+        display_name: user.spec.display_name.as_deref(),
+        connection: &connection,
+        algorithms: &domain.spec.digest_algorithms,
+        current,
     });
     if let Some(value) = rotate_request {
         secret
@@ -345,17 +363,16 @@ fn without_removed_devices(
     existing: &Secret,
     desired: &Secret,
     removed: &std::collections::BTreeSet<String>,
+    stale_keys: &std::collections::BTreeSet<String>,
 ) -> Secret {
     let mut body = existing.clone();
     // Omitted, the server keeps (and updates) the managed fields; sent, they would replace them.
     body.metadata.managed_fields = None;
     let data = body.data.get_or_insert_default();
-    let wanted = desired.data.clone().unwrap_or_default();
     data.retain(|k, _| {
-        data_keys::device_of(k).is_none_or(|d| !removed.contains(d))
-            && (!data_keys::is_previous(k) || wanted.contains_key(k))
+        !stale_keys.contains(k) && data_keys::device_of(k).is_none_or(|d| !removed.contains(d))
     });
-    data.extend(wanted);
+    data.extend(desired.data.clone().unwrap_or_default());
     let labels = desired.metadata.labels.clone().unwrap_or_default();
     body.metadata.labels.get_or_insert_default().extend(labels);
     let annotations = body.metadata.annotations.get_or_insert_default();
@@ -406,11 +423,14 @@ async fn create_first(
     let desired = desired_secret(
         user,
         domain,
-        name,
-        &password,
-        &AccountGrace::default(),
-        rotate_request,
-        &devices,
+        &SecretContent {
+            name,
+            password: &password,
+            grace: &AccountGrace::default(),
+            rotate_request,
+            devices: &devices,
+            current: None,
+        },
     )?;
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.into()),
@@ -680,11 +700,14 @@ async fn sync_secret(
     let desired = desired_secret(
         user,
         domain,
-        &name,
-        &password,
-        &account_grace,
-        &rotate_request,
-        &devices,
+        &SecretContent {
+            name: &name,
+            password: &password,
+            grace: &account_grace,
+            rotate_request: &rotate_request,
+            devices: &devices,
+            current: existing.as_ref(),
+        },
     )?;
     let handled_annotation_current = rotate_request.as_ref().is_none_or(|v| {
         existing
@@ -701,24 +724,25 @@ async fn sync_secret(
             .as_ref()
             .map(|e| credentials::removed_devices(e, &desired))
             .unwrap_or_default();
-        // A previous digest whose grace period ended must go as surely as a removed device.
-        let ended = existing.as_ref().is_some_and(|e| {
-            let wanted = desired.data.as_ref();
-            e.data
-                .iter()
-                .flatten()
-                .any(|(k, _)| data_keys::is_previous(k) && !wanted.is_some_and(|w| w.contains_key(k)))
-        });
+        let stale_keys = existing
+            .as_ref()
+            .map(|e| credentials::removed_keys(e, &desired))
+            .unwrap_or_default();
         ctx.secret_echoes.sending(&key, ());
-        let written = match existing.as_ref().filter(|_| !removed.is_empty() || ended) {
+        let written = match existing
+            .as_ref()
+            .filter(|_| !removed.is_empty() || !stale_keys.is_empty())
+        {
             // An apply leaves keys another write put there (the create of a new user's Secret
-            // is not an apply): removing a device replaces the Secret, still in one write.
+            // is not an apply): removing a device or a key the operator no longer writes (an
+            // outbound proxy dropped, the account's document once devices are listed)
+            // replaces the Secret, still in one write.
             Some(existing) => {
                 let params = PostParams {
                     field_manager: Some(FIELD_MANAGER.into()),
                     ..Default::default()
                 };
-                let body = without_removed_devices(existing, &desired, &removed);
+                let body = without_removed_devices(existing, &desired, &removed, &stale_keys);
                 secrets.replace(&name, &params, &body).await
             }
             None => {
@@ -1039,7 +1063,8 @@ mod tests {
             ..Default::default()
         };
         let removed = credentials::removed_devices(&existing, &desired);
-        let body = without_removed_devices(&existing, &desired, &removed);
+        let stale = credentials::removed_keys(&existing, &desired);
+        let body = without_removed_devices(&existing, &desired, &removed, &stale);
         let keys: Vec<_> = body.data.as_ref().expect("data").keys().cloned().collect();
         assert_eq!(keys, ["devices.desk.password", "note", "password"]);
         assert_eq!(
@@ -1075,7 +1100,8 @@ mod tests {
             ])),
             ..Default::default()
         };
-        let body = without_removed_devices(&existing, &desired, &Default::default());
+        let stale = credentials::removed_keys(&existing, &desired);
+        let body = without_removed_devices(&existing, &desired, &Default::default(), &stale);
         let keys: Vec<_> = body.data.as_ref().expect("data").keys().cloned().collect();
         assert_eq!(
             keys,
