@@ -3,11 +3,13 @@
 # admin token, service-account signing keys, audit log) and kube-controller-manager running only
 # the garbage-collector and namespace controllers. Waits for /readyz and writes a kubeconfig.
 #
-#   start.sh STATE_DIR [--owner-pid PID] [--node]
+#   start.sh STATE_DIR [--owner-pid PID [--purge-with-owner]] [--node]
 #
 # STATE_DIR receives kubeconfig, env (ports, URLs), pids, logs and data. With --owner-pid the
 # control plane stops itself (via stop.sh) once that process has exited, so a test binary that
-# is killed does not leave servers behind. Stop explicitly with: stop.sh STATE_DIR
+# is killed does not leave servers behind; --purge-with-owner also deletes STATE_DIR then (a
+# test binary's own throwaway control plane: about 270 MB of etcd data and logs each). Stop
+# explicitly with: stop.sh STATE_DIR
 #
 # --node adds a node that runs pods: containerd and runc (Debian's), the kubelet, kube-proxy and
 # kube-scheduler (built like the rest), on a bridge this script creates; the API server then
@@ -17,13 +19,15 @@
 set -Eeuo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-usage="usage: start.sh STATE_DIR [--owner-pid PID] [--node]"
+usage="usage: start.sh STATE_DIR [--owner-pid PID [--purge-with-owner]] [--node]"
 dir=${1:?$usage}; shift
 owner=""
+purge=()
 node=0
 while [ $# -gt 0 ]; do
   case $1 in
     --owner-pid) owner=${2:?--owner-pid needs a PID}; shift 2 ;;
+    --purge-with-owner) purge=(--purge); shift ;;
     --node) node=1; shift ;;
     *) echo "$usage" >&2; exit 2 ;;
   esac
@@ -198,8 +202,8 @@ trap - ERR
 
 if [ -n "$owner" ]; then
   # Reaper: stops exactly what this script started once the owner process is gone.
-  nohup bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" "$3"' \
-    reaper "$owner" "$here/stop.sh" "$dir" > "$dir/logs/reaper.log" 2>&1 &
+  nohup bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" "$3" ${4:+"$4"}' \
+    reaper "$owner" "$here/stop.sh" "$dir" "${purge[@]}" > "$dir/logs/reaper.log" 2>&1 &
   echo "reaper $!" >> "$dir/pids"
 fi
 echo "start.sh: control plane $(grep KUBE_VERSION "$dir/env" | cut -d= -f2) ready at https://$api_host:$api_port$([ "$node" = 1 ] && echo ", node $NODE_NAME Ready") (state in $dir)" >&2

@@ -38,6 +38,8 @@ impl ControlPlane {
             .arg(&dir)
             .arg("--owner-pid")
             .arg(std::process::id().to_string())
+            // A throwaway directory: gone with the binary, or every plain `cargo test` leaks one.
+            .arg("--purge-with-owner")
             .status()
             .expect("run tests/control-plane/start.sh");
         assert!(status.success(), "tests/control-plane/start.sh failed: {status}");
