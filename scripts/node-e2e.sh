@@ -38,6 +38,7 @@ cluster=$state/cluster
 release=sip-operator
 ns=sip-system
 demo_ns=sip-demo
+invite_host=invites.sip.test
 user=phone
 device_user=two-phones
 E2E_LOG_PREFIX=node-e2e
@@ -92,7 +93,16 @@ see "kamailio $kamailio_image"
 tests/images/check-contract.sh "$CONTAINERD_ADDRESS" "$images"
 
 # --- helm install -----------------------------------------------------------------------------
-step "helm install $release (registrar.enabled=true, local images, SIP on a NodePort)"
+step "a TLS Secret for the invite page (self-signed here; cert-manager's would do)"
+kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$invite_host" \
+  -addext "subjectAltName=DNS:$invite_host" -keyout "$state/invite-tls.key" -out "$state/invite-tls.crt" 2>/dev/null \
+  || die "openssl could not make the invite page's certificate"
+kubectl -n "$ns" create secret tls invite-tls --cert "$state/invite-tls.crt" --key "$state/invite-tls.key" \
+  --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+see "Secret $ns/invite-tls for $invite_host"
+
+step "helm install $release (registrar.enabled=true, invites.enabled=true, local images, SIP and the invite page on NodePorts)"
 "$helm" upgrade --install "$release" charts/sip-operator \
   --namespace "$ns" --create-namespace \
   --set image.repository="${operator_image%:*}" --set image.tag="${operator_image##*:}" \
@@ -101,6 +111,8 @@ step "helm install $release (registrar.enabled=true, local images, SIP on a Node
   --set registrar.image.repository="${kamailio_image%:*}" --set registrar.image.tag="${kamailio_image##*:}" \
   --set registrar.image.pullPolicy=Never \
   --set registrar.service.type=NodePort \
+  --set invites.enabled=true --set invites.url="https://$invite_host" --set invites.tlsSecretName=invite-tls \
+  --set invites.service.type=NodePort \
   --wait --timeout 5m
 for d in "$release" "$release-registrar"; do
   kubectl -n "$ns" rollout status "deployment/$d" --timeout 3m
@@ -160,6 +172,21 @@ done
 wait_until 30 "status.devices of $device_user: desk=1 soft=1" devices_are "$ns" "$device_user" "desk=1 soft=1"
 wait_until 30 "CONTACTS 2 for $device_user" contacts_are "$ns" "$device_user" 2
 kubectl -n "$ns" get sipuser "$device_user" -o wide >&2
+
+step "the invite page through its Service: examples/ SipUserInvite alice-welcome's link opens over verified TLS"
+kubectl -n "$demo_ns" wait --for=condition=Ready --timeout=60s sipuserinvite/alice-welcome
+invite_url=$(kubectl -n "$demo_ns" get sipuserinvite alice-welcome -o jsonpath='{.status.url}')
+case $invite_url in "https://$invite_host/invite/"?*) ;; *) die "status.url of alice-welcome is not a link on https://$invite_host";; esac
+invite_port=$(kubectl -n "$ns" get service "$release-invites" -o jsonpath='{.spec.ports[0].nodePort}')
+[ -n "$invite_port" ] || die "the Service $release-invites has no NodePort"
+# GET only: the link stays unused. The URL (with its token) is never printed.
+page=$(curl -sS --fail --max-time 10 --cacert "$state/invite-tls.crt" \
+  --connect-to "$invite_host:443:$NODE_IP:$invite_port" "$invite_url") \
+  || die "GET of alice-welcome's link through NodePort $invite_port failed"
+grep -q 'alice' <<<"$page" || die "the invite page does not name alice"
+[ "$(kubectl -n "$demo_ns" get sipuserinvite alice-welcome -o jsonpath='{.status.phase}')" = Issued ] \
+  || die "opening the page used the link up"
+see "alice-welcome's link through NodePort $invite_port: 200 over TLS verified against invite-tls, names alice, still Issued"
 if [ "$up" = 1 ]; then
   log "up: the chart runs on the node, $user is registered"
   log "  export KUBECONFIG=$KUBECONFIG; kubectl get sip -A"

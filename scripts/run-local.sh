@@ -19,6 +19,7 @@ state=${SIP_OPERATOR_LOCAL_DIR:-$PWD/.local}
 ns=sip-demo
 sip_port=${SIP_OPERATOR_LOCAL_SIP_PORT:-35060}
 rpc_port=${SIP_OPERATOR_LOCAL_RPC_PORT:-35071}
+invite_port=${SIP_OPERATOR_LOCAL_INVITE_PORT:-38443}
 
 # Stops a process group we started (Kamailio forks its workers into it) by its leader's PID.
 stop_group() {
@@ -75,14 +76,24 @@ fi
 
 kubectl apply --server-side --field-manager=run-local -f crds/ >/dev/null
 kubectl wait --for=condition=Established --timeout=60s \
-  crd/sipdomains.sipoperator.io crd/sipprofiles.sipoperator.io crd/sipusers.sipoperator.io >/dev/null
+  crd/sipdomains.sipoperator.io crd/sipprofiles.sipoperator.io crd/sipusers.sipoperator.io \
+  crd/sipuserinvites.sipoperator.io >/dev/null
 kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply --server-side -f - >/dev/null
 
-# The operator, as it would run in the cluster: one replica, leader election on, JSON logs.
+# The invite page's certificate: self-signed for 127.0.0.1 (a browser asks once to accept it).
+if [ ! -s "$state/invite-tls.crt" ]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
+    -keyout "$state/invite-tls.key" -out "$state/invite-tls.crt" 2>/dev/null
+fi
+
+# The operator, as it would run in the cluster: one replica, leader election on, JSON logs,
+# the invite page on 127.0.0.1.
 cargo build --quiet --locked --bin sip-operator
 stop_operator
 ./target/debug/sip-operator --http-addr 127.0.0.1:0 --lease-namespace "$ns" --log-format json \
   --registrar-check-interval-seconds 5 \
+  --invite-listen "127.0.0.1:$invite_port" --invite-url "https://127.0.0.1:$invite_port" \
+  --invite-tls-cert "$state/invite-tls.crt" --invite-tls-key "$state/invite-tls.key" \
   >> "$state/operator.log" 2>&1 &
 echo $! > "$state/operator.pid"
 
@@ -142,6 +153,8 @@ result=$(grep -o 'final=[0-9]*' "$sipp_dir/register.log" 2>/dev/null | tail -1)
 echo "run-local: alice REGISTER at 127.0.0.1:$sip_port: ${result:-no answer}"
 [ "$result" = "final=200" ] || { echo "run-local: the registration failed; see $sipp_dir and $state/kamailio.log" >&2; exit 1; }
 kubectl -n "$ns" wait --for=condition=Registered --timeout=60s sipuser/alice >/dev/null
+# examples/25: a one-time link for the person using alice.
+kubectl -n "$ns" wait --for=condition=Ready --timeout=60s sipuserinvite/alice-welcome >/dev/null
 
 echo
 kubectl -n "$ns" get sip
@@ -151,6 +164,9 @@ run-local: the control plane, Kamailio (SIP 127.0.0.1:$sip_port) and the operato
 (logs: $state/operator.log, $state/kamailio.log). alice's phone is registered: see CONTACTS above.
 Read a user's credentials with
   kubectl -n $ns get secret alice-sip-credentials -o jsonpath='{.data.password}' | base64 -d
+or, as the person using alice would without kubectl, open the invite page (https://127.0.0.1:$invite_port,
+self-signed certificate $state/invite-tls.crt) at the one-time link
+  kubectl -n $ns get sipuserinvite alice-welcome -o jsonpath='{.status.url}'
 Use it with
   export KUBECONFIG=$KUBECONFIG
   kubectl -n $ns get sipusers

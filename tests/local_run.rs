@@ -7,13 +7,14 @@ fn run_local_applies_the_examples_and_stops_cleanly() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let state = std::env::temp_dir().join(format!("sip-operator-local-{}", std::process::id()));
     // Ports nobody else uses right now (the other tests run Kamailios of their own).
-    let (sip_port, rpc_port) = (free_port(), free_port());
+    let (sip_port, rpc_port, invite_port) = (free_port(), free_port(), free_port());
     let run = |arg: Option<&str>| {
         let out = Command::new(root.join("scripts/run-local.sh"))
             .args(arg)
             .env("SIP_OPERATOR_LOCAL_DIR", &state)
             .env("SIP_OPERATOR_LOCAL_SIP_PORT", sip_port.to_string())
             .env("SIP_OPERATOR_LOCAL_RPC_PORT", rpc_port.to_string())
+            .env("SIP_OPERATOR_LOCAL_INVITE_PORT", invite_port.to_string())
             .output()
             .expect("run scripts/run-local.sh");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -53,6 +54,15 @@ fn run_local_applies_the_examples_and_stops_cleanly() {
     ] {
         assert!(up.contains(want), "run-local output lacks {want}:\n{up}");
     }
+    // examples/25's invite got its link on the local invite page.
+    let invite = up
+        .lines()
+        .find(|l| l.starts_with("sipuserinvite.sipoperator.io/alice-welcome "))
+        .unwrap_or_else(|| panic!("no row for the invite alice-welcome:\n{up}"));
+    assert!(
+        invite.split_whitespace().any(|cell| cell == "Issued"),
+        "alice-welcome is not Issued: {invite}"
+    );
     // alice's phone registered with the password from her Secret, and her status shows it.
     assert!(
         up.contains(&format!(

@@ -138,7 +138,8 @@ for rule in json.load(sys.stdin)["spec"]["ingress"]:
 
 # check_uninstalled RELEASE NAMESPACE DEMO_NAMESPACE: after helm uninstall, nothing of the
 # release's own objects is left, and what the README's "Uninstalling" lists is: the CRDs, the
-# SipDomains, SipProfiles and SipUsers you created with their credentials Secrets (the chart's
+# SipDomains, SipProfiles, SipUsers and SipUserInvites you created with the users' credentials
+# Secrets (the chart's
 # example SipDomain goes with the release), the Lease, and the namespace.
 check_uninstalled() {
   local resources crds
@@ -150,19 +151,19 @@ check_uninstalled() {
     release_objects_gone "$resources" "$1"
   see "no object labelled app.kubernetes.io/instance=$1 remains"
   crds=$(kubectl get crds -o name) || die "kubectl get crds failed"
-  [ "$(grep -c 'sipoperator.io' <<<"$crds")" = 3 ] || die "expected the 3 sipoperator.io CRDs to remain (Helm keeps CRDs): $crds"
-  see "the 3 CRDs remain"
+  [ "$(grep -c 'sipoperator.io' <<<"$crds")" = 4 ] || die "expected the 4 sipoperator.io CRDs to remain (Helm keeps CRDs): $crds"
+  see "the 4 CRDs remain"
   local example
   example=$(kubectl -n "$2" get sipdomain example -o name --ignore-not-found) || die "kubectl get sipdomain failed"
   [ -z "$example" ] || die "the chart's example SipDomain remains"
   see "the chart's SipDomain example is gone"
   local objects users secrets
-  objects=$(kubectl get sipdomains,sipprofiles,sipusers -A --no-headers) || die "kubectl get sip objects failed"
+  objects=$(kubectl get sipdomains,sipprofiles,sipusers,sipuserinvites -A --no-headers) || die "kubectl get sip objects failed"
   users=$(kubectl get sipusers -A --no-headers) || die "kubectl get sipusers failed"
   secrets=$(credentials_fingerprint) || die "reading the credentials Secrets failed"
   [ "$(grep -c . <<<"$users")" -gt 0 ] && [ "$(grep -c . <<<"$secrets")" = "$(grep -c . <<<"$users")" ] \
     || die "expected every SipUser and its credentials Secret to remain: $users / $secrets"
-  see "$(grep -c . <<<"$objects") SipDomains/SipProfiles/SipUsers and $(grep -c . <<<"$secrets") credentials Secrets remain"
+  see "$(grep -c . <<<"$objects") SipDomains/SipProfiles/SipUsers/SipUserInvites and $(grep -c . <<<"$secrets") credentials Secrets remain"
   kubectl -n "$2" get lease "$1" >/dev/null || die "expected the leader Lease $2/$1 to remain"
   kubectl get namespace "$2" >/dev/null || die "expected the namespace $2 to remain"
   see "the Lease $2/$1 and the namespace $2 remain"
