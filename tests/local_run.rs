@@ -57,7 +57,11 @@ fn run_local_applies_the_examples_and_stops_cleanly() {
     // examples/25's invite got its link on the local invite page.
     let invite = up
         .lines()
-        .find(|l| l.starts_with("sipuserinvite.sipoperator.io/alice-welcome "))
+        // The table row (USER alice), not the line of the apply.
+        .find(|l| {
+            l.starts_with("sipuserinvite.sipoperator.io/alice-welcome ")
+                && l.split_whitespace().nth(1) == Some("alice")
+        })
         .unwrap_or_else(|| panic!("no row for the invite alice-welcome:\n{up}"));
     assert!(
         invite.split_whitespace().any(|cell| cell == "Issued"),
