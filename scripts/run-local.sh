@@ -121,7 +121,12 @@ else
   kamailio_up || { echo "run-local: Kamailio did not answer on $rpc_url; see $state/kamailio.log" >&2; exit 1; }
 fi
 
-kubectl -n "$ns" apply --server-side --field-manager=run-local -f examples/
+# examples/, with the example domain's phones pointed at the local Kamailio (its connection
+# is what the credentials Secrets and the invite page tell a softphone).
+for f in examples/*.yaml; do
+  echo ---
+  sed -e 's/^    host: sip\.example\.net$/    host: 127.0.0.1/' -e "s/^    port: 5060\$/    port: $sip_port/" "$f"
+done | kubectl -n "$ns" apply --server-side --field-manager=run-local -f -
 # Point the example domain at the local Kamailio (its own field manager, so re-applying
 # examples/ leaves it alone), with the RPC token in a Secret.
 kubectl -n "$ns" create secret generic kamailio-rpc --from-literal=token="$token" \
