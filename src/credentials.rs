@@ -154,6 +154,12 @@ pub mod data_keys {
     /// A QR code (PNG) of that document.
     pub const QR_PNG: &str = "qr.png";
 
+    /// A password the end user chose on an invite's page, waiting for the SipUser controller
+    /// to make it the account's (the page never writes `password` itself: the controller is
+    /// its single writer, so the change follows the grace period like any other). The
+    /// controller removes it in the write that swaps it in.
+    pub const CHOSEN_PASSWORD: &str = "chosen.password";
+
     /// What every key of a device starts with.
     pub const DEVICE_PREFIX: &str = "devices.";
 
@@ -412,12 +418,14 @@ pub fn removed_devices(existing: &Secret, desired: &Secret) -> std::collections:
 /// The keys the operator writes that `existing` holds and `desired` does not: a removed
 /// device's, and the account keys it writes only sometimes (`outboundProxy` while the domain
 /// names one, `linphone.xml` and `qr.png` while the user has no devices) and the previous
-/// digests of a grace period that ended. Others' keys are not among them.
+/// digests of a grace period that ended, and a chosen password's request once handled.
+/// Others' keys are not among them.
 pub fn removed_keys(existing: &Secret, desired: &Secret) -> std::collections::BTreeSet<String> {
     let optional = [
         data_keys::OUTBOUND_PROXY,
         data_keys::LINPHONE_XML,
         data_keys::QR_PNG,
+        data_keys::CHOSEN_PASSWORD,
     ];
     let wanted = desired.data.as_ref();
     existing

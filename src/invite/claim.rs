@@ -1,6 +1,7 @@
 //! The page's writes: marking an invite used (its status, with the resourceVersion it was
 //! read at as precondition, so of concurrent requests on any replicas exactly one wins) and
-//! storing a chosen password in the operator's credentials Secret.
+//! asking for a chosen password in the operator's credentials Secret (its `chosen.password`
+//! key: the SipUser controller, the single writer of `password`, swaps it in).
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -93,24 +94,25 @@ pub async fn claim(
     }
 }
 
-/// The merge patch that stores `password` in a credentials Secret read at `resource_version`,
-/// stamped with when it was chosen (whole seconds, like `passwordChangedAt`, which the
-/// SipUser controller compares it with).
+/// The merge patch that asks for `password` in a credentials Secret read at
+/// `resource_version`: the `chosen.password` key and a label of the request (when it was
+/// made, only a label: the controller records it as handled, it compares no clocks). Never
+/// `password` itself.
 pub fn password_patch(resource_version: &str, password: &Password, now: Timestamp) -> serde_json::Value {
-    let at = Timestamp::from_second(now.as_second()).unwrap_or(now);
     serde_json::json!({
         "metadata": {
             "resourceVersion": resource_version,
-            "annotations": { PASSWORD_CHOSEN_ANNOTATION: at.to_string() },
+            "annotations": { PASSWORD_CHOSEN_ANNOTATION: now.to_string() },
         },
         "data": {
-            data_keys::PASSWORD: base64::engine::general_purpose::STANDARD.encode(password.expose()),
+            data_keys::CHOSEN_PASSWORD: base64::engine::general_purpose::STANDARD.encode(password.expose()),
         },
     })
 }
 
-/// Stores `password` in `secret` (read just before; its resourceVersion is the precondition).
-pub async fn store_password(
+/// Asks for `password` in `secret` (read just before; its resourceVersion is the
+/// precondition, so a write the controller made meanwhile makes this fail with 409).
+pub async fn request_password(
     client: &Client,
     secret: &Secret,
     password: &Password,
@@ -199,14 +201,18 @@ mod tests {
     }
 
     #[test]
-    fn the_password_patch_is_conditional_and_stamped_in_whole_seconds() {
+    fn the_password_patch_is_a_conditional_request_that_never_writes_the_password() {
         let now: Timestamp = "2026-12-01T10:00:00.900Z".parse().expect("time");
         let p = password_patch("7", &Password::new("Secret123"), now);
         assert_eq!(p["metadata"]["resourceVersion"], "7");
         assert_eq!(
             p["metadata"]["annotations"][PASSWORD_CHOSEN_ANNOTATION],
-            "2026-12-01T10:00:00Z"
+            "2026-12-01T10:00:00.9Z"
         );
-        assert_eq!(p["data"]["password"], "U2VjcmV0MTIz");
+        assert_eq!(p["data"]["chosen.password"], "U2VjcmV0MTIz");
+        assert!(
+            p["data"].get("password").is_none(),
+            "the controller is the single writer of the password"
+        );
     }
 }

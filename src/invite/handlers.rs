@@ -330,16 +330,23 @@ async fn choose_password(State(page): State<Page>, Path(token): Path<String>, bo
     if let Err(response) = use_link(&page, &invite, InviteUse::PasswordSet).await {
         return *response;
     }
-    match claim::store_password(&page.client, secret, &password).await {
-        Ok(stored) => Html(pages::settings(
-            &settings::from_secret(&stored, Some(password.expose())),
-            None,
-            Some(
-                "Your new password is in place: enter it in your phone with the settings above. \
-                 (The QR code is not shown here: it is rebuilt with your new password.)",
-            ),
-        ))
-        .into_response(),
+    match claim::request_password(&page.client, secret, &password).await {
+        Ok(requested) => {
+            let swapped = swapped_in(&page, &requested, &password).await;
+            let shown = swapped.as_ref().unwrap_or(&requested);
+            let note = if swapped.is_some() {
+                "Your new password is in place: enter it in your phone with the settings above, or scan the code."
+            } else {
+                "Your new password takes effect within seconds: enter it in your phone with the settings above. \
+                 (The QR code is not shown here: it is being rebuilt with your new password.)"
+            };
+            Html(pages::settings(
+                &settings::from_secret(shown, Some(password.expose())),
+                swapped.as_ref().and_then(settings::qr_code).as_deref(),
+                Some(note),
+            ))
+            .into_response()
+        }
         Err(e) => {
             tracing::warn!(invite = %invite.name_any(), error = %e, "invite page: storing the chosen password failed");
             failure(
@@ -348,6 +355,32 @@ async fn choose_password(State(page): State<Page>, Path(token): Path<String>, bo
             )
         }
     }
+}
+
+/// How long the page waits for the controller to swap a chosen password in, to show the QR
+/// code rebuilt with it.
+const SWAP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The credentials Secret once the SipUser controller has made `password` the account's (its
+/// request key gone, its password the chosen one), read again for at most [`SWAP_WAIT`];
+/// `None` if it has not by then (the page says it takes effect within seconds).
+async fn swapped_in(page: &Page, requested: &Secret, password: &Password) -> Option<Secret> {
+    let secrets: Api<Secret> =
+        Api::namespaced(page.client.clone(), &requested.namespace().unwrap_or_default());
+    let deadline = Instant::now() + SWAP_WAIT;
+    while Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let Ok(Some(s)) = secrets.get_opt(&requested.name_any()).await else {
+            continue;
+        };
+        let done = credentials::secret_bytes(&s, credentials::data_keys::CHOSEN_PASSWORD).is_none()
+            && credentials::secret_bytes(&s, credentials::data_keys::PASSWORD)
+                == Some(password.expose().as_bytes());
+        if done {
+            return Some(s);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -320,3 +320,129 @@ async fn without_an_invite_url_no_link_is_issued() {
     assert_eq!(reason, "InvitePageNotConfigured");
     assert!(message.contains("--invite-url"), "{message}");
 }
+
+fn md5(username: &str, realm: &str, password: &str) -> String {
+    sip_operator::credentials::ha1(
+        sip_operator::api::DigestAlgorithm::Md5,
+        username,
+        realm,
+        &sip_operator::credentials::Password::new(password),
+    )
+}
+
+/// The invite page only asks for a chosen password (`chosen.password`, as its
+/// `request_password` writes it); the SipUser controller swaps it in as a change from the
+/// password in force: with a grace period running after a rotation P0→P1, choosing P2 keeps
+/// P1 (the password just replaced, not P0) valid with a new deadline, removes the request in
+/// the same write, records it as handled and announces it once.
+#[tokio::test]
+async fn a_chosen_password_is_swapped_in_by_the_controller_under_the_grace_period() {
+    use crate::scenario::{password, secret_value};
+    let sc = Scenario::new("invite-grace").await;
+    let gina = user("gina").grace_period("1h");
+    sc.apply(&gina).await;
+    sc.ready("gina").await;
+    let name = "gina-sip-credentials";
+    let p0 = password(&sc.secret_appears(name).await);
+    sc.apply(&gina.clone().rotate("r1")).await;
+    let secret = sc
+        .wait_secret(name, "rotated to P1 with P0's digest kept", |s| {
+            password(s) != p0 && secret_value(s, "previous.ha1").is_some()
+        })
+        .await;
+    let p1 = password(&secret);
+    assert_eq!(
+        secret_value(&secret, "previous.ha1"),
+        Some(md5("gina", &sc.fqdn, &p0))
+    );
+    let before = sc.settled("gina").await;
+    let changed_before = before.status.as_ref().and_then(|s| s.password_changed_at.clone());
+    crate::rotation::let_a_second_pass(changed_before.as_ref().expect("passwordChangedAt")).await;
+
+    let p2 = "Chosen-By-Gina-2026";
+    let requested = sip_operator::invite::claim::request_password(
+        &sc.client,
+        &secret,
+        &sip_operator::credentials::Password::new(p2),
+    )
+    .await
+    .expect("the page's request");
+    assert_eq!(
+        password(&requested),
+        p1,
+        "the page never writes the password itself"
+    );
+    let stale = sip_operator::invite::claim::request_password(
+        &sc.client,
+        &secret,
+        &sip_operator::credentials::Password::new("Another-Choice-2026"),
+    )
+    .await
+    .expect_err("a request on a stale read is refused");
+    assert!(
+        stale.to_string().contains("409") || stale.to_string().to_lowercase().contains("conflict"),
+        "{stale}"
+    );
+
+    let swapped = sc
+        .wait_secret(name, "P2 swapped in and the request removed", |s| {
+            password(s) == p2 && secret_value(s, "chosen.password").is_none()
+        })
+        .await;
+    assert_eq!(
+        secret_value(&swapped, "previous.ha1"),
+        Some(md5("gina", &sc.fqdn, &p1)),
+        "the password just replaced (P1) stays valid, not the one before it"
+    );
+    let until: Timestamp = secret_value(&swapped, "previous.valid-until")
+        .expect("deadline")
+        .parse()
+        .expect("RFC 3339");
+    let ahead = until.duration_since(Timestamp::now()).as_secs();
+    assert!((3500..=3600).contains(&ahead), "a new 1h deadline: {ahead}s");
+    let label = swapped
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(sip_operator::keys::PASSWORD_CHOSEN_ANNOTATION))
+        .cloned();
+    assert!(label.is_some());
+    assert_eq!(
+        swapped
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(sip_operator::keys::PASSWORD_CHOSEN_HANDLED_ANNOTATION))
+            .cloned(),
+        label,
+        "the request is recorded as handled"
+    );
+    let u = sc
+        .wait_user("gina", "passwordChangedAt moved", |u| {
+            u.status.as_ref().and_then(|s| s.password_changed_at.clone()) != changed_before
+        })
+        .await;
+    assert!(
+        u.status
+            .as_ref()
+            .and_then(|s| s.previous_password_valid_until.clone())
+            .is_some()
+    );
+    let chosen = sc.wait_event("gina", "PasswordChosen").await;
+    // Nothing further happens with it: re-reconciles keep P2 and announce nothing again.
+    sc.apply(&gina.clone().rotate("r1").display_name("Gina")).await;
+    sc.settled("gina").await;
+    assert_eq!(password(&sc.secret(name).await), p2);
+    let again: Vec<_> = sc
+        .user_events("gina")
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("PasswordChosen"))
+        .collect();
+    assert_eq!((chosen.len(), again.len()), (1, 1), "one PasswordChosen Event");
+    for e in &again {
+        let note = e.note.clone().unwrap_or_default();
+        assert!(!note.contains(p2) && !note.contains(&p1));
+    }
+    assert!(!sc.operator.log().contains(p2), "never in the log");
+}
