@@ -134,6 +134,59 @@ pub async fn request_password(
     .await
 }
 
+/// How many times the page writes its request when the Secret keeps changing under it.
+pub const REQUEST_ATTEMPTS: usize = 3;
+
+/// Why a chosen password could not be requested.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("the credentials Secret kept changing ({REQUEST_ATTEMPTS} attempts)")]
+    KeptChanging,
+    #[error("the credentials Secret is gone or no longer the user's")]
+    NotOurs,
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+}
+
+impl RequestError {
+    /// A short, secret-free word for the Event.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RequestError::KeptChanging => "the credentials Secret kept changing",
+            RequestError::NotOurs => "the credentials Secret is gone or no longer the user's",
+            RequestError::Api(_) => "the API server refused or failed the write",
+        }
+    }
+}
+
+/// Writes the request on `secret`; on a conflict (the controller wrote it meanwhile) reads it
+/// again, checks it is still the user's own, and tries again, at most [`REQUEST_ATTEMPTS`]
+/// times (`user_uid`: the SipUser's, which must control it). The link is used by now: giving up at the first conflict would burn it for nothing.
+pub async fn request_with_retries(
+    client: &Client,
+    user_uid: &str,
+    secret: &Secret,
+    password: &Password,
+) -> Result<Secret, RequestError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &secret.namespace().unwrap_or_default());
+    let mut current = secret.clone();
+    for attempt in 1..=REQUEST_ATTEMPTS {
+        match request_password(client, &current, password).await {
+            Ok(stored) => return Ok(stored),
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < REQUEST_ATTEMPTS => {
+                current = secrets
+                    .get_opt(&secret.name_any())
+                    .await?
+                    .filter(|s| crate::credentials::is_controlled_by(s, user_uid))
+                    .ok_or(RequestError::NotOurs)?;
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => return Err(RequestError::KeptChanging),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(RequestError::KeptChanging)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -330,7 +330,8 @@ async fn choose_password(State(page): State<Page>, Path(token): Path<String>, bo
     if let Err(response) = use_link(&page, &invite, InviteUse::PasswordSet).await {
         return *response;
     }
-    match claim::request_password(&page.client, secret, &password).await {
+    let uid = account.user.uid().unwrap_or_default();
+    match claim::request_with_retries(&page.client, &uid, secret, &password).await {
         Ok(requested) => {
             let swapped = swapped_in(&page, &requested, &password).await;
             let shown = swapped.as_ref().unwrap_or(&requested);
@@ -347,11 +348,25 @@ async fn choose_password(State(page): State<Page>, Path(token): Path<String>, bo
             ))
             .into_response()
         }
-        Err(e) => {
-            tracing::warn!(invite = %invite.name_any(), error = %e, "invite page: storing the chosen password failed");
+        Err(why) => {
+            tracing::warn!(invite = %invite.name_any(), error = %why, "invite page: storing the chosen password failed");
+            let event = Event {
+                type_: EventType::Warning,
+                reason: crate::controller::reasons::invite::PASSWORD_NOT_SAVED.into(),
+                note: Some(format!(
+                    "the link was used to choose a password, but it could not be saved ({}); the previous password stays: issue a new invite",
+                    why.kind()
+                )),
+                action: "SetPassword".into(),
+                secondary: None,
+            };
+            if let Err(err) = page.events.publish(&event, &invite.object_ref(&())).await {
+                tracing::warn!(%err, "invite page: could not publish the PasswordNotSaved event");
+            }
             failure(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "Your password could not be saved, and this link is used up. Ask your administrator for a new invite; your previous password still works.",
+                "Your password could not be saved, and this link is used up. Your administrator has been told \
+                 (a warning on the invite); ask them for a new invite. Your previous password still works.",
             )
         }
     }

@@ -446,3 +446,62 @@ async fn a_chosen_password_is_swapped_in_by_the_controller_under_the_grace_perio
     }
     assert!(!sc.operator.log().contains(p2), "never in the log");
 }
+
+/// The link is used before the page writes its request: a Secret changed since the page read
+/// it (a 409) is read again and the request written on it, as long as it is still the user's;
+/// one that is no longer the user's is never written.
+#[tokio::test]
+async fn a_password_request_on_a_changed_secret_is_retried_only_while_it_is_the_users() {
+    use crate::scenario::{password, secret_value};
+    use sip_operator::credentials::Password;
+    use sip_operator::invite::claim::{RequestError, request_with_retries};
+    let sc = Scenario::new("invite-retry").await;
+    sc.apply(&user("rita")).await;
+    let rita = sc.ready("rita").await;
+    let uid = rita.metadata.uid.clone().expect("uid");
+    let name = "rita-sip-credentials";
+    let read = sc.secret_appears(name).await;
+    // Someone (here: the test; in life the controller) writes the Secret after the page read it.
+    sc.secrets()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
+        )
+        .await
+        .expect("a write in between");
+    let stored = request_with_retries(&sc.client, &uid, &read, &Password::new("Rita-Chooses-2026"))
+        .await
+        .expect("retried on the fresh Secret");
+    assert_eq!(
+        secret_value(&stored, "chosen.password").as_deref(),
+        Some("Rita-Chooses-2026")
+    );
+    sc.wait_secret(name, "the request swapped in", |s| {
+        password(s) == "Rita-Chooses-2026"
+    })
+    .await;
+
+    // Not the user's (another uid): read again, refused, nothing written.
+    let read = sc.secret(name).await;
+    sc.secrets()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"touched": "again"}}})),
+        )
+        .await
+        .expect("a write in between");
+    let refused = request_with_retries(
+        &sc.client,
+        "another-uid",
+        &read,
+        &Password::new("Not-Written-2026"),
+    )
+    .await
+    .expect_err("not the user's");
+    assert!(matches!(refused, RequestError::NotOurs), "{refused}");
+    let after = sc.secret(name).await;
+    assert_eq!(secret_value(&after, "chosen.password"), None);
+    assert_eq!(password(&after), "Rita-Chooses-2026");
+}
