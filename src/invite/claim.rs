@@ -53,15 +53,31 @@ pub fn used(invite: &SipUserInvite, usage: InviteUse, now: Timestamp) -> SipUser
     body
 }
 
+/// How many times a claim is tried when the invite changed (e.g. the controller wrote its
+/// conditions) between the read and the write.
+pub const CLAIM_ATTEMPTS: usize = 3;
+
+/// Whether a conflict on `read` may be retried on `fresh` (pure): only on the same object
+/// (uid) carrying the same link (token hash), still live. A deleted and re-created invite of
+/// the same name, or a re-issued link, is not the link the end user holds.
+pub fn same_live_link(read: &SipUserInvite, fresh: &SipUserInvite, now: Timestamp) -> bool {
+    let hash = |i: &SipUserInvite| i.status.as_ref().and_then(|s| s.token_hash.clone());
+    read.metadata.uid.is_some()
+        && read.metadata.uid == fresh.metadata.uid
+        && hash(read).is_some()
+        && hash(read) == hash(fresh)
+        && dead_reason(fresh, now).is_none()
+}
+
 /// Marks `invite` used, only if it is still the version read. Returns the stored invite; a
-/// conflict reads it again to say why it is dead.
+/// conflict reads it again and tries again on the same link (at most [`CLAIM_ATTEMPTS`]
+/// times), else says why it is dead.
 pub async fn claim(
     client: &Client,
     invite: &SipUserInvite,
     usage: InviteUse,
 ) -> Result<SipUserInvite, ClaimError> {
-    let now = Timestamp::now();
-    if let Some(dead) = dead_reason(invite, now) {
+    if let Some(dead) = dead_reason(invite, Timestamp::now()) {
         return Err(ClaimError::Lost(dead));
     }
     let api: Api<SipUserInvite> = Api::namespaced(client.clone(), &invite.namespace().unwrap_or_default());
@@ -69,29 +85,34 @@ pub async fn claim(
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
-    match api
-        .replace_status(&invite.name_any(), &params, &used(invite, usage, now))
-        .await
-    {
-        Ok(stored) => Ok(stored),
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            let fresh = api.get_opt(&invite.name_any()).await?;
-            let dead = fresh
-                .as_ref()
-                .and_then(|f| dead_reason(f, Timestamp::now()))
-                // Changed but still live (e.g. the controller wrote its conditions): the
-                // caller may try again on the fresh copy.
-                .unwrap_or(Dead::NotValid);
-            match fresh {
-                Some(f) if dead_reason(&f, Timestamp::now()).is_none() => {
-                    Box::pin(claim(client, &f, usage)).await
+    let mut current = invite.clone();
+    for _ in 0..CLAIM_ATTEMPTS {
+        match api
+            .replace_status(
+                &current.name_any(),
+                &params,
+                &used(&current, usage, Timestamp::now()),
+            )
+            .await
+        {
+            Ok(stored) => return Ok(stored),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let Some(fresh) = api.get_opt(&invite.name_any()).await? else {
+                    return Err(ClaimError::Lost(Dead::NotValid));
+                };
+                let now = Timestamp::now();
+                if !same_live_link(invite, &fresh, now) {
+                    return Err(ClaimError::Lost(
+                        dead_reason(&fresh, now).unwrap_or(Dead::NotValid),
+                    ));
                 }
-                _ => Err(ClaimError::Lost(dead)),
+                current = fresh;
             }
+            Err(kube::Error::Api(s)) if s.is_not_found() => return Err(ClaimError::Lost(Dead::NotValid)),
+            Err(e) => return Err(e.into()),
         }
-        Err(kube::Error::Api(s)) if s.is_not_found() => Err(ClaimError::Lost(Dead::NotValid)),
-        Err(e) => Err(e.into()),
     }
+    Err(ClaimError::Lost(Dead::Used))
 }
 
 /// The merge patch that asks for `password` in a credentials Secret read at
@@ -229,6 +250,36 @@ mod tests {
             Some(Dead::NotValid)
         );
         assert_eq!(dead_reason(&invite(None, None), now), Some(Dead::NotValid));
+    }
+
+    #[test]
+    fn a_conflict_is_retried_only_on_the_same_object_with_the_same_link() {
+        let now: Timestamp = "2026-12-01T10:00:00Z".parse().expect("time");
+        let with = |uid: &str, hash: &str, phase| {
+            let mut i = invite(Some(phase), Some("2026-12-02T00:00:00Z"));
+            i.metadata.uid = Some(uid.into());
+            if let Some(s) = i.status.as_mut() {
+                s.token_hash = Some(hash.into());
+            }
+            i
+        };
+        let read = with("u1", "h1", InvitePhase::Issued);
+        assert!(same_live_link(&read, &with("u1", "h1", InvitePhase::Issued), now));
+        assert!(
+            !same_live_link(&read, &with("u2", "h1", InvitePhase::Issued), now),
+            "deleted and re-created under the same name"
+        );
+        assert!(
+            !same_live_link(&read, &with("u1", "h2", InvitePhase::Issued), now),
+            "another link"
+        );
+        assert!(
+            !same_live_link(&read, &with("u1", "h1", InvitePhase::Used), now),
+            "used meanwhile"
+        );
+        let mut no_uid = read.clone();
+        no_uid.metadata.uid = None;
+        assert!(!same_live_link(&no_uid, &no_uid, now));
     }
 
     #[test]
