@@ -148,6 +148,11 @@ async fn account(page: &Page, invite: &SipUserInvite) -> Result<Account, Refusal
         .map_err(|e| unavailable("SipUser", e))?
         // The user is gone (its invites go with it): the link names nothing any more.
         .ok_or_else(|| Box::new(dead(Dead::NotValid)))?;
+    if !issued_for(invite, &user) {
+        // Deleted and re-created with the same name: another user, whose account this link
+        // must not show.
+        return Err(Box::new(dead(Dead::NotValid)));
+    }
     let domains: Api<SipDomain> = Api::namespaced(page.client.clone(), &ns);
     let domain = domains
         .get_opt(&user.spec.domain_ref)
@@ -168,6 +173,15 @@ async fn account(page: &Page, invite: &SipUserInvite) -> Result<Account, Refusal
                 .is_some_and(|uid| credentials::is_controlled_by(s, &uid))
         });
     Ok(Account { user, domain, secret })
+}
+
+/// Whether `user` is the one the invite's link was issued for (its uid recorded at issue; an
+/// invite issued before that was recorded names its user by name only).
+fn issued_for(invite: &SipUserInvite, user: &SipUser) -> bool {
+    match invite.status.as_ref().and_then(|s| s.user_uid.as_deref()) {
+        Some(uid) => user.uid().as_deref() == Some(uid),
+        None => true,
+    }
 }
 
 /// Why this account's password cannot be chosen on the page, if it cannot.
@@ -442,6 +456,21 @@ mod tests {
             password_refusal(&invite(true), &account(generated, false)).is_some(),
             "no Secret yet"
         );
+    }
+
+    #[test]
+    fn a_link_shows_only_the_user_it_was_issued_for() {
+        let mut user = account(serde_json::json!({"domainRef": "d"}), true).user;
+        user.metadata.uid = Some("u-1".into());
+        let mut i = invite(true);
+        assert!(issued_for(&i, &user), "issued before the uid was recorded");
+        i.status = Some(crate::api::SipUserInviteStatus {
+            user_uid: Some("u-1".into()),
+            ..Default::default()
+        });
+        assert!(issued_for(&i, &user));
+        user.metadata.uid = Some("u-2".into());
+        assert!(!issued_for(&i, &user), "re-created with the same name");
     }
 
     #[test]

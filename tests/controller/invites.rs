@@ -505,3 +505,66 @@ async fn a_password_request_on_a_changed_secret_is_retried_only_while_it_is_the_
     assert_eq!(secret_value(&after, "chosen.password"), None);
     assert_eq!(password(&after), "Rita-Chooses-2026");
 }
+
+/// A SipUser deleted (its invite orphaned, so it outlives it) and re-created with the same name
+/// is another user: the invite records the uid it was issued for, is Stalled `UserReplaced`
+/// (its link dead), and is never adopted by the new user.
+#[tokio::test]
+async fn a_link_issued_for_a_user_since_re_created_is_dead() {
+    let sc = scenario("invite-replaced").await;
+    sc.apply(&user("alice")).await;
+    let first = sc.ready("alice").await;
+    sc.apply(&invite("alice-old", "alice", json!({}))).await;
+    let issued = wait_invite(&sc, "alice-old", "Issued", |i| {
+        i.phase() == Some(InvitePhase::Issued)
+    })
+    .await;
+    assert_eq!(
+        issued.status.as_ref().and_then(|s| s.user_uid.clone()),
+        first.metadata.uid.clone(),
+        "the user's uid is recorded at issue"
+    );
+    sc.users()
+        .delete(
+            "alice",
+            &kube::api::DeleteParams {
+                propagation_policy: Some(kube::api::PropagationPolicy::Orphan),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("delete alice, orphaning the invite");
+    sc.until("alice to be gone", WAIT, || async {
+        match sc.try_user("alice").await {
+            None => Ok(()),
+            Some(u) => Err(describe(&u)),
+        }
+    })
+    .await;
+    // The orphaned credentials Secret would stall the new user (not its own): gone with it.
+    sc.secrets()
+        .delete("alice-sip-credentials", &Default::default())
+        .await
+        .expect("delete the orphaned Secret");
+    sc.secret_gone("alice-sip-credentials", WAIT).await;
+    sc.apply(&user("alice")).await;
+    let second = sc.ready("alice").await;
+    assert_ne!(second.metadata.uid, first.metadata.uid);
+    let dead = wait_invite(&sc, "alice-old", "Stalled UserReplaced", |i| {
+        i.phase() == Some(InvitePhase::Stalled)
+            && condition(i, "Stalled").is_some_and(|c| c.0 == "True" && c.1 == "UserReplaced")
+    })
+    .await;
+    let owners = dead.metadata.owner_references.clone().unwrap_or_default();
+    assert!(
+        owners
+            .iter()
+            .all(|o| Some(&o.uid) != second.metadata.uid.as_ref()),
+        "not adopted by the new user: {owners:?}"
+    );
+    assert_eq!(
+        dead.status.and_then(|s| s.url),
+        issued.status.and_then(|s| s.url),
+        "no new link for the new user"
+    );
+}
