@@ -189,6 +189,12 @@ fn password_refusal(invite: &SipUserInvite, account: &Account) -> Option<&'stati
     if !invite.spec.allow_password_change {
         return Some("Choosing a password is not offered with this invite.");
     }
+    if !account.user.spec.devices.is_empty() {
+        return Some(
+            "Your phones sign in as devices, each with its own username and password (shown with your settings), \
+             so the account's own password is not used by any phone and is not offered here.",
+        );
+    }
     if account.user.spec.credentials.password_secret_ref.is_some() {
         return Some(
             "This account's password is managed by your administrator (it comes from a Secret the operator does not own), so it cannot be changed here.",
@@ -289,10 +295,26 @@ async fn show_settings(State(page): State<Page>, Path(token): Path<String>) -> R
     if let Err(response) = use_link(&page, &invite, InviteUse::Viewed).await {
         return *response;
     }
-    Html(pages::settings(
-        &settings::from_secret(secret, None),
-        settings::qr_code(secret).as_deref(),
+    let devices = &account.user.spec.devices;
+    if devices.is_empty() {
+        return Html(pages::settings(
+            &settings::from_secret(secret, None),
+            settings::qr_code(secret).as_deref(),
+            None,
+        ))
+        .into_response();
+    }
+    // With devices only their credentials register: each enabled one's, not the account's.
+    let enabled: Vec<&str> = devices
+        .iter()
+        .filter(|d| d.enabled)
+        .map(|d| d.name.as_str())
+        .collect();
+    Html(pages::settings_with_devices(
+        &settings::shared_with_devices(secret),
         None,
+        None,
+        &settings::devices_from_secret(secret, &enabled),
     ))
     .into_response()
 }
@@ -455,6 +477,11 @@ mod tests {
         assert!(
             password_refusal(&invite(true), &account(generated, false)).is_some(),
             "no Secret yet"
+        );
+        let with_devices = serde_json::json!({"domainRef": "d", "devices": [{"name": "desk"}]});
+        assert!(
+            password_refusal(&invite(true), &account(with_devices, true))
+                .is_some_and(|w| w.contains("sign in as devices"))
         );
     }
 
