@@ -43,19 +43,27 @@ impl std::fmt::Debug for Password {
 }
 
 const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-/// Symbols that need no quoting in SIP headers, XML provisioning files or shell snippets.
-const SYMBOLS: &[u8] = b"-_.!~*+=";
+/// Symbols that need no quoting in SIP headers, XML provisioning files or shell snippets:
+/// what `AlphanumericSymbols` adds to letters and digits, generated or chosen.
+pub const SYMBOLS: &str = "-_.!~*+=";
+/// The shortest and longest password a policy can ask for (the schema's bounds).
+pub const PASSWORD_LENGTHS: std::ops::RangeInclusive<usize> = 16..=128;
+
+/// The length `policy` asks for, within [`PASSWORD_LENGTHS`] even if a stored value is not
+/// (so a bad value cannot yield an empty or huge password).
+pub fn password_length(policy: &PasswordPolicy) -> usize {
+    let (min, max) = (*PASSWORD_LENGTHS.start(), *PASSWORD_LENGTHS.end());
+    usize::try_from(policy.length).map_or(min, |length| length.clamp(min, max))
+}
 
 /// A new password drawn from the operating system's CSPRNG, uniformly over the policy's
 /// alphabet (no modulo bias: `random_range` rejects out-of-range draws).
 pub fn generate_password(policy: &PasswordPolicy) -> Password {
     let alphabet: Vec<u8> = match policy.character_set {
         CharacterSet::Alphanumeric => ALPHANUMERIC.to_vec(),
-        CharacterSet::AlphanumericSymbols => [ALPHANUMERIC, SYMBOLS].concat(),
+        CharacterSet::AlphanumericSymbols => [ALPHANUMERIC, SYMBOLS.as_bytes()].concat(),
     };
-    // The schema bounds length to 16..=128; clamp anyway so a bad stored value cannot yield an
-    // empty or huge password.
-    let length = policy.length.clamp(16, 128) as usize;
+    let length = password_length(policy);
     let mut rng = rand::rand_core::UnwrapErr(rand::rngs::SysRng);
     let password = (0..length)
         .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)

@@ -71,7 +71,7 @@ async fn access_log(request: Request, next: Next) -> Response {
 }
 
 /// No caching (a settings page holds a password), no referrer (the URL holds the token), no
-/// script, no framing.
+/// script, no framing, and HTTPS only from now on (the page is only ever served over TLS).
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
@@ -84,6 +84,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
+        (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
     ] {
         h.insert(name, HeaderValue::from_static(value));
     }

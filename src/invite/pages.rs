@@ -33,8 +33,8 @@ fn page(title: &str, body: &str) -> String {
     )
 }
 
-/// What the landing page shows of the account.
-#[derive(Clone, Debug)]
+/// What the landing page shows of the account (no `Debug`: its path holds the token).
+#[derive(Clone)]
 pub struct Landing<'a> {
     /// The link's own path (`/invite/<token>`), the forms post below it.
     pub path: &'a str,

@@ -162,11 +162,27 @@ async fn a_ready_user_gets_one_link_with_its_expiry_owned_by_the_user() {
         .expect_err("721h refused");
     assert!(err.to_string().contains("5m to 720h"), "{err}");
 
-    // Nothing re-issues it: the same link after a while and a user change.
+    // Nothing re-issues it: the same link after a user change the invite controller has seen
+    // (each user event reconciles the user's invites; the invite was settled before, so the
+    // next finished invite reconcile is one that saw the changed user).
+    let invite_reconciles = || {
+        sc.operator
+            .metric("sip_operator_reconciles_total", &[("kind", "SipUserInvite")])
+            .unwrap_or(0.0)
+    };
+    let before = invite_reconciles();
     sc.apply(&user("alice").extension("7001").display_name("Alice Example"))
         .await;
     sc.ready("alice").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    sc.until("an invite reconcile after the user change", WAIT, || async {
+        let now = invite_reconciles();
+        if now > before {
+            Ok(())
+        } else {
+            Err(format!("SipUserInvite reconciles still {now}"))
+        }
+    })
+    .await;
     let again = invites(&sc).get("alice-welcome").await.expect("get");
     assert_eq!(
         again.status.and_then(|s| s.url),
