@@ -43,19 +43,27 @@ impl std::fmt::Debug for Password {
 }
 
 const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-/// Symbols that need no quoting in SIP headers, XML provisioning files or shell snippets.
-const SYMBOLS: &[u8] = b"-_.!~*+=";
+/// Symbols that need no quoting in SIP headers, XML provisioning files or shell snippets:
+/// what `AlphanumericSymbols` adds to letters and digits, generated or chosen.
+pub const SYMBOLS: &str = "-_.!~*+=";
+/// The shortest and longest password a policy can ask for (the schema's bounds).
+pub const PASSWORD_LENGTHS: std::ops::RangeInclusive<usize> = 16..=128;
+
+/// The length `policy` asks for, within [`PASSWORD_LENGTHS`] even if a stored value is not
+/// (so a bad value cannot yield an empty or huge password).
+pub fn password_length(policy: &PasswordPolicy) -> usize {
+    let (min, max) = (*PASSWORD_LENGTHS.start(), *PASSWORD_LENGTHS.end());
+    usize::try_from(policy.length).map_or(min, |length| length.clamp(min, max))
+}
 
 /// A new password drawn from the operating system's CSPRNG, uniformly over the policy's
 /// alphabet (no modulo bias: `random_range` rejects out-of-range draws).
 pub fn generate_password(policy: &PasswordPolicy) -> Password {
     let alphabet: Vec<u8> = match policy.character_set {
         CharacterSet::Alphanumeric => ALPHANUMERIC.to_vec(),
-        CharacterSet::AlphanumericSymbols => [ALPHANUMERIC, SYMBOLS].concat(),
+        CharacterSet::AlphanumericSymbols => [ALPHANUMERIC, SYMBOLS.as_bytes()].concat(),
     };
-    // The schema bounds length to 16..=128; clamp anyway so a bad stored value cannot yield an
-    // empty or huge password.
-    let length = policy.length.clamp(16, 128) as usize;
+    let length = password_length(policy);
     let mut rng = rand::rand_core::UnwrapErr(rand::rngs::SysRng);
     let password = (0..length)
         .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
@@ -153,6 +161,12 @@ pub mod data_keys {
     pub const LINPHONE_XML: &str = "linphone.xml";
     /// A QR code (PNG) of that document.
     pub const QR_PNG: &str = "qr.png";
+
+    /// A password the end user chose on an invite's page, waiting for the SipUser controller
+    /// to make it the account's (the page never writes `password` itself: the controller is
+    /// its single writer, so the change follows the grace period like any other). The
+    /// controller removes it in the write that swaps it in.
+    pub const CHOSEN_PASSWORD: &str = "chosen.password";
 
     /// What every key of a device starts with.
     pub const DEVICE_PREFIX: &str = "devices.";
@@ -412,12 +426,14 @@ pub fn removed_devices(existing: &Secret, desired: &Secret) -> std::collections:
 /// The keys the operator writes that `existing` holds and `desired` does not: a removed
 /// device's, and the account keys it writes only sometimes (`outboundProxy` while the domain
 /// names one, `linphone.xml` and `qr.png` while the user has no devices) and the previous
-/// digests of a grace period that ended. Others' keys are not among them.
+/// digests of a grace period that ended, and a chosen password's request once handled.
+/// Others' keys are not among them.
 pub fn removed_keys(existing: &Secret, desired: &Secret) -> std::collections::BTreeSet<String> {
     let optional = [
         data_keys::OUTBOUND_PROXY,
         data_keys::LINPHONE_XML,
         data_keys::QR_PNG,
+        data_keys::CHOSEN_PASSWORD,
     ];
     let wanted = desired.data.as_ref();
     existing

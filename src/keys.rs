@@ -15,10 +15,15 @@ pub const USER_LABEL: &str = "sipoperator.io/user";
 /// Annotation on a SipUser: a new value rotates its generated password exactly once.
 pub const ROTATE_ANNOTATION: &str = "sipoperator.io/rotate";
 
-/// Annotation on a credentials Secret: when the end user chose the password in it on a
-/// SipUserInvite's page (RFC 3339). The SipUser controller records the change once
-/// (`passwordChangedAt`, a `PasswordChosen` Event) and keeps the password.
+/// Annotation on a credentials Secret: names the request of an end user who chose a password
+/// on a SipUserInvite's page (the page sets it, RFC 3339 of its own clock, with the
+/// `chosen.password` key). Only a label for the request: no clock is compared with it.
 pub const PASSWORD_CHOSEN_ANNOTATION: &str = "sipoperator.io/password-chosen-at";
+
+/// Annotation on a credentials Secret: the chosen-password request (the value of
+/// [`PASSWORD_CHOSEN_ANNOTATION`]) the SipUser controller has swapped in, so that a request is
+/// handled once.
+pub const PASSWORD_CHOSEN_HANDLED_ANNOTATION: &str = "sipoperator.io/password-chosen-handled";
 
 /// Annotation on a SipUser being deleted: `"true"` lets it go without the registrar cleanup,
 /// the escape hatch when a registrar is gone for good.

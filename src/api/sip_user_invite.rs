@@ -138,6 +138,10 @@ pub struct SipUserInviteStatus {
     /// When the link was issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_at: Option<Time>,
+    /// The uid of the SipUser the link was issued for. A SipUser deleted and re-created with
+    /// the same name is another user: the link is dead for it (Stalled, `UserReplaced`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_uid: Option<String>,
     /// When the link stops working (`issuedAt` + `spec.validFor`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
@@ -160,6 +164,7 @@ impl std::fmt::Debug for SipUserInviteStatus {
             .field("url", &self.url.as_ref().map(|_| "<redacted>"))
             .field("token_hash", &self.token_hash)
             .field("issued_at", &self.issued_at)
+            .field("user_uid", &self.user_uid)
             .field("expires_at", &self.expires_at)
             .field("used_at", &self.used_at)
             .field("used_for", &self.used_for)

@@ -1,6 +1,7 @@
 //! The page's writes: marking an invite used (its status, with the resourceVersion it was
 //! read at as precondition, so of concurrent requests on any replicas exactly one wins) and
-//! storing a chosen password in the operator's credentials Secret.
+//! asking for a chosen password in the operator's credentials Secret (its `chosen.password`
+//! key: the SipUser controller, the single writer of `password`, swaps it in).
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -52,15 +53,31 @@ pub fn used(invite: &SipUserInvite, usage: InviteUse, now: Timestamp) -> SipUser
     body
 }
 
+/// How many times a claim is tried when the invite changed (e.g. the controller wrote its
+/// conditions) between the read and the write.
+pub const CLAIM_ATTEMPTS: usize = 3;
+
+/// Whether a conflict on `read` may be retried on `fresh` (pure): only on the same object
+/// (uid) carrying the same link (token hash), still live. A deleted and re-created invite of
+/// the same name, or a re-issued link, is not the link the end user holds.
+pub fn same_live_link(read: &SipUserInvite, fresh: &SipUserInvite, now: Timestamp) -> bool {
+    let hash = |i: &SipUserInvite| i.status.as_ref().and_then(|s| s.token_hash.clone());
+    read.metadata.uid.is_some()
+        && read.metadata.uid == fresh.metadata.uid
+        && hash(read).is_some()
+        && hash(read) == hash(fresh)
+        && dead_reason(fresh, now).is_none()
+}
+
 /// Marks `invite` used, only if it is still the version read. Returns the stored invite; a
-/// conflict reads it again to say why it is dead.
+/// conflict reads it again and tries again on the same link (at most [`CLAIM_ATTEMPTS`]
+/// times), else says why it is dead.
 pub async fn claim(
     client: &Client,
     invite: &SipUserInvite,
     usage: InviteUse,
 ) -> Result<SipUserInvite, ClaimError> {
-    let now = Timestamp::now();
-    if let Some(dead) = dead_reason(invite, now) {
+    if let Some(dead) = dead_reason(invite, Timestamp::now()) {
         return Err(ClaimError::Lost(dead));
     }
     let api: Api<SipUserInvite> = Api::namespaced(client.clone(), &invite.namespace().unwrap_or_default());
@@ -68,49 +85,55 @@ pub async fn claim(
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
-    match api
-        .replace_status(&invite.name_any(), &params, &used(invite, usage, now))
-        .await
-    {
-        Ok(stored) => Ok(stored),
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            let fresh = api.get_opt(&invite.name_any()).await?;
-            let dead = fresh
-                .as_ref()
-                .and_then(|f| dead_reason(f, Timestamp::now()))
-                // Changed but still live (e.g. the controller wrote its conditions): the
-                // caller may try again on the fresh copy.
-                .unwrap_or(Dead::NotValid);
-            match fresh {
-                Some(f) if dead_reason(&f, Timestamp::now()).is_none() => {
-                    Box::pin(claim(client, &f, usage)).await
+    let mut current = invite.clone();
+    for _ in 0..CLAIM_ATTEMPTS {
+        match api
+            .replace_status(
+                &current.name_any(),
+                &params,
+                &used(&current, usage, Timestamp::now()),
+            )
+            .await
+        {
+            Ok(stored) => return Ok(stored),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let Some(fresh) = api.get_opt(&invite.name_any()).await? else {
+                    return Err(ClaimError::Lost(Dead::NotValid));
+                };
+                let now = Timestamp::now();
+                if !same_live_link(invite, &fresh, now) {
+                    return Err(ClaimError::Lost(
+                        dead_reason(&fresh, now).unwrap_or(Dead::NotValid),
+                    ));
                 }
-                _ => Err(ClaimError::Lost(dead)),
+                current = fresh;
             }
+            Err(kube::Error::Api(s)) if s.is_not_found() => return Err(ClaimError::Lost(Dead::NotValid)),
+            Err(e) => return Err(e.into()),
         }
-        Err(kube::Error::Api(s)) if s.is_not_found() => Err(ClaimError::Lost(Dead::NotValid)),
-        Err(e) => Err(e.into()),
     }
+    Err(ClaimError::Lost(Dead::Used))
 }
 
-/// The merge patch that stores `password` in a credentials Secret read at `resource_version`,
-/// stamped with when it was chosen (whole seconds, like `passwordChangedAt`, which the
-/// SipUser controller compares it with).
+/// The merge patch that asks for `password` in a credentials Secret read at
+/// `resource_version`: the `chosen.password` key and a label of the request (when it was
+/// made, only a label: the controller records it as handled, it compares no clocks). Never
+/// `password` itself.
 pub fn password_patch(resource_version: &str, password: &Password, now: Timestamp) -> serde_json::Value {
-    let at = Timestamp::from_second(now.as_second()).unwrap_or(now);
     serde_json::json!({
         "metadata": {
             "resourceVersion": resource_version,
-            "annotations": { PASSWORD_CHOSEN_ANNOTATION: at.to_string() },
+            "annotations": { PASSWORD_CHOSEN_ANNOTATION: now.to_string() },
         },
         "data": {
-            data_keys::PASSWORD: base64::engine::general_purpose::STANDARD.encode(password.expose()),
+            data_keys::CHOSEN_PASSWORD: base64::engine::general_purpose::STANDARD.encode(password.expose()),
         },
     })
 }
 
-/// Stores `password` in `secret` (read just before; its resourceVersion is the precondition).
-pub async fn store_password(
+/// Asks for `password` in `secret` (read just before; its resourceVersion is the
+/// precondition, so a write the controller made meanwhile makes this fail with 409).
+pub async fn request_password(
     client: &Client,
     secret: &Secret,
     password: &Password,
@@ -130,6 +153,59 @@ pub async fn store_password(
         &Patch::Merge(&patch),
     )
     .await
+}
+
+/// How many times the page writes its request when the Secret keeps changing under it.
+pub const REQUEST_ATTEMPTS: usize = 3;
+
+/// Why a chosen password could not be requested.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("the credentials Secret kept changing ({REQUEST_ATTEMPTS} attempts)")]
+    KeptChanging,
+    #[error("the credentials Secret is gone or no longer the user's")]
+    NotOurs,
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+}
+
+impl RequestError {
+    /// A short, secret-free word for the Event.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RequestError::KeptChanging => "the credentials Secret kept changing",
+            RequestError::NotOurs => "the credentials Secret is gone or no longer the user's",
+            RequestError::Api(_) => "the API server refused or failed the write",
+        }
+    }
+}
+
+/// Writes the request on `secret`; on a conflict (the controller wrote it meanwhile) reads it
+/// again, checks it is still the user's own, and tries again, at most [`REQUEST_ATTEMPTS`]
+/// times (`user_uid`: the SipUser's, which must control it). The link is used by now: giving up at the first conflict would burn it for nothing.
+pub async fn request_with_retries(
+    client: &Client,
+    user_uid: &str,
+    secret: &Secret,
+    password: &Password,
+) -> Result<Secret, RequestError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &secret.namespace().unwrap_or_default());
+    let mut current = secret.clone();
+    for attempt in 1..=REQUEST_ATTEMPTS {
+        match request_password(client, &current, password).await {
+            Ok(stored) => return Ok(stored),
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < REQUEST_ATTEMPTS => {
+                current = secrets
+                    .get_opt(&secret.name_any())
+                    .await?
+                    .filter(|s| crate::credentials::is_controlled_by(s, user_uid))
+                    .ok_or(RequestError::NotOurs)?;
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => return Err(RequestError::KeptChanging),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(RequestError::KeptChanging)
 }
 
 #[cfg(test)]
@@ -177,6 +253,36 @@ mod tests {
     }
 
     #[test]
+    fn a_conflict_is_retried_only_on_the_same_object_with_the_same_link() {
+        let now: Timestamp = "2026-12-01T10:00:00Z".parse().expect("time");
+        let with = |uid: &str, hash: &str, phase| {
+            let mut i = invite(Some(phase), Some("2026-12-02T00:00:00Z"));
+            i.metadata.uid = Some(uid.into());
+            if let Some(s) = i.status.as_mut() {
+                s.token_hash = Some(hash.into());
+            }
+            i
+        };
+        let read = with("u1", "h1", InvitePhase::Issued);
+        assert!(same_live_link(&read, &with("u1", "h1", InvitePhase::Issued), now));
+        assert!(
+            !same_live_link(&read, &with("u2", "h1", InvitePhase::Issued), now),
+            "deleted and re-created under the same name"
+        );
+        assert!(
+            !same_live_link(&read, &with("u1", "h2", InvitePhase::Issued), now),
+            "another link"
+        );
+        assert!(
+            !same_live_link(&read, &with("u1", "h1", InvitePhase::Used), now),
+            "used meanwhile"
+        );
+        let mut no_uid = read.clone();
+        no_uid.metadata.uid = None;
+        assert!(!same_live_link(&no_uid, &no_uid, now));
+    }
+
+    #[test]
     fn a_used_invite_records_when_and_what_for() {
         let now: Timestamp = "2026-12-01T10:00:00.900Z".parse().expect("time");
         let mut i = invite(Some(InvitePhase::Issued), Some("2026-12-02T00:00:00Z"));
@@ -199,14 +305,18 @@ mod tests {
     }
 
     #[test]
-    fn the_password_patch_is_conditional_and_stamped_in_whole_seconds() {
+    fn the_password_patch_is_a_conditional_request_that_never_writes_the_password() {
         let now: Timestamp = "2026-12-01T10:00:00.900Z".parse().expect("time");
         let p = password_patch("7", &Password::new("Secret123"), now);
         assert_eq!(p["metadata"]["resourceVersion"], "7");
         assert_eq!(
             p["metadata"]["annotations"][PASSWORD_CHOSEN_ANNOTATION],
-            "2026-12-01T10:00:00Z"
+            "2026-12-01T10:00:00.9Z"
         );
-        assert_eq!(p["data"]["password"], "U2VjcmV0MTIz");
+        assert_eq!(p["data"]["chosen.password"], "U2VjcmV0MTIz");
+        assert!(
+            p["data"].get("password").is_none(),
+            "the controller is the single writer of the password"
+        );
     }
 }

@@ -71,7 +71,7 @@ async fn access_log(request: Request, next: Next) -> Response {
 }
 
 /// No caching (a settings page holds a password), no referrer (the URL holds the token), no
-/// script, no framing.
+/// script, no framing, and HTTPS only from now on (the page is only ever served over TLS).
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
@@ -84,6 +84,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
+        (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
     ] {
         h.insert(name, HeaderValue::from_static(value));
     }
@@ -148,6 +149,11 @@ async fn account(page: &Page, invite: &SipUserInvite) -> Result<Account, Refusal
         .map_err(|e| unavailable("SipUser", e))?
         // The user is gone (its invites go with it): the link names nothing any more.
         .ok_or_else(|| Box::new(dead(Dead::NotValid)))?;
+    if !issued_for(invite, &user) {
+        // Deleted and re-created with the same name: another user, whose account this link
+        // must not show.
+        return Err(Box::new(dead(Dead::NotValid)));
+    }
     let domains: Api<SipDomain> = Api::namespaced(page.client.clone(), &ns);
     let domain = domains
         .get_opt(&user.spec.domain_ref)
@@ -170,10 +176,25 @@ async fn account(page: &Page, invite: &SipUserInvite) -> Result<Account, Refusal
     Ok(Account { user, domain, secret })
 }
 
+/// Whether `user` is the one the invite's link was issued for (its uid recorded at issue; an
+/// invite issued before that was recorded names its user by name only).
+fn issued_for(invite: &SipUserInvite, user: &SipUser) -> bool {
+    match invite.status.as_ref().and_then(|s| s.user_uid.as_deref()) {
+        Some(uid) => user.uid().as_deref() == Some(uid),
+        None => true,
+    }
+}
+
 /// Why this account's password cannot be chosen on the page, if it cannot.
 fn password_refusal(invite: &SipUserInvite, account: &Account) -> Option<&'static str> {
     if !invite.spec.allow_password_change {
         return Some("Choosing a password is not offered with this invite.");
+    }
+    if !account.user.spec.devices.is_empty() {
+        return Some(
+            "Your phones sign in as devices, each with its own username and password (shown with your settings), \
+             so the account's own password is not used by any phone and is not offered here.",
+        );
     }
     if account.user.spec.credentials.password_secret_ref.is_some() {
         return Some(
@@ -275,10 +296,26 @@ async fn show_settings(State(page): State<Page>, Path(token): Path<String>) -> R
     if let Err(response) = use_link(&page, &invite, InviteUse::Viewed).await {
         return *response;
     }
-    Html(pages::settings(
-        &settings::from_secret(secret, None),
-        settings::qr_code(secret).as_deref(),
+    let devices = &account.user.spec.devices;
+    if devices.is_empty() {
+        return Html(pages::settings(
+            &settings::from_secret(secret, None),
+            settings::qr_code(secret).as_deref(),
+            None,
+        ))
+        .into_response();
+    }
+    // With devices only their credentials register: each enabled one's, not the account's.
+    let enabled: Vec<&str> = devices
+        .iter()
+        .filter(|d| d.enabled)
+        .map(|d| d.name.as_str())
+        .collect();
+    Html(pages::settings_with_devices(
+        &settings::shared_with_devices(secret),
         None,
+        None,
+        &settings::devices_from_secret(secret, &enabled),
     ))
     .into_response()
 }
@@ -330,24 +367,72 @@ async fn choose_password(State(page): State<Page>, Path(token): Path<String>, bo
     if let Err(response) = use_link(&page, &invite, InviteUse::PasswordSet).await {
         return *response;
     }
-    match claim::store_password(&page.client, secret, &password).await {
-        Ok(stored) => Html(pages::settings(
-            &settings::from_secret(&stored, Some(password.expose())),
-            None,
-            Some(
-                "Your new password is in place: enter it in your phone with the settings above. \
-                 (The QR code is not shown here: it is rebuilt with your new password.)",
-            ),
-        ))
-        .into_response(),
-        Err(e) => {
-            tracing::warn!(invite = %invite.name_any(), error = %e, "invite page: storing the chosen password failed");
+    let uid = account.user.uid().unwrap_or_default();
+    match claim::request_with_retries(&page.client, &uid, secret, &password).await {
+        Ok(requested) => {
+            let swapped = swapped_in(&page, &requested, &password).await;
+            let shown = swapped.as_ref().unwrap_or(&requested);
+            let note = if swapped.is_some() {
+                "Your new password is in place: enter it in your phone with the settings above, or scan the code."
+            } else {
+                "Your new password takes effect within seconds: enter it in your phone with the settings above. \
+                 (The QR code is not shown here: it is being rebuilt with your new password.)"
+            };
+            Html(pages::settings(
+                &settings::from_secret(shown, Some(password.expose())),
+                swapped.as_ref().and_then(settings::qr_code).as_deref(),
+                Some(note),
+            ))
+            .into_response()
+        }
+        Err(why) => {
+            tracing::warn!(invite = %invite.name_any(), error = %why, "invite page: storing the chosen password failed");
+            let event = Event {
+                type_: EventType::Warning,
+                reason: crate::controller::reasons::invite::PASSWORD_NOT_SAVED.into(),
+                note: Some(format!(
+                    "the link was used to choose a password, but it could not be saved ({}); the previous password stays: issue a new invite",
+                    why.kind()
+                )),
+                action: "SetPassword".into(),
+                secondary: None,
+            };
+            if let Err(err) = page.events.publish(&event, &invite.object_ref(&())).await {
+                tracing::warn!(%err, "invite page: could not publish the PasswordNotSaved event");
+            }
             failure(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "Your password could not be saved, and this link is used up. Ask your administrator for a new invite; your previous password still works.",
+                "Your password could not be saved, and this link is used up. Your administrator has been told \
+                 (a warning on the invite); ask them for a new invite. Your previous password still works.",
             )
         }
     }
+}
+
+/// How long the page waits for the controller to swap a chosen password in, to show the QR
+/// code rebuilt with it.
+const SWAP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The credentials Secret once the SipUser controller has made `password` the account's (its
+/// request key gone, its password the chosen one), read again for at most [`SWAP_WAIT`];
+/// `None` if it has not by then (the page says it takes effect within seconds).
+async fn swapped_in(page: &Page, requested: &Secret, password: &Password) -> Option<Secret> {
+    let secrets: Api<Secret> =
+        Api::namespaced(page.client.clone(), &requested.namespace().unwrap_or_default());
+    let deadline = Instant::now() + SWAP_WAIT;
+    while Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let Ok(Some(s)) = secrets.get_opt(&requested.name_any()).await else {
+            continue;
+        };
+        let done = credentials::secret_bytes(&s, credentials::data_keys::CHOSEN_PASSWORD).is_none()
+            && credentials::secret_bytes(&s, credentials::data_keys::PASSWORD)
+                == Some(password.expose().as_bytes());
+        if done {
+            return Some(s);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -394,6 +479,26 @@ mod tests {
             password_refusal(&invite(true), &account(generated, false)).is_some(),
             "no Secret yet"
         );
+        let with_devices = serde_json::json!({"domainRef": "d", "devices": [{"name": "desk"}]});
+        assert!(
+            password_refusal(&invite(true), &account(with_devices, true))
+                .is_some_and(|w| w.contains("sign in as devices"))
+        );
+    }
+
+    #[test]
+    fn a_link_shows_only_the_user_it_was_issued_for() {
+        let mut user = account(serde_json::json!({"domainRef": "d"}), true).user;
+        user.metadata.uid = Some("u-1".into());
+        let mut i = invite(true);
+        assert!(issued_for(&i, &user), "issued before the uid was recorded");
+        i.status = Some(crate::api::SipUserInviteStatus {
+            user_uid: Some("u-1".into()),
+            ..Default::default()
+        });
+        assert!(issued_for(&i, &user));
+        user.metadata.uid = Some("u-2".into());
+        assert!(!issued_for(&i, &user), "re-created with the same name");
     }
 
     #[test]

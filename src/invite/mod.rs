@@ -7,6 +7,7 @@ pub mod handlers;
 pub mod index;
 pub mod pages;
 pub mod policy;
+pub mod serve;
 pub mod settings;
 pub mod tls;
 pub mod token;
@@ -58,10 +59,9 @@ where
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Listen { addr, source })?;
-    let listener =
-        tls::TlsListener::new(tcp, acceptor).map_err(|source| ServeError::Listen { addr, source })?;
-    let local =
-        axum::serve::Listener::local_addr(&listener).map_err(|source| ServeError::Listen { addr, source })?;
+    let local = tcp
+        .local_addr()
+        .map_err(|source| ServeError::Listen { addr, source })?;
     let apis = scope.apis(&client);
     let index = Arc::new(index::Index::new(apis.len()));
     let page = handlers::Page {
@@ -72,9 +72,14 @@ where
     let serve = async move {
         let reloading = tokio::spawn(reload);
         let feeding = tokio::spawn(index::feed(index, apis));
-        let served = axum::serve(listener, handlers::router(page))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = serve::serve(
+            tcp,
+            acceptor,
+            handlers::router(page),
+            serve::Limits::default(),
+            shutdown,
+        )
+        .await;
         reloading.abort();
         feeding.abort();
         served

@@ -33,8 +33,8 @@ fn page(title: &str, body: &str) -> String {
     )
 }
 
-/// What the landing page shows of the account.
-#[derive(Clone, Debug)]
+/// What the landing page shows of the account (no `Debug`: its path holds the token).
+#[derive(Clone)]
 pub struct Landing<'a> {
     /// The link's own path (`/invite/<token>`), the forms post below it.
     pub path: &'a str,
@@ -110,6 +110,16 @@ pub struct Setting {
 
 /// The settings page: what to enter in a phone, and the QR code (a PNG) when there is one.
 pub fn settings(settings: &[Setting], qr_png_base64: Option<&str>, note: Option<&str>) -> String {
+    settings_with_devices(settings, qr_png_base64, note, &[])
+}
+
+/// The settings page with the devices' sign-ins (none: as [`settings`]).
+pub fn settings_with_devices(
+    settings: &[Setting],
+    qr_png_base64: Option<&str>,
+    note: Option<&str>,
+    devices: &[DeviceSettings],
+) -> String {
     let mut body = String::from(
         "<p>Enter these in your phone or softphone. This page is shown <strong>once</strong>: \
          note them now; the link works no more.</p>\n<table>\n",
@@ -135,7 +145,49 @@ pub fn settings(settings: &[Setting], qr_png_base64: Option<&str>, note: Option<
             escape(png)
         );
     }
+    if !devices.is_empty() {
+        body.push_str(&devices_section(devices));
+    }
     page("Your phone settings", &body)
+}
+
+/// One device's sign-in, for a user whose phones register as devices (`spec.devices`).
+pub struct DeviceSettings {
+    /// The device's name in `spec.devices`.
+    pub name: String,
+    /// Its digest username (`<username>#<device>`).
+    pub username: String,
+    pub password: String,
+    /// A QR code (PNG, base64) of its provisioning document, when the Secret holds one.
+    pub qr_png_base64: Option<String>,
+}
+
+/// The devices' part of the settings page: per device its username, password and QR code.
+/// The element ids are `device-<n>-username`, `device-<n>-password`, `device-<n>-qr` (n from 0,
+/// so that no device name needs escaping in an attribute).
+pub fn devices_section(devices: &[DeviceSettings]) -> String {
+    let mut body = String::from(
+        "<h2>Your devices</h2>\n<p id=\"devices-note\">Each of your phones signs in with its own username and \
+         password below (your account's own password is not used by any phone).</p>\n",
+    );
+    for (n, d) in devices.iter().enumerate() {
+        let _ = writeln!(
+            body,
+            "<h3>{}</h3><table><tr><th>Username</th><td><code id=\"device-{n}-username\">{}</code></td></tr>\
+             <tr><th>Password</th><td><code id=\"device-{n}-password\">{}</code></td></tr></table>",
+            escape(&d.name),
+            escape(&d.username),
+            escape(&d.password)
+        );
+        if let Some(png) = &d.qr_png_base64 {
+            let _ = writeln!(
+                body,
+                "<p><img id=\"device-{n}-qr\" alt=\"QR code with this device's settings\" src=\"data:image/png;base64,{}\"></p>",
+                escape(png)
+            );
+        }
+    }
+    body
 }
 
 /// Why a link does not work.

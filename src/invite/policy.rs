@@ -2,11 +2,7 @@
 //! a rule for people — at least `length` characters, only characters of `characterSet` —
 //! and the confirmation must match.
 use crate::api::{CharacterSet, PasswordPolicy};
-use crate::credentials::Password;
-
-/// Symbols `AlphanumericSymbols` allows besides letters and digits (those generated
-/// passwords use: no quoting needed in SIP, XML or shell).
-const SYMBOLS: &str = "-_.!~*+=";
+use crate::credentials::{PASSWORD_LENGTHS, Password, SYMBOLS, password_length};
 
 /// Why a chosen password is refused: said on the page, never with the password in it.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -22,7 +18,7 @@ pub enum PolicyRefusal {
 }
 
 /// The longest password accepted (what the policy's length may be at most).
-pub const MAX_LENGTH: usize = 128;
+pub const MAX_LENGTH: usize = *PASSWORD_LENGTHS.end();
 
 /// What a policy allows, in words, for the form's hint.
 pub fn describe(policy: &PasswordPolicy) -> String {
@@ -33,8 +29,9 @@ pub fn describe(policy: &PasswordPolicy) -> String {
     )
 }
 
+/// A chosen password is at least as long as a generated one would be.
 fn required_length(policy: &PasswordPolicy) -> usize {
-    policy.length.clamp(1, MAX_LENGTH as i32) as usize
+    password_length(policy)
 }
 
 fn allowed(set: CharacterSet) -> &'static str {
@@ -133,6 +130,20 @@ mod tests {
             check(&huge, &huge, &policy(16, CharacterSet::Alphanumeric)),
             Err(PolicyRefusal::TooLong { max: 128 })
         );
+    }
+
+    #[test]
+    fn a_stored_length_outside_the_schema_bounds_asks_what_a_generated_password_has() {
+        // A chosen password is never shorter than the operator itself would generate.
+        let p = policy(4, CharacterSet::Alphanumeric);
+        assert_eq!(
+            check("abcdefgh", "abcdefgh", &p),
+            Err(PolicyRefusal::TooShort {
+                required: 16,
+                actual: 8
+            })
+        );
+        assert!(describe(&policy(500, CharacterSet::Alphanumeric)).starts_with("at least 128 "));
     }
 
     #[test]

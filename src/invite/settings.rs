@@ -37,11 +37,39 @@ pub fn from_secret(secret: &Secret, password: Option<&str>) -> Vec<Setting> {
         .collect()
 }
 
-/// The QR code as base64, for a `data:` URL, if the Secret holds a PNG under [`QR_KEY`].
-pub fn qr_code(secret: &Secret) -> Option<String> {
-    let png = secret_bytes(secret, QR_KEY)?;
+/// The settings shared by a user's devices: those of [`from_secret`] without the account's
+/// own username and password (no device signs in with them).
+pub fn shared_with_devices(secret: &Secret) -> Vec<Setting> {
+    from_secret(secret, None)
+        .into_iter()
+        .filter(|s| s.id != "username" && s.id != "password")
+        .collect()
+}
+
+/// The sign-in of each of `devices` (names, in order) that the Secret holds keys of.
+pub fn devices_from_secret(secret: &Secret, devices: &[&str]) -> Vec<super::pages::DeviceSettings> {
+    devices
+        .iter()
+        .filter_map(|name| {
+            Some(super::pages::DeviceSettings {
+                name: name.to_string(),
+                username: secret_value(secret, &data_keys::device_username(name))?,
+                password: secret_value(secret, &data_keys::device_password(name))?,
+                qr_png_base64: png_base64(secret, &data_keys::device_qr_png(name)),
+            })
+        })
+        .collect()
+}
+
+fn png_base64(secret: &Secret, key: &str) -> Option<String> {
+    let png = secret_bytes(secret, key)?;
     png.starts_with(b"\x89PNG\r\n\x1a\n")
         .then(|| base64::engine::general_purpose::STANDARD.encode(png))
+}
+
+/// The QR code as base64, for a `data:` URL, if the Secret holds a PNG under [`QR_KEY`].
+pub fn qr_code(secret: &Secret) -> Option<String> {
+    png_base64(secret, QR_KEY)
 }
 
 #[cfg(test)]
@@ -59,6 +87,32 @@ mod tests {
             ),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn each_listed_device_shows_its_own_sign_in_and_the_account_password_is_left_out() {
+        let s = secret(&[
+            ("server", b"sip.example.com"),
+            ("username", b"alice"),
+            ("password", b"account-pw"),
+            ("devices.desk.username", b"alice#desk"),
+            ("devices.desk.password", b"desk-pw"),
+            ("devices.desk.qr.png", b"\x89PNG\r\n\x1a\nrest"),
+            ("devices.old.username", b"alice#old"),
+            ("devices.old.password", b"old-pw"),
+        ]);
+        let shared: Vec<_> = shared_with_devices(&s).into_iter().map(|s| s.id).collect();
+        assert_eq!(shared, ["server"]);
+        let d = devices_from_secret(&s, &["desk", "missing"]);
+        assert_eq!(d.len(), 1, "only listed devices the Secret holds");
+        assert_eq!(
+            (d[0].username.as_str(), d[0].password.as_str()),
+            ("alice#desk", "desk-pw")
+        );
+        assert!(d[0].qr_png_base64.is_some());
+        let html = super::super::pages::devices_section(&d);
+        assert!(html.contains("id=\"device-0-password\">desk-pw<") && html.contains("id=\"device-0-qr\""));
+        assert!(!html.contains("old-pw") && !html.contains("account-pw"));
     }
 
     #[test]

@@ -1,12 +1,10 @@
 //! TLS for the invite page: the certificate and key from PEM files (a mounted
 //! `kubernetes.io/tls` Secret), read again when they change so a renewal applies without a
-//! restart, and a listener that completes handshakes concurrently (one slow client cannot hold
-//! up the others) before handing connections to axum.
+//! restart (the accept loop, with its handshake deadline, is in [`super::serve`]).
 //!
 //! Built on tokio-rustls with the ring provider kube already uses: no second TLS stack and no
 //! new crate in the tree (axum-server's rustls feature would bring its own accept loop and, by
 //! default, the aws-lc-rs provider).
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -16,16 +14,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 /// How often the PEM files are looked at for a renewal.
 const RELOAD_INTERVAL: Duration = Duration::from_secs(10);
-/// A client must finish its handshake within this long.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshaken connections waiting for axum to take them.
-const BACKLOG: usize = 64;
 
 /// Why the certificate or key cannot be used (paths named; no key material quoted).
 #[derive(Debug, thiserror::Error)]
@@ -95,20 +87,25 @@ impl Files {
     }
 }
 
-/// Serves the certificate last read; [`Resolver::watch`] swaps in a renewed one.
+/// Serves the certificate last read; [`watch`] swaps in a renewed one. `None` until a usable
+/// certificate has been read: handshakes fail (the client sees an alert) rather than the
+/// operator stopping.
 #[derive(Debug)]
 pub struct Resolver {
-    current: RwLock<Arc<CertifiedKey>>,
+    current: RwLock<Option<Arc<CertifiedKey>>>,
 }
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(crate::sync::read(&self.current).clone())
+        crate::sync::read(&self.current).clone()
     }
 }
 
-/// Reads `cert` and `key` (failing at start-up if they cannot be used) with the ring provider
-/// kube uses; returns the acceptor and the task that swaps in renewed files (to be spawned).
+/// Reads `cert` and `key` with the ring provider kube uses; returns the acceptor and the task
+/// that swaps in renewed files (to be spawned). Files that cannot be used (not there yet, not
+/// PEM, a key that does not fit) are logged as an error and looked at again every
+/// [`RELOAD_INTERVAL`]; until then the page refuses handshakes, and nothing else in the
+/// operator stops because of it.
 pub fn load(
     cert: &Path,
     key: &Path,
@@ -125,9 +122,15 @@ pub fn load(
         key: key.to_path_buf(),
         provider: provider.clone(),
     };
-    let (cert_pem, key_pem) = files.read()?;
+    let (current, seen) = match files.read().and_then(|(c, k)| Ok((files.parse(&c, &k)?, (c, k)))) {
+        Ok((loaded, seen)) => (Some(Arc::new(loaded)), Some(seen)),
+        Err(error) => {
+            tracing::error!(%error, "invite page: the TLS certificate cannot be used; refusing connections until it can (looked at every 10 s)");
+            (None, None)
+        }
+    };
     let resolver = Arc::new(Resolver {
-        current: RwLock::new(Arc::new(files.parse(&cert_pem, &key_pem)?)),
+        current: RwLock::new(current),
     });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -137,95 +140,41 @@ pub fn load(
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((
         TlsAcceptor::from(Arc::new(config)),
-        watch(files, resolver, cert_pem, key_pem),
+        watch(files, resolver, seen),
     ))
 }
 
 /// Reads the files every [`RELOAD_INTERVAL`]; changed and usable, they replace the served
-/// certificate. A broken renewal is logged and the previous certificate kept.
-async fn watch(files: Files, resolver: Arc<Resolver>, mut cert_pem: Vec<u8>, mut key_pem: Vec<u8>) {
+/// certificate. A broken renewal is logged (once per distinct problem) and the previous
+/// certificate, if any, kept.
+async fn watch(files: Files, resolver: Arc<Resolver>, mut seen: Option<(Vec<u8>, Vec<u8>)>) {
     let mut tick = tokio::time::interval(RELOAD_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_problem: Option<String> = None;
     loop {
         tick.tick().await;
-        let (cert, key) = match files.read() {
-            Ok(read) => read,
-            Err(error) => {
-                tracing::warn!(%error, "invite page: cannot read the TLS files; serving the previous certificate");
-                continue;
-            }
-        };
-        if cert == cert_pem && key == key_pem {
+        let read = files.read();
+        if let (Ok(read), Some(seen)) = (&read, &seen)
+            && read == seen
+        {
             continue;
         }
-        match files.parse(&cert, &key) {
-            Ok(loaded) => {
-                *crate::sync::write(&resolver.current) = Arc::new(loaded);
-                tracing::info!(cert = %files.cert.display(), "invite page: serving the renewed TLS certificate");
-                (cert_pem, key_pem) = (cert, key);
+        match read.and_then(|(c, k)| Ok((files.parse(&c, &k)?, (c, k)))) {
+            Ok((loaded, read)) => {
+                *crate::sync::write(&resolver.current) = Some(Arc::new(loaded));
+                tracing::info!(cert = %files.cert.display(), "invite page: serving the TLS certificate read now");
+                seen = Some(read);
+                last_problem = None;
             }
             // A renewal written file by file can be read half-way: tried again next tick.
             Err(error) => {
-                tracing::warn!(%error, "invite page: the changed TLS files are not usable (yet); serving the previous certificate")
-            }
-        }
-    }
-}
-
-/// A listener whose connections are TLS streams, handshaken concurrently in tasks of their own.
-pub struct TlsListener {
-    incoming: tokio::sync::mpsc::Receiver<(TlsStream<tokio::net::TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    /// Accepts on `tcp` and completes each handshake with `acceptor` (within
-    /// [`HANDSHAKE_TIMEOUT`]); failed handshakes are dropped (logged at debug).
-    pub fn new(tcp: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<TlsListener> {
-        let local = tcp.local_addr()?;
-        let (tx, incoming) = tokio::sync::mpsc::channel(BACKLOG);
-        tokio::spawn(async move {
-            loop {
-                let (stream, peer) = match tcp.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::debug!(%error, "invite page: accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let (handed, acceptor) = (tx.clone(), acceptor.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = handed.send((tls, peer)).await;
-                        }
-                        Ok(Err(error)) => tracing::debug!(%error, "invite page: TLS handshake failed"),
-                        Err(_) => tracing::debug!("invite page: TLS handshake timed out"),
-                    }
-                });
-                if tx.is_closed() {
-                    return;
+                let problem = error.to_string();
+                if last_problem.as_ref() != Some(&problem) {
+                    let serving = crate::sync::read(&resolver.current).is_some();
+                    tracing::warn!(%error, serving_previous = serving, "invite page: the TLS files are not usable (yet)");
+                    last_problem = Some(problem);
                 }
             }
-        });
-        Ok(TlsListener { incoming, local })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<tokio::net::TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.incoming.recv().await {
-            Some(conn) => conn,
-            // The accept task ended (it never does while the listener lives): nothing more.
-            None => std::future::pending().await,
         }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
     }
 }

@@ -162,11 +162,27 @@ async fn a_ready_user_gets_one_link_with_its_expiry_owned_by_the_user() {
         .expect_err("721h refused");
     assert!(err.to_string().contains("5m to 720h"), "{err}");
 
-    // Nothing re-issues it: the same link after a while and a user change.
+    // Nothing re-issues it: the same link after a user change the invite controller has seen
+    // (each user event reconciles the user's invites; the invite was settled before, so the
+    // next finished invite reconcile is one that saw the changed user).
+    let invite_reconciles = || {
+        sc.operator
+            .metric("sip_operator_reconciles_total", &[("kind", "SipUserInvite")])
+            .unwrap_or(0.0)
+    };
+    let before = invite_reconciles();
     sc.apply(&user("alice").extension("7001").display_name("Alice Example"))
         .await;
     sc.ready("alice").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    sc.until("an invite reconcile after the user change", WAIT, || async {
+        let now = invite_reconciles();
+        if now > before {
+            Ok(())
+        } else {
+            Err(format!("SipUserInvite reconciles still {now}"))
+        }
+    })
+    .await;
     let again = invites(&sc).get("alice-welcome").await.expect("get");
     assert_eq!(
         again.status.and_then(|s| s.url),
@@ -319,4 +335,252 @@ async fn without_an_invite_url_no_link_is_issued() {
     let (_, reason, message) = condition(&stalled, "Stalled").expect("Stalled");
     assert_eq!(reason, "InvitePageNotConfigured");
     assert!(message.contains("--invite-url"), "{message}");
+}
+
+fn md5(username: &str, realm: &str, password: &str) -> String {
+    sip_operator::credentials::ha1(
+        sip_operator::api::DigestAlgorithm::Md5,
+        username,
+        realm,
+        &sip_operator::credentials::Password::new(password),
+    )
+}
+
+/// The invite page only asks for a chosen password (`chosen.password`, as its
+/// `request_password` writes it); the SipUser controller swaps it in as a change from the
+/// password in force: with a grace period running after a rotation P0→P1, choosing P2 keeps
+/// P1 (the password just replaced, not P0) valid with a new deadline, removes the request in
+/// the same write, records it as handled and announces it once.
+#[tokio::test]
+async fn a_chosen_password_is_swapped_in_by_the_controller_under_the_grace_period() {
+    use crate::scenario::{password, secret_value};
+    let sc = Scenario::new("invite-grace").await;
+    let gina = user("gina").grace_period("1h");
+    sc.apply(&gina).await;
+    sc.ready("gina").await;
+    let name = "gina-sip-credentials";
+    let p0 = password(&sc.secret_appears(name).await);
+    sc.apply(&gina.clone().rotate("r1")).await;
+    let secret = sc
+        .wait_secret(name, "rotated to P1 with P0's digest kept", |s| {
+            password(s) != p0 && secret_value(s, "previous.ha1").is_some()
+        })
+        .await;
+    let p1 = password(&secret);
+    assert_eq!(
+        secret_value(&secret, "previous.ha1"),
+        Some(md5("gina", &sc.fqdn, &p0))
+    );
+    let before = sc.settled("gina").await;
+    let changed_before = before.status.as_ref().and_then(|s| s.password_changed_at.clone());
+    crate::rotation::let_a_second_pass(changed_before.as_ref().expect("passwordChangedAt")).await;
+
+    let p2 = "Chosen-By-Gina-2026";
+    let requested = sip_operator::invite::claim::request_password(
+        &sc.client,
+        &secret,
+        &sip_operator::credentials::Password::new(p2),
+    )
+    .await
+    .expect("the page's request");
+    assert_eq!(
+        password(&requested),
+        p1,
+        "the page never writes the password itself"
+    );
+    let stale = sip_operator::invite::claim::request_password(
+        &sc.client,
+        &secret,
+        &sip_operator::credentials::Password::new("Another-Choice-2026"),
+    )
+    .await
+    .expect_err("a request on a stale read is refused");
+    assert!(
+        stale.to_string().contains("409") || stale.to_string().to_lowercase().contains("conflict"),
+        "{stale}"
+    );
+
+    let swapped = sc
+        .wait_secret(name, "P2 swapped in and the request removed", |s| {
+            password(s) == p2 && secret_value(s, "chosen.password").is_none()
+        })
+        .await;
+    assert_eq!(
+        secret_value(&swapped, "previous.ha1"),
+        Some(md5("gina", &sc.fqdn, &p1)),
+        "the password just replaced (P1) stays valid, not the one before it"
+    );
+    let until: Timestamp = secret_value(&swapped, "previous.valid-until")
+        .expect("deadline")
+        .parse()
+        .expect("RFC 3339");
+    let ahead = until.duration_since(Timestamp::now()).as_secs();
+    assert!((3500..=3600).contains(&ahead), "a new 1h deadline: {ahead}s");
+    let label = swapped
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(sip_operator::keys::PASSWORD_CHOSEN_ANNOTATION))
+        .cloned();
+    assert!(label.is_some());
+    assert_eq!(
+        swapped
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(sip_operator::keys::PASSWORD_CHOSEN_HANDLED_ANNOTATION))
+            .cloned(),
+        label,
+        "the request is recorded as handled"
+    );
+    let u = sc
+        .wait_user("gina", "passwordChangedAt moved", |u| {
+            u.status.as_ref().and_then(|s| s.password_changed_at.clone()) != changed_before
+        })
+        .await;
+    assert!(
+        u.status
+            .as_ref()
+            .and_then(|s| s.previous_password_valid_until.clone())
+            .is_some()
+    );
+    let chosen = sc.wait_event("gina", "PasswordChosen").await;
+    // Nothing further happens with it: re-reconciles keep P2 and announce nothing again.
+    sc.apply(&gina.clone().rotate("r1").display_name("Gina")).await;
+    sc.settled("gina").await;
+    assert_eq!(password(&sc.secret(name).await), p2);
+    let again: Vec<_> = sc
+        .user_events("gina")
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("PasswordChosen"))
+        .collect();
+    assert_eq!((chosen.len(), again.len()), (1, 1), "one PasswordChosen Event");
+    for e in &again {
+        let note = e.note.clone().unwrap_or_default();
+        assert!(!note.contains(p2) && !note.contains(&p1));
+    }
+    assert!(!sc.operator.log().contains(p2), "never in the log");
+}
+
+/// The link is used before the page writes its request: a Secret changed since the page read
+/// it (a 409) is read again and the request written on it, as long as it is still the user's;
+/// one that is no longer the user's is never written.
+#[tokio::test]
+async fn a_password_request_on_a_changed_secret_is_retried_only_while_it_is_the_users() {
+    use crate::scenario::{password, secret_value};
+    use sip_operator::credentials::Password;
+    use sip_operator::invite::claim::{RequestError, request_with_retries};
+    let sc = Scenario::new("invite-retry").await;
+    sc.apply(&user("rita")).await;
+    let rita = sc.ready("rita").await;
+    let uid = rita.metadata.uid.clone().expect("uid");
+    let name = "rita-sip-credentials";
+    let read = sc.secret_appears(name).await;
+    // Someone (here: the test; in life the controller) writes the Secret after the page read it.
+    sc.secrets()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
+        )
+        .await
+        .expect("a write in between");
+    let stored = request_with_retries(&sc.client, &uid, &read, &Password::new("Rita-Chooses-2026"))
+        .await
+        .expect("retried on the fresh Secret");
+    assert_eq!(
+        secret_value(&stored, "chosen.password").as_deref(),
+        Some("Rita-Chooses-2026")
+    );
+    sc.wait_secret(name, "the request swapped in", |s| {
+        password(s) == "Rita-Chooses-2026"
+    })
+    .await;
+
+    // Not the user's (another uid): read again, refused, nothing written.
+    let read = sc.secret(name).await;
+    sc.secrets()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"touched": "again"}}})),
+        )
+        .await
+        .expect("a write in between");
+    let refused = request_with_retries(
+        &sc.client,
+        "another-uid",
+        &read,
+        &Password::new("Not-Written-2026"),
+    )
+    .await
+    .expect_err("not the user's");
+    assert!(matches!(refused, RequestError::NotOurs), "{refused}");
+    let after = sc.secret(name).await;
+    assert_eq!(secret_value(&after, "chosen.password"), None);
+    assert_eq!(password(&after), "Rita-Chooses-2026");
+}
+
+/// A SipUser deleted (its invite orphaned, so it outlives it) and re-created with the same name
+/// is another user: the invite records the uid it was issued for, is Stalled `UserReplaced`
+/// (its link dead), and is never adopted by the new user.
+#[tokio::test]
+async fn a_link_issued_for_a_user_since_re_created_is_dead() {
+    let sc = scenario("invite-replaced").await;
+    sc.apply(&user("alice")).await;
+    let first = sc.ready("alice").await;
+    sc.apply(&invite("alice-old", "alice", json!({}))).await;
+    let issued = wait_invite(&sc, "alice-old", "Issued", |i| {
+        i.phase() == Some(InvitePhase::Issued)
+    })
+    .await;
+    assert_eq!(
+        issued.status.as_ref().and_then(|s| s.user_uid.clone()),
+        first.metadata.uid.clone(),
+        "the user's uid is recorded at issue"
+    );
+    sc.users()
+        .delete(
+            "alice",
+            &kube::api::DeleteParams {
+                propagation_policy: Some(kube::api::PropagationPolicy::Orphan),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("delete alice, orphaning the invite");
+    sc.until("alice to be gone", WAIT, || async {
+        match sc.try_user("alice").await {
+            None => Ok(()),
+            Some(u) => Err(describe(&u)),
+        }
+    })
+    .await;
+    // The orphaned credentials Secret would stall the new user (not its own): gone with it.
+    sc.secrets()
+        .delete("alice-sip-credentials", &Default::default())
+        .await
+        .expect("delete the orphaned Secret");
+    sc.secret_gone("alice-sip-credentials", WAIT).await;
+    sc.apply(&user("alice")).await;
+    let second = sc.ready("alice").await;
+    assert_ne!(second.metadata.uid, first.metadata.uid);
+    let dead = wait_invite(&sc, "alice-old", "Stalled UserReplaced", |i| {
+        i.phase() == Some(InvitePhase::Stalled)
+            && condition(i, "Stalled").is_some_and(|c| c.0 == "True" && c.1 == "UserReplaced")
+    })
+    .await;
+    let owners = dead.metadata.owner_references.clone().unwrap_or_default();
+    assert!(
+        owners
+            .iter()
+            .all(|o| Some(&o.uid) != second.metadata.uid.as_ref()),
+        "not adopted by the new user: {owners:?}"
+    );
+    assert_eq!(
+        dead.status.and_then(|s| s.url),
+        issued.status.and_then(|s| s.url),
+        "no new link for the new user"
+    );
 }

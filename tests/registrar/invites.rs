@@ -139,6 +139,20 @@ fn curl_head(url: &str) -> (u16, String) {
     (code, text.to_lowercase())
 }
 
+/// The status code of a form post of `fields` to `url` (as the page's forms send it).
+fn curl_post(url: &str, fields: &[&str]) -> u16 {
+    let mut args = vec!["-k", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"];
+    if fields.is_empty() {
+        args.extend(["--data", ""]);
+    }
+    for field in fields {
+        args.extend(["--data-urlencode", field]);
+    }
+    args.push(url);
+    let out = Command::new("curl").args(&args).output().expect("run curl");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
 fn invite_yaml(name: &str, user: &str, extra: &str) -> String {
     format!(
         "apiVersion: sipoperator.io/v1alpha1\nkind: SipUserInvite\nmetadata: {{name: {name}}}\nspec:\n  userRef: {user}\n{extra}"
@@ -212,6 +226,11 @@ async fn dead_reason(browser: &Client, url: &str) -> String {
 /// `dir`, a Kamailio, and a domain whose password policy asks for 16 characters.
 async fn invite_setup(prefix: &str, dir: &Path) -> (Setup, String) {
     let (cert, key) = certificate(dir);
+    invite_setup_with(prefix, &cert, &key).await
+}
+
+/// [`invite_setup`] with the page's certificate and key at `cert` and `key` as they are.
+async fn invite_setup_with(prefix: &str, cert: &Path, key: &Path) -> (Setup, String) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let base = format!("https://127.0.0.1:{port}");
@@ -248,6 +267,14 @@ async fn an_end_user_reads_their_settings_chooses_a_password_and_registers_a_pho
     setup.apply_user("alice", "  displayName: Alice Example\n", "");
     setup.registrar_synced("alice", "True").await;
     let first_password = setup.password("alice").await;
+    let changed_before = setup
+        .users
+        .get("alice")
+        .await
+        .expect("alice")
+        .status
+        .and_then(|s| s.password_changed_at)
+        .expect("passwordChangedAt once the password is generated");
     setup.apply(&invite_yaml("alice-view", "alice", ""));
     setup.apply(&invite_yaml("alice-password", "alice", ""));
     setup.apply(&invite_yaml("alice-late", "alice", "  validFor: 5m\n"));
@@ -275,6 +302,7 @@ async fn an_end_user_reads_their_settings_chooses_a_password_and_registers_a_pho
         "cache-control: no-store",
         "referrer-policy: no-referrer",
         "x-content-type-options: nosniff",
+        "strict-transport-security: max-age=31536000",
     ] {
         assert!(headers.contains(header), "{header} in {headers}");
     }
@@ -284,53 +312,56 @@ async fn an_end_user_reads_their_settings_chooses_a_password_and_registers_a_pho
     assert_eq!(text(&browser, "#username").await, "alice");
     assert_eq!(text(&browser, "#password").await, first_password);
     assert_eq!(text(&browser, "#domain").await, setup.fqdn);
-    assert_eq!(
-        text(&browser, "#sip-uri").await,
-        format!("sip:alice@{}", setup.fqdn)
-    );
     let secret = setup
         .secrets
         .get("alice-sip-credentials")
         .await
         .expect("credentials Secret");
+    // Every connection key is in the Secret (the domain's connection defaults to its own
+    // name, port 5060, UDP) and the page shows each as the Secret has it.
     for (key, id) in [
+        ("sipUri", "#sip-uri"),
         ("server", "#server"),
         ("port", "#port"),
         ("transport", "#transport"),
     ] {
-        if let Some(value) = sip_operator::credentials::secret_value(&secret, key) {
-            assert_eq!(text(&browser, id).await, value, "{key}");
-        }
+        let value = sip_operator::credentials::secret_value(&secret, key)
+            .unwrap_or_else(|| panic!("{key} in the credentials Secret"));
+        assert_eq!(text(&browser, id).await, value, "{key}");
     }
+    assert_eq!(
+        text(&browser, "#sip-uri").await,
+        format!("sip:alice@{};transport=udp", setup.fqdn)
+    );
     let qr = browser
         .find_all(Locator::Css("img#qr"))
         .await
         .expect("find the QR code");
-    match secret_bytes(&secret, "qr.png") {
-        Some(png) => {
-            let src = qr[0].attr("src").await.expect("src").unwrap_or_default();
-            let shown = src
-                .strip_prefix("data:image/png;base64,")
-                .expect("a PNG data URL");
-            use base64::Engine as _;
-            let shown = base64::engine::general_purpose::STANDARD
-                .decode(shown)
-                .expect("base64");
-            assert_eq!(shown, png, "the Secret's QR code, as it is");
-            let file = dir.join("qr.png");
-            std::fs::write(&file, &shown).expect("write the QR code");
-            let out = Command::new("zbarimg")
-                .args(["-q", "--raw"])
-                .arg(&file)
-                .output()
-                .expect("zbarimg");
-            assert!(
-                out.status.success() && !out.stdout.is_empty(),
-                "the QR code decodes"
-            );
-        }
-        None => assert!(qr.is_empty(), "no QR code without qr.png in the Secret"),
-    }
+    let png = secret_bytes(&secret, "qr.png").expect("qr.png in the credentials Secret");
+    assert_eq!(qr.len(), 1, "one QR code on the page");
+    let src = qr[0].attr("src").await.expect("src").unwrap_or_default();
+    let shown = src
+        .strip_prefix("data:image/png;base64,")
+        .expect("a PNG data URL");
+    use base64::Engine as _;
+    let shown = base64::engine::general_purpose::STANDARD
+        .decode(shown)
+        .expect("base64");
+    assert_eq!(shown, png, "the Secret's QR code, as it is");
+    let file = dir.join("qr.png");
+    std::fs::write(&file, &shown).expect("write the QR code");
+    let out = Command::new("zbarimg")
+        .args(["-q", "--raw"])
+        .arg(&file)
+        .output()
+        .expect("zbarimg");
+    assert!(out.status.success(), "the QR code decodes");
+    let xml = sip_operator::credentials::secret_value(&secret, "linphone.xml").expect("linphone.xml");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        xml.trim_end(),
+        "the QR code holds the Secret's linphone.xml"
+    );
     let view = used(&invites, "alice-view").await;
     let status = view.status.clone().expect("status");
     assert_eq!(status.phase, Some(InvitePhase::Used));
@@ -356,9 +387,17 @@ async fn an_end_user_reads_their_settings_chooses_a_password_and_registers_a_pho
     })
     .await;
 
-    // 3. The same link again: used.
+    // 3. The same link again: used, for reading and for choosing a password.
     assert_eq!(dead_reason(&browser, &view_url).await, "Used");
     assert_eq!(curl_head(&view_url).0, 410);
+    assert_eq!(
+        curl_post(
+            &format!("{view_url}/password"),
+            &["password=Abcdefgh12345678", "confirmation=Abcdefgh12345678"]
+        ),
+        410,
+        "a viewed link cannot set a password"
+    );
     let again = browser.source().await.expect("source");
     assert!(
         !again.contains(&first_password) && !again.contains("alice@"),
@@ -438,9 +477,8 @@ async fn an_end_user_reads_their_settings_chooses_a_password_and_registers_a_pho
     .await;
     let changed_at = user.status.as_ref().and_then(|s| s.password_changed_at.clone());
     assert!(
-        changed_at
-            .is_some_and(|t| t.0 > after.used_at.clone().expect("usedAt").0 - SignedDuration::from_secs(2)),
-        "passwordChangedAt moved"
+        changed_at.as_ref().is_some_and(|t| t.0 > changed_before.0),
+        "passwordChangedAt moved: {changed_before:?} -> {changed_at:?}"
     );
     let status = eventually("a phone registers with the chosen password", WAIT, || async {
         let code = setup.register("alice", chosen);
@@ -553,6 +591,18 @@ async fn an_end_user_reads_their_settings_chooses_a_password_and_registers_a_pho
         Some(InvitePhase::Issued)
     );
 
+    // Still one PasswordChosen Event: nothing after the choice changed the password again.
+    let events: Api<Event> = Api::namespaced(client.clone(), &setup.ns.name);
+    let chosen_events = events
+        .list(&Default::default())
+        .await
+        .expect("list Events")
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("PasswordChosen"))
+        .count();
+    assert_eq!(chosen_events, 1, "one PasswordChosen Event at the end");
+
     // Nothing secret reached the operator's log.
     let log = setup.operator().log();
     for secret in [chosen, first_password.as_str(), token.as_str()] {
@@ -591,26 +641,6 @@ fn file_fingerprint(cert: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// POSTs `url` with an empty form and returns the HTTP status (curl, no browser needed).
-fn curl_post(url: &str) -> u16 {
-    let out = Command::new("curl")
-        .args([
-            "-k",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "POST",
-            "--data",
-            "",
-            url,
-        ])
-        .output()
-        .expect("run curl");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
-}
 
 #[tokio::test]
 async fn concurrent_uses_get_a_link_once_and_a_renewed_certificate_is_served() {
@@ -626,7 +656,7 @@ async fn concurrent_uses_get_a_link_once_and_a_renewed_certificate_is_served() {
     let url = issued(&invites, "erin-race").await;
     let settings = format!("{url}/settings");
     let codes: Vec<u16> = std::thread::scope(|scope| {
-        let runs: Vec<_> = (0..8).map(|_| scope.spawn(|| curl_post(&settings))).collect();
+        let runs: Vec<_> = (0..8).map(|_| scope.spawn(|| curl_post(&settings, &[]))).collect();
         runs.into_iter().map(|r| r.join().expect("curl thread")).collect()
     });
     assert_eq!(
@@ -669,6 +699,45 @@ async fn concurrent_uses_get_a_link_once_and_a_renewed_certificate_is_served() {
     })
     .await;
     assert_eq!(curl_head(&format!("{base}/healthz")).0, 200, "still serving");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_unusable_certificate_stops_only_the_page_until_it_is_fixed() {
+    let dir = tempdir();
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::write(&cert, "not a certificate\n").expect("write");
+    std::fs::write(&key, "not a key\n").expect("write");
+    let (setup, base) = invite_setup_with("invite-badcert", &cert, &key).await;
+    let client = crate::support::ControlPlane::shared().client().await;
+    let invites: Api<SipUserInvite> = Api::namespaced(client, &setup.ns.name);
+
+    // The controllers run: the user reaches the registrar and its invite gets a link.
+    setup.apply_user("frank", "", "");
+    setup.registrar_synced("frank", "True").await;
+    setup.apply(&invite_yaml("frank-welcome", "frank", ""));
+    let url = issued(&invites, "frank-welcome").await;
+    // The page refuses handshakes (curl reports no HTTP status) and the log says why.
+    assert_eq!(curl_head(&format!("{base}/healthz")).0, 0, "no TLS without a certificate");
+    let log = setup.operator().log();
+    assert!(
+        log.contains("the TLS certificate cannot be used") && log.contains("tls.crt"),
+        "{}",
+        setup.operator().log_tail(20)
+    );
+
+    // A usable certificate arrives (a Secret mounted late): the page serves, the link works.
+    let made = dir.join("made");
+    std::fs::create_dir_all(&made).expect("dir");
+    let (good_cert, good_key) = certificate(&made);
+    std::fs::copy(&good_key, &key).expect("copy key");
+    std::fs::copy(&good_cert, &cert).expect("copy cert");
+    eventually("the page to serve once the certificate is usable", WAIT, || async {
+        (curl_head(&format!("{base}/healthz")).0 == 200).then_some(())
+    })
+    .await;
+    assert_eq!(served_fingerprint(&base), file_fingerprint(&good_cert));
+    assert_eq!(curl_head(&url).0, 200, "the link opens");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

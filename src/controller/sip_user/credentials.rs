@@ -10,7 +10,9 @@ use crate::controller::error::kube_err;
 use crate::controller::status::reasons;
 use crate::controller::{Context, Error};
 use crate::credentials::{self, Password, SecretSpec, data_keys};
-use crate::keys::{FIELD_MANAGER, PASSWORD_CHOSEN_ANNOTATION, ROTATE_ANNOTATION};
+use crate::keys::{
+    FIELD_MANAGER, PASSWORD_CHOSEN_ANNOTATION, PASSWORD_CHOSEN_HANDLED_ANNOTATION, ROTATE_ANNOTATION,
+};
 use crate::rotation::PreviousDigest;
 
 /// Annotation on a credentials Secret: the rotation request its password answers, so a
@@ -26,7 +28,8 @@ pub enum PasswordChange {
     Rotated,
     /// Copied from a new or changed imported value.
     Imported,
-    /// Chosen by the end user on an invite's page, which wrote it into the Secret.
+    /// Chosen by the end user on an invite's page, which asked for it in the Secret's
+    /// `chosen.password` key; swapped in by the controller like a rotation.
     Chosen,
 }
 
@@ -488,20 +491,24 @@ fn to_announce(
     }
 }
 
-/// Whether the password in `secret` was chosen on an invite's page after the last change the
-/// status records: the page stamps [`PASSWORD_CHOSEN_ANNOTATION`] when it writes one.
-fn chosen_since(
-    secret: Option<&Secret>,
-    changed_at: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
-) -> bool {
-    let chosen = secret
-        .and_then(|s| s.annotations().get(PASSWORD_CHOSEN_ANNOTATION))
-        .and_then(|v| v.parse::<k8s_openapi::jiff::Timestamp>().ok());
-    match (chosen, changed_at) {
-        (Some(chosen), Some(changed)) => chosen > changed.0,
-        (Some(_), None) => true,
-        (None, _) => false,
+/// A chosen password waiting in `secret` (the `chosen.password` key an invite's page wrote)
+/// and the label of its request, pure: `None` when there is none, when it is not usable text,
+/// or when its request is the one already handled (recorded in
+/// [`PASSWORD_CHOSEN_HANDLED_ANNOTATION`]; no clocks are compared).
+fn chosen_request(secret: Option<&Secret>) -> Option<(Password, Option<String>)> {
+    let secret = secret?;
+    let password = credentials::secret_bytes(secret, data_keys::CHOSEN_PASSWORD)
+        .and_then(|b| credentials::password_from_bytes(b).ok())
+        .filter(|p| !p.is_empty())?;
+    let label = secret
+        .annotations()
+        .get(PASSWORD_CHOSEN_ANNOTATION)
+        .map(|v| crate::keys::fit(v, crate::keys::MAX_NAME));
+    let handled = secret.annotations().get(PASSWORD_CHOSEN_HANDLED_ANNOTATION);
+    if label.is_some() && label.as_ref() == handled {
+        return None;
     }
+    Some((password, label))
 }
 
 /// Reads the imported password, or says what is wrong with its source (naming Secret and key).
@@ -642,6 +649,11 @@ async fn sync_secret(
     };
     let (grace, grace_problem) = grace_period(user, domain);
     let before = current(&existing).or_else(|| current(&moved_from));
+    let chosen = match &source {
+        Source::Generated { rotate: false } => chosen_request(existing.as_ref()),
+        // An imported password is the administrator's; a rotation asked for meanwhile wins.
+        _ => None,
+    };
     let (password, change) = match choose_password(
         source,
         current(&existing),
@@ -660,10 +672,19 @@ async fn sync_secret(
         }
     };
 
+    // The end user's choice is swapped in as a change whose previous password is known, so a
+    // grace period, the previous HA1s and the provisioning documents follow as for a rotation.
+    let (password, change) = match (chosen.as_ref(), change) {
+        (Some((p, _)), None) => (p.clone(), Some(PasswordChange::Chosen)),
+        (_, change) => (password, change),
+    };
     let now = crate::clock::now().as_second();
-    let replaced = matches!(change, Some(PasswordChange::Rotated | PasswordChange::Imported))
-        .then_some(before.as_ref())
-        .flatten();
+    let replaced = matches!(
+        change,
+        Some(PasswordChange::Rotated | PasswordChange::Imported | PasswordChange::Chosen)
+    )
+    .then_some(before.as_ref())
+    .flatten();
     let stored_secret = existing.as_ref().or(moved_from.as_ref());
     let account_change = crate::rotation::Change {
         replaced,
@@ -685,19 +706,9 @@ async fn sync_secret(
         existing.is_some(),
         status.is_some_and(|s| s.password_changed_at.is_some()),
     );
-    // The end user chose the stored password on an invite's page: it is kept like any stored
-    // one, and recorded (passwordChangedAt, an Event) once.
-    let change = change.or_else(|| {
-        (user.spec.credentials.password_secret_ref.is_none()
-            && chosen_since(
-                existing.as_ref(),
-                status.and_then(|s| s.password_changed_at.as_ref()),
-            ))
-        .then_some(PasswordChange::Chosen)
-    });
     let grace_now = Grace { period: grace, now };
     let devices = choose_devices(user, domain, existing.as_ref(), moved_from.as_ref(), grace_now);
-    let desired = desired_secret(
+    let mut desired = desired_secret(
         user,
         domain,
         &SecretContent {
@@ -709,6 +720,18 @@ async fn sync_secret(
             current: existing.as_ref(),
         },
     )?;
+    // The request handled now, or the one handled before (kept, so that it stays handled).
+    let chosen_handled = match &chosen {
+        Some((_, label)) if change == Some(PasswordChange::Chosen) => label.clone(),
+        _ => existing
+            .as_ref()
+            .and_then(|s| s.annotations().get(PASSWORD_CHOSEN_HANDLED_ANNOTATION).cloned()),
+    };
+    if let Some(label) = chosen_handled {
+        desired
+            .annotations_mut()
+            .insert(PASSWORD_CHOSEN_HANDLED_ANNOTATION.into(), label);
+    }
     let handled_annotation_current = rotate_request.as_ref().is_none_or(|v| {
         existing
             .as_ref()
@@ -1111,29 +1134,47 @@ mod tests {
     }
 
     #[test]
-    fn a_password_chosen_on_an_invite_page_is_recorded_once() {
-        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-        let at = |s: &str| Time(s.parse().expect("time"));
-        let secret = |chosen: Option<&str>| Secret {
-            metadata: kube::api::ObjectMeta {
-                annotations: chosen.map(|c| [(PASSWORD_CHOSEN_ANNOTATION.to_string(), c.to_string())].into()),
+    fn a_chosen_password_request_is_pending_until_its_label_is_recorded_as_handled() {
+        let secret = |key: Option<&str>, label: Option<&str>, handled: Option<&str>| {
+            let mut annotations = std::collections::BTreeMap::new();
+            if let Some(l) = label {
+                annotations.insert(PASSWORD_CHOSEN_ANNOTATION.to_string(), l.to_string());
+            }
+            if let Some(h) = handled {
+                annotations.insert(PASSWORD_CHOSEN_HANDLED_ANNOTATION.to_string(), h.to_string());
+            }
+            Secret {
+                metadata: kube::api::ObjectMeta {
+                    annotations: Some(annotations),
+                    ..Default::default()
+                },
+                data: key.map(|k| {
+                    [(
+                        data_keys::CHOSEN_PASSWORD.to_string(),
+                        k8s_openapi::ByteString(k.as_bytes().to_vec()),
+                    )]
+                    .into()
+                }),
                 ..Default::default()
-            },
-            ..Default::default()
+            }
         };
-        let changed = at("2026-12-01T10:00:00Z");
-        assert!(chosen_since(
-            Some(&secret(Some("2026-12-01T10:05:00Z"))),
-            Some(&changed)
-        ));
-        assert!(
-            !chosen_since(Some(&secret(Some("2026-12-01T10:00:00Z"))), Some(&changed)),
-            "recorded: passwordChangedAt moved to (or past) it"
+        let pending = chosen_request(Some(&secret(Some("Chosen-2026!"), Some("t2"), Some("t1"))))
+            .expect("a new request");
+        assert_eq!(
+            (pending.0.expose(), pending.1.as_deref()),
+            ("Chosen-2026!", Some("t2"))
         );
-        assert!(!chosen_since(Some(&secret(Some("not a time"))), Some(&changed)));
-        assert!(!chosen_since(Some(&secret(None)), Some(&changed)));
-        assert!(chosen_since(Some(&secret(Some("2026-12-01T10:05:00Z"))), None));
-        assert!(!chosen_since(None, None));
+        assert!(
+            chosen_request(Some(&secret(Some("Chosen-2026!"), Some("t2"), Some("t2")))).is_none(),
+            "handled already"
+        );
+        assert!(
+            chosen_request(Some(&secret(Some("Chosen-2026!"), None, Some("t2")))).is_some(),
+            "a request without a label is still a request"
+        );
+        assert!(chosen_request(Some(&secret(None, Some("t3"), Some("t2")))).is_none());
+        assert!(chosen_request(Some(&secret(Some(""), Some("t3"), None))).is_none());
+        assert!(chosen_request(None).is_none());
     }
 
     #[test]

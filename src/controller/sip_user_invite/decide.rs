@@ -33,6 +33,8 @@ pub struct Facts<'a> {
     pub user_ref: &'a str,
     pub valid_for: &'a str,
     pub user: UserState,
+    /// The uid of the SipUser named now (none: missing).
+    pub user_uid: Option<&'a str>,
     /// `--invite-url`: the invite page's public base URL (none: the page is off).
     pub base_url: Option<&'a str>,
 }
@@ -68,6 +70,10 @@ pub fn decide(facts: &Facts<'_>, previous: Option<&SipUserInviteStatus>, now: Ti
         conditions: conditions::merge(&previous.conditions, &wanted, facts.generation, &now_time),
         ..status
     };
+    let replaced = matches!(
+        (previous.user_uid.as_deref(), facts.user_uid),
+        (Some(issued_for), Some(now_named)) if issued_for != now_named
+    );
     match previous.phase {
         Some(phase) if phase.is_final() => Plan {
             status: finish(previous.clone(), done(phase, &previous)),
@@ -76,6 +82,18 @@ pub fn decide(facts: &Facts<'_>, previous: Option<&SipUserInviteStatus>, now: Ti
             stalled: None,
             requeue: None,
         },
+        // The user the link was issued for is gone; one of the same name is another user,
+        // whose account the link must not show. Never re-issued: a new invite is needed.
+        _ if replaced => stalled_plan(
+            &previous,
+            &finish,
+            invite::USER_REPLACED,
+            format!(
+                "SipUser {} was deleted and re-created since this link was issued, so the link is dead; \
+                 delete this invite and create a new one for the new user",
+                facts.user_ref
+            ),
+        ),
         Some(InvitePhase::Issued) => {
             let expires = previous.expires_at.as_ref().map(|t| t.0).unwrap_or(now);
             if now >= expires {
@@ -112,6 +130,30 @@ pub fn decide(facts: &Facts<'_>, previous: Option<&SipUserInviteStatus>, now: Ti
     }
 }
 
+/// A Stalled plan with `reason` and `message`.
+fn stalled_plan(
+    previous: &SipUserInviteStatus,
+    finish: &impl Fn(SipUserInviteStatus, Vec<Want>) -> SipUserInviteStatus,
+    reason: &'static str,
+    message: String,
+) -> Plan {
+    let status = SipUserInviteStatus {
+        phase: Some(InvitePhase::Stalled),
+        ..previous.clone()
+    };
+    let wanted = vec![
+        Want::new(types::READY, Status::False, reason, message.clone()),
+        Want::new(types::STALLED, Status::True, reason, message.clone()),
+    ];
+    Plan {
+        status: finish(status, wanted),
+        issue: None,
+        event: None,
+        stalled: Some((reason, message)),
+        requeue: None,
+    }
+}
+
 /// Not issued yet: stalled, waiting, or issued now.
 fn before_issue(
     facts: &Facts<'_>,
@@ -119,23 +161,7 @@ fn before_issue(
     now: Timestamp,
     finish: impl Fn(SipUserInviteStatus, Vec<Want>) -> SipUserInviteStatus,
 ) -> Plan {
-    let stalled = |reason: &'static str, message: String| {
-        let status = SipUserInviteStatus {
-            phase: Some(InvitePhase::Stalled),
-            ..previous.clone()
-        };
-        let wanted = vec![
-            Want::new(types::READY, Status::False, reason, message.clone()),
-            Want::new(types::STALLED, Status::True, reason, message.clone()),
-        ];
-        Plan {
-            status: finish(status, wanted),
-            issue: None,
-            event: None,
-            stalled: Some((reason, message)),
-            requeue: None,
-        }
-    };
+    let stalled = |reason: &'static str, message: String| stalled_plan(previous, &finish, reason, message);
     let valid_for = match expiry::parse_valid_for(facts.valid_for) {
         Ok(d) => d,
         Err(e) => {
@@ -191,6 +217,7 @@ fn before_issue(
                 phase: Some(InvitePhase::Issued),
                 issued_at: Some(Time(issued_at)),
                 expires_at: Some(Time(expires_at)),
+                user_uid: facts.user_uid.map(str::to_string),
                 ..previous.clone()
             };
             Plan {
@@ -272,8 +299,39 @@ mod tests {
             user_ref: "alice",
             valid_for: "24h",
             user,
+            user_uid: Some("u-1"),
             base_url: Some("https://invites.example.com"),
         }
+    }
+
+    #[test]
+    fn a_link_issued_for_a_user_since_re_created_is_dead_and_never_re_issued() {
+        let now = at("2026-12-01T10:00:00Z");
+        let issued = decide(&facts(UserState::Ready), None, now).status;
+        assert_eq!(
+            issued.user_uid.as_deref(),
+            Some("u-1"),
+            "the user's uid is recorded"
+        );
+        let replaced = Facts {
+            user_uid: Some("u-2"),
+            ..facts(UserState::Ready)
+        };
+        let plan = decide(&replaced, Some(&issued), now);
+        assert_eq!(plan.status.phase, Some(InvitePhase::Stalled));
+        assert_eq!(
+            condition(&plan.status, types::STALLED),
+            ("True", invite::USER_REPLACED)
+        );
+        assert!(plan.issue.is_none());
+        let again = decide(&replaced, Some(&plan.status), now);
+        assert!(again.issue.is_none(), "never re-issued for the new user");
+        assert_eq!(again.status.phase, Some(InvitePhase::Stalled));
+        assert_eq!(
+            decide(&facts(UserState::Ready), Some(&issued), now).status.phase,
+            Some(InvitePhase::Issued),
+            "the same user: still issued"
+        );
     }
 
     fn condition<'a>(s: &'a SipUserInviteStatus, t: &str) -> (&'a str, &'a str) {

@@ -61,6 +61,7 @@ pub async fn reconcile(invite: Arc<SipUserInvite>, ctx: Arc<Context>) -> Result<
         user_ref: &invite.spec.user_ref,
         valid_for: &invite.spec.valid_for,
         user: user_state(user.as_deref()),
+        user_uid: user.as_deref().and_then(|u| u.metadata.uid.as_deref()),
         base_url: ctx.settings.invite_url.as_deref(),
     };
     let previous = current.status.clone();

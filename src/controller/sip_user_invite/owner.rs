@@ -9,11 +9,24 @@ use crate::controller::error::{Error, kube_err};
 use crate::keys::FIELD_MANAGER;
 
 /// The owner references `invite` should have: its own plus one to `user`, or `None` when it
-/// has that one already (pure).
+/// has one to a SipUser already (pure). Never a second: one to another uid is a user of that
+/// name deleted since, whose invite must not pass to the new one (it goes with the old user,
+/// and its link is dead: see `UserReplaced`).
 pub fn wanted(invite: &SipUserInvite, user: &SipUser) -> Option<Vec<OwnerReference>> {
+    // A user being deleted adopts nothing: an invite orphaned from it must not be tied to it
+    // again (it would then go with it after all).
+    if user.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
     let uid = user.uid()?;
     let mut refs = invite.owner_references().to_vec();
-    if refs.iter().any(|r| r.uid == uid) {
+    let kind = SipUser::kind(&());
+    let issued_for_another = invite
+        .status
+        .as_ref()
+        .and_then(|s| s.user_uid.as_deref())
+        .is_some_and(|issued| issued != uid);
+    if issued_for_another || refs.iter().any(|r| r.uid == uid || r.kind == kind) {
         return None;
     }
     // Not the controller: the operator controls the invite; the user only scopes its life.
@@ -95,5 +108,22 @@ mod tests {
         assert_eq!(refs[1].api_version, "sipoperator.io/v1alpha1");
         invite.metadata.owner_references = Some(refs);
         assert_eq!(wanted(&invite, &user), None, "already there");
+        let mut recreated = user.clone();
+        recreated.metadata.uid = Some("u-2".into());
+        assert_eq!(
+            wanted(&invite, &recreated),
+            None,
+            "never a second SipUser owner (a user re-created with the same name)"
+        );
+        invite.metadata.owner_references = None;
+        invite.status = Some(crate::api::SipUserInviteStatus {
+            user_uid: Some("u-1".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            wanted(&invite, &recreated),
+            None,
+            "not adopted by another user of that name even once orphaned"
+        );
     }
 }

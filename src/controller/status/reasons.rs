@@ -117,4 +117,11 @@ pub mod invite {
     pub const INVITE_PAGE_NOT_CONFIGURED: &str = "InvitePageNotConfigured";
     /// Stalled: `spec.validFor` cannot be read (only an object stored before the schema).
     pub const INVALID_VALID_FOR: &str = "InvalidValidFor";
+    /// Stalled: the SipUser was deleted and re-created since the link was issued (another
+    /// uid); the link is dead, a new invite is needed.
+    pub const USER_REPLACED: &str = "UserReplaced";
+    /// Warning Event: the link was used to choose a password, but the request could not be
+    /// written to the credentials Secret (it kept changing, or failed); the previous password
+    /// stays, and the end user needs a new invite.
+    pub const PASSWORD_NOT_SAVED: &str = "PasswordNotSaved";
 }
