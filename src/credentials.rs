@@ -546,7 +546,7 @@ mod tests {
         assert!(
             p.expose()
                 .bytes()
-                .all(|b| ALPHANUMERIC.contains(&b) || SYMBOLS.contains(&b))
+                .all(|b| ALPHANUMERIC.contains(&b) || SYMBOLS.as_bytes().contains(&b))
         );
     }
 

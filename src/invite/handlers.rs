@@ -233,13 +233,17 @@ fn landing_page(token: &Token, invite: &SipUserInvite, account: &Account, refusa
     })
 }
 
+/// The link's token, its invite and the account behind it: what every page of a link starts
+/// from (or the page saying why not).
+async fn opened(page: &Page, token: &str) -> Result<(Token, Arc<SipUserInvite>, Account), Refusal> {
+    let (token, invite) = find(page, token)?;
+    let account = account(page, &invite).await?;
+    Ok((token, invite, account))
+}
+
 async fn landing(State(page): State<Page>, Path(token): Path<String>) -> Response {
-    let (token, invite) = match find(&page, &token) {
-        Ok(found) => found,
-        Err(response) => return *response,
-    };
-    let account = match account(&page, &invite).await {
-        Ok(a) => a,
+    let (token, invite, account) = match opened(&page, &token).await {
+        Ok(opened) => opened,
         Err(response) => return *response,
     };
     Html(landing_page(&token, &invite, &account, None)).into_response()
@@ -279,12 +283,8 @@ async fn use_link(page: &Page, invite: &SipUserInvite, usage: InviteUse) -> Resu
 }
 
 async fn show_settings(State(page): State<Page>, Path(token): Path<String>) -> Response {
-    let (_, invite) = match find(&page, &token) {
-        Ok(found) => found,
-        Err(response) => return *response,
-    };
-    let account = match account(&page, &invite).await {
-        Ok(a) => a,
+    let (_, invite, account) = match opened(&page, &token).await {
+        Ok(opened) => opened,
         Err(response) => return *response,
     };
     let Some(secret) = account.secret.as_ref() else {
@@ -334,12 +334,8 @@ fn form_fields(body: &[u8]) -> (String, String) {
 }
 
 async fn choose_password(State(page): State<Page>, Path(token): Path<String>, body: Bytes) -> Response {
-    let (token, invite) = match find(&page, &token) {
-        Ok(found) => found,
-        Err(response) => return *response,
-    };
-    let account = match account(&page, &invite).await {
-        Ok(a) => a,
+    let (token, invite, account) = match opened(&page, &token).await {
+        Ok(opened) => opened,
         Err(response) => return *response,
     };
     let refused = |code: StatusCode, why: &str| {

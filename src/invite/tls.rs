@@ -138,10 +138,7 @@ pub fn load(
         .with_no_client_auth()
         .with_cert_resolver(resolver.clone());
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((
-        TlsAcceptor::from(Arc::new(config)),
-        watch(files, resolver, seen),
-    ))
+    Ok((TlsAcceptor::from(Arc::new(config)), watch(files, resolver, seen)))
 }
 
 /// Reads the files every [`RELOAD_INTERVAL`]; changed and usable, they replace the served

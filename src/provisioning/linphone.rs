@@ -44,7 +44,7 @@ impl std::fmt::Debug for LinphoneAccount<'_> {
     }
 }
 
-/// Escapes text for XML content and attribute values.
+/// Escapes text for XML (and HTML) content and quoted attribute values.
 pub fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

@@ -11,7 +11,7 @@ use sha2::Digest;
 use sip_operator::api::{InvitePhase, SipUser, SipUserInvite};
 
 use crate::builders::user;
-use crate::scenario::{Scenario, condition, describe, summarize_events};
+use crate::scenario::{Scenario, condition, describe, md5, summarize_events};
 
 const WAIT: Duration = Duration::from_secs(60);
 const BASE_URL: &str = "https://invites.example.com";
@@ -335,15 +335,6 @@ async fn without_an_invite_url_no_link_is_issued() {
     let (_, reason, message) = condition(&stalled, "Stalled").expect("Stalled");
     assert_eq!(reason, "InvitePageNotConfigured");
     assert!(message.contains("--invite-url"), "{message}");
-}
-
-fn md5(username: &str, realm: &str, password: &str) -> String {
-    sip_operator::credentials::ha1(
-        sip_operator::api::DigestAlgorithm::Md5,
-        username,
-        realm,
-        &sip_operator::credentials::Password::new(password),
-    )
 }
 
 /// The invite page only asks for a chosen password (`chosen.password`, as its

@@ -9,7 +9,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use sip_operator::api::SipUser;
 
 use crate::builders::user;
-use crate::scenario::{Scenario, has_condition, is_current, password, reasons, summarize_events};
+use crate::scenario::{Scenario, has_condition, is_current, md5, password, reasons, summarize_events};
 use crate::support::eventually;
 
 fn changed_at(u: &SipUser) -> Option<Time> {
@@ -214,15 +214,6 @@ fn previous_keys(secret: &Secret, prefix: &str) -> (Option<String>, Option<Strin
 /// The desk phone's deadline as the Secret holds it.
 fn desk_deadline(secret: &Secret) -> Option<String> {
     previous_keys(secret, "devices.desk.").1
-}
-
-fn md5(username: &str, realm: &str, password: &str) -> String {
-    sip_operator::credentials::ha1(
-        sip_operator::api::DigestAlgorithm::Md5,
-        username,
-        realm,
-        &sip_operator::credentials::Password::new(password),
-    )
 }
 
 /// A grace period: a rotation keeps the previous password's HA1 (never the password) and its

@@ -613,6 +613,16 @@ pub fn summarize_events(events: &[Event]) -> String {
     format!("[{}]", lines.join("; "))
 }
 
+/// The MD5 HA1 of `username:realm:password`, as the operator stores it.
+pub fn md5(username: &str, realm: &str, password: &str) -> String {
+    sip_operator::credentials::ha1(
+        sip_operator::api::DigestAlgorithm::Md5,
+        username,
+        realm,
+        &sip_operator::credentials::Password::new(password),
+    )
+}
+
 /// The sum of every `sip_operator_reconciles_total` sample (all kinds).
 pub fn all_reconciles(scrape: &str) -> f64 {
     crate::support::operator::metric_value(scrape, "sip_operator_reconciles_total", &[]).unwrap_or(0.0)

@@ -641,7 +641,6 @@ fn file_fingerprint(cert: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-
 #[tokio::test]
 async fn concurrent_uses_get_a_link_once_and_a_renewed_certificate_is_served() {
     let dir = tempdir();
@@ -656,7 +655,9 @@ async fn concurrent_uses_get_a_link_once_and_a_renewed_certificate_is_served() {
     let url = issued(&invites, "erin-race").await;
     let settings = format!("{url}/settings");
     let codes: Vec<u16> = std::thread::scope(|scope| {
-        let runs: Vec<_> = (0..8).map(|_| scope.spawn(|| curl_post(&settings, &[]))).collect();
+        let runs: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| curl_post(&settings, &[])))
+            .collect();
         runs.into_iter().map(|r| r.join().expect("curl thread")).collect()
     });
     assert_eq!(
@@ -718,7 +719,11 @@ async fn an_unusable_certificate_stops_only_the_page_until_it_is_fixed() {
     setup.apply(&invite_yaml("frank-welcome", "frank", ""));
     let url = issued(&invites, "frank-welcome").await;
     // The page refuses handshakes (curl reports no HTTP status) and the log says why.
-    assert_eq!(curl_head(&format!("{base}/healthz")).0, 0, "no TLS without a certificate");
+    assert_eq!(
+        curl_head(&format!("{base}/healthz")).0,
+        0,
+        "no TLS without a certificate"
+    );
     let log = setup.operator().log();
     assert!(
         log.contains("the TLS certificate cannot be used") && log.contains("tls.crt"),
@@ -732,9 +737,11 @@ async fn an_unusable_certificate_stops_only_the_page_until_it_is_fixed() {
     let (good_cert, good_key) = certificate(&made);
     std::fs::copy(&good_key, &key).expect("copy key");
     std::fs::copy(&good_cert, &cert).expect("copy cert");
-    eventually("the page to serve once the certificate is usable", WAIT, || async {
-        (curl_head(&format!("{base}/healthz")).0 == 200).then_some(())
-    })
+    eventually(
+        "the page to serve once the certificate is usable",
+        WAIT,
+        || async { (curl_head(&format!("{base}/healthz")).0 == 200).then_some(()) },
+    )
     .await;
     assert_eq!(served_fingerprint(&base), file_fingerprint(&good_cert));
     assert_eq!(curl_head(&url).0, 200, "the link opens");
