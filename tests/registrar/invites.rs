@@ -153,6 +153,17 @@ fn curl_post(url: &str, fields: &[&str]) -> u16 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
 }
 
+/// The page at `url` (a GET, or an empty form post with `post`).
+fn curl_body(url: &str, post: bool) -> String {
+    let mut args = vec!["-k", "-s"];
+    if post {
+        args.extend(["-X", "POST", "--data", ""]);
+    }
+    args.push(url);
+    let out = Command::new("curl").args(&args).output().expect("run curl");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 fn invite_yaml(name: &str, user: &str, extra: &str) -> String {
     format!(
         "apiVersion: sipoperator.io/v1alpha1\nkind: SipUserInvite\nmetadata: {{name: {name}}}\nspec:\n  userRef: {user}\n{extra}"
@@ -678,6 +689,41 @@ async fn concurrent_uses_get_a_link_once_and_a_renewed_certificate_is_served() {
     assert_eq!(
         (status.phase, status.used_for),
         (Some(InvitePhase::Used), Some(InviteUse::Viewed))
+    );
+
+    // A user with devices gets each enabled device's sign-in and QR code, not the account's,
+    // and no password form (only device credentials register).
+    setup.apply_user(
+        "dora",
+        "  devices:\n    - {name: desk}\n    - {name: spare, enabled: false}\n",
+        "",
+    );
+    setup.registrar_synced("dora", "True").await;
+    setup.apply(&invite_yaml("dora-welcome", "dora", ""));
+    let dora_url = issued(&invites, "dora-welcome").await;
+    let landing = curl_body(&dora_url, false);
+    assert!(
+        landing.contains("sign in as devices") && !landing.contains("id=\"choose-password\""),
+        "{landing}"
+    );
+    let shown = curl_body(&format!("{dora_url}/settings"), true);
+    let secret = setup
+        .secrets
+        .get("dora-sip-credentials")
+        .await
+        .expect("dora's Secret");
+    let value =
+        |key: &str| sip_operator::credentials::secret_value(&secret, key).unwrap_or_else(|| panic!("{key}"));
+    assert!(
+        shown.contains(&format!(
+            "id=\"device-0-password\">{}<",
+            value("devices.desk.password")
+        )) && shown.contains("id=\"device-0-qr\""),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains(&value("password")) && !shown.contains("device-1-"),
+        "neither the account's password nor the disabled device: {shown}"
     );
 
     // A renewed certificate (as cert-manager writes it into the mounted Secret) is served
