@@ -67,6 +67,13 @@ fn run_local_applies_the_examples_and_stops_cleanly() {
         invite.split_whitespace().any(|cell| cell == "Issued"),
         "alice-welcome is not Issued: {invite}"
     );
+    // EXPIRES is when the link dies (a future time kubectl prints as it is, not "<invalid>").
+    assert!(
+        invite
+            .split_whitespace()
+            .any(|cell| cell.starts_with("20") && cell.ends_with('Z') && cell.contains('T')),
+        "alice-welcome's EXPIRES is not a timestamp: {invite}"
+    );
     // alice's phone registered with the password from her Secret, and her status shows it.
     assert!(
         up.contains(&format!(

@@ -34,11 +34,13 @@ pub const MAX_VALID_FOR_SECONDS: u64 = 720 * 3600;
         json_path = ".status.phase",
         description = "Pending, Stalled, Issued, Used or Expired"
     ),
+    // A string, not a date: kubectl prints a date column as an age, and a future one as
+    // "<invalid>".
     printcolumn(
         name = "Expires",
-        type_ = "date",
+        type_ = "string",
         json_path = ".status.expiresAt",
-        description = "When the link stops working"
+        description = "When the link stops working (RFC 3339)"
     ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     printcolumn(
