@@ -23,6 +23,9 @@ pub enum ClaimError {
     /// Someone else used the link first, or it expired meanwhile.
     #[error("the link is no longer live ({0:?})")]
     Lost(Dead),
+    /// The invite changed under every attempt: the link is still live, try again later.
+    #[error("the invite kept changing while marking it used ({CLAIM_ATTEMPTS} attempts)")]
+    Contended,
     #[error("writing the invite's status: {0}")]
     Api(#[from] kube::Error),
 }
@@ -112,7 +115,9 @@ pub async fn claim(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ClaimError::Lost(Dead::Used))
+    // Still live as far as we know: not "used", which would send the person away from a
+    // working link.
+    Err(ClaimError::Contended)
 }
 
 /// The merge patch that asks for `password` in a credentials Secret read at

@@ -249,6 +249,25 @@ async fn landing(State(page): State<Page>, Path(token): Path<String>) -> Respons
     Html(landing_page(&token, &invite, &account, None)).into_response()
 }
 
+/// Runs `work` in a task of its own and waits for it. A handler's future is dropped when the
+/// client goes away (a closed tab, a double click) or the connection reaches its deadline; the
+/// writes of a link's use (the claim, the password request, their Events) must then still
+/// happen together, never a used link without the password it was used for.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, Refusal>> + Send + 'static,
+) -> Result<T, Refusal> {
+    match tokio::spawn(work).await {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::warn!(error = %e, "invite page: a request's task failed");
+            Err(Box::new(failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Something went wrong on our side. Try again in a minute.",
+            )))
+        }
+    }
+}
+
 /// Marks the link used, records it (Event) and returns the stored invite, or the page saying
 /// why the link is not ours any more.
 async fn use_link(page: &Page, invite: &SipUserInvite, usage: InviteUse) -> Result<(), Refusal> {
@@ -272,7 +291,7 @@ async fn use_link(page: &Page, invite: &SipUserInvite, usage: InviteUse) -> Resu
             Ok(())
         }
         Err(ClaimError::Lost(why)) => Err(Box::new(dead(why))),
-        Err(ClaimError::Api(e)) => {
+        Err(e @ (ClaimError::Api(_) | ClaimError::Contended)) => {
             tracing::warn!(invite = %invite.name_any(), error = %e, "invite page: marking the link used failed");
             Err(Box::new(failure(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -293,10 +312,28 @@ async fn show_settings(State(page): State<Page>, Path(token): Path<String>) -> R
             "Your account's settings are not ready yet. Try again later; the link still works.",
         );
     };
-    if let Err(response) = use_link(&page, &invite, InviteUse::Viewed).await {
+    let devices = &account.user.spec.devices;
+    // With devices only their credentials register: each enabled one's, not the account's.
+    let enabled: Vec<&str> = devices
+        .iter()
+        .filter(|d| d.enabled)
+        .map(|d| d.name.as_str())
+        .collect();
+    let device_settings = settings::devices_from_secret(secret, &enabled);
+    if !devices.is_empty() && (enabled.is_empty() || device_settings.len() < enabled.len()) {
+        // Nothing to show yet (every device disabled, or one just added): keep the link.
+        return failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Your phones' sign-in details are not ready yet. Try again later; the link still works.",
+        );
+    }
+    let claimed = {
+        let (page, invite) = (page.clone(), invite.clone());
+        detached(async move { use_link(&page, &invite, InviteUse::Viewed).await })
+    };
+    if let Err(response) = claimed.await {
         return *response;
     }
-    let devices = &account.user.spec.devices;
     if devices.is_empty() {
         return Html(pages::settings(
             &settings::from_secret(secret, None),
@@ -305,17 +342,11 @@ async fn show_settings(State(page): State<Page>, Path(token): Path<String>) -> R
         ))
         .into_response();
     }
-    // With devices only their credentials register: each enabled one's, not the account's.
-    let enabled: Vec<&str> = devices
-        .iter()
-        .filter(|d| d.enabled)
-        .map(|d| d.name.as_str())
-        .collect();
     Html(pages::settings_with_devices(
         &settings::shared_with_devices(secret),
         None,
         None,
-        &settings::devices_from_secret(secret, &enabled),
+        &device_settings,
     ))
     .into_response()
 }
@@ -360,49 +391,67 @@ async fn choose_password(State(page): State<Page>, Path(token): Path<String>, bo
             "This account has no password to change yet.",
         );
     };
-    if let Err(response) = use_link(&page, &invite, InviteUse::PasswordSet).await {
-        return *response;
+    let stored = {
+        let (page, invite, secret, password) =
+            (page.clone(), invite.clone(), secret.clone(), password.clone());
+        let uid = account.user.uid().unwrap_or_default();
+        detached(async move { use_for_password(&page, &invite, &uid, &secret, &password).await })
+    };
+    let requested = match stored.await {
+        Ok(requested) => requested,
+        Err(response) => return *response,
+    };
+    let swapped = swapped_in(&page, &requested, &password).await;
+    let shown = swapped.as_ref().unwrap_or(&requested);
+    let note = if swapped.is_some() {
+        "Your new password is in place: enter it in your phone with the settings above, or scan the code."
+    } else {
+        "Your new password takes effect within seconds: enter it in your phone with the settings above. \
+         (The QR code is not shown here: it is being rebuilt with your new password.)"
+    };
+    Html(pages::settings(
+        &settings::from_secret(shown, Some(password.expose())),
+        swapped.as_ref().and_then(settings::qr_code).as_deref(),
+        Some(note),
+    ))
+    .into_response()
+}
+
+/// Marks the link used for a password and asks for `password` in the user's credentials
+/// Secret; the Secret as stored with the request, or the page saying what happened (a
+/// request that cannot be saved after the link was used is told to the administrator in a
+/// Warning Event on the invite).
+async fn use_for_password(
+    page: &Page,
+    invite: &SipUserInvite,
+    uid: &str,
+    secret: &Secret,
+    password: &Password,
+) -> Result<Secret, Refusal> {
+    use_link(page, invite, InviteUse::PasswordSet).await?;
+    let why = match claim::request_with_retries(&page.client, uid, secret, password).await {
+        Ok(requested) => return Ok(requested),
+        Err(why) => why,
+    };
+    tracing::warn!(invite = %invite.name_any(), error = %why, "invite page: storing the chosen password failed");
+    let event = Event {
+        type_: EventType::Warning,
+        reason: crate::controller::reasons::invite::PASSWORD_NOT_SAVED.into(),
+        note: Some(format!(
+            "the link was used to choose a password, but it could not be saved ({}); the previous password stays: issue a new invite",
+            why.kind()
+        )),
+        action: "SetPassword".into(),
+        secondary: None,
+    };
+    if let Err(err) = page.events.publish(&event, &invite.object_ref(&())).await {
+        tracing::warn!(%err, "invite page: could not publish the PasswordNotSaved event");
     }
-    let uid = account.user.uid().unwrap_or_default();
-    match claim::request_with_retries(&page.client, &uid, secret, &password).await {
-        Ok(requested) => {
-            let swapped = swapped_in(&page, &requested, &password).await;
-            let shown = swapped.as_ref().unwrap_or(&requested);
-            let note = if swapped.is_some() {
-                "Your new password is in place: enter it in your phone with the settings above, or scan the code."
-            } else {
-                "Your new password takes effect within seconds: enter it in your phone with the settings above. \
-                 (The QR code is not shown here: it is being rebuilt with your new password.)"
-            };
-            Html(pages::settings(
-                &settings::from_secret(shown, Some(password.expose())),
-                swapped.as_ref().and_then(settings::qr_code).as_deref(),
-                Some(note),
-            ))
-            .into_response()
-        }
-        Err(why) => {
-            tracing::warn!(invite = %invite.name_any(), error = %why, "invite page: storing the chosen password failed");
-            let event = Event {
-                type_: EventType::Warning,
-                reason: crate::controller::reasons::invite::PASSWORD_NOT_SAVED.into(),
-                note: Some(format!(
-                    "the link was used to choose a password, but it could not be saved ({}); the previous password stays: issue a new invite",
-                    why.kind()
-                )),
-                action: "SetPassword".into(),
-                secondary: None,
-            };
-            if let Err(err) = page.events.publish(&event, &invite.object_ref(&())).await {
-                tracing::warn!(%err, "invite page: could not publish the PasswordNotSaved event");
-            }
-            failure(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Your password could not be saved, and this link is used up. Your administrator has been told \
-                 (a warning on the invite); ask them for a new invite. Your previous password still works.",
-            )
-        }
-    }
+    Err(Box::new(failure(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Your password could not be saved, and this link is used up. Your administrator has been told \
+         (a warning on the invite); ask them for a new invite. Your previous password still works.",
+    )))
 }
 
 /// How long the page waits for the controller to swap a chosen password in, to show the QR

@@ -1,8 +1,10 @@
 //! The invite page's accept loop, hardened for a listener on the open Internet: at most
 //! [`Limits::max_connections`] connections at once (more are closed at once, never queued),
 //! each with a TLS handshake deadline, a deadline for a request's headers (a client trickling
-//! them is closed), a bound on how long a connection may sit idle between requests, and a
-//! longest life. `axum::serve` sets none of these.
+//! them is closed), one for a whole request (a trickled body), and a longest life; on shutdown
+//! open connections get a bounded drain. `axum::serve` sets none of these. A cap per client
+//! address is left to what publishes the page: behind an Ingress every connection comes from
+//! the ingress controller's address.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +24,12 @@ pub struct Limits {
     /// A request's headers must arrive within this long, and a kept-alive connection is
     /// closed after this long without a new request.
     pub header_read_timeout: Duration,
+    /// A request (headers, body and answer) must be done within this long; else 408.
+    pub request_timeout: Duration,
     /// No connection lives longer than this (a page is a few requests).
     pub max_connection_age: Duration,
+    /// On shutdown, open connections are waited for at most this long.
+    pub drain_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -32,13 +38,15 @@ impl Default for Limits {
             max_connections: 256,
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
             max_connection_age: Duration::from_secs(120),
+            drain_timeout: Duration::from_secs(10),
         }
     }
 }
 
 /// Serves `router` on `tcp` with TLS from `acceptor` within `limits` until `shutdown`, then
-/// lets the connections in flight finish (for at most `max_connection_age`).
+/// lets the connections in flight finish (for at most `drain_timeout`).
 pub async fn serve<F>(
     tcp: TcpListener,
     acceptor: TlsAcceptor,
@@ -49,6 +57,10 @@ pub async fn serve<F>(
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        limits.request_timeout,
+        request_deadline,
+    ));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -101,8 +113,24 @@ where
         });
     }
     drop(tcp);
-    let _ = tokio::time::timeout(limits.max_connection_age, graceful.shutdown()).await;
+    let _ = tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await;
     Ok(())
+}
+
+/// 408 for a request not done within `timeout` (a body trickled byte by byte holds its
+/// connection no longer than this). Writes a handler started run on in their own task.
+async fn request_deadline(
+    axum::extract::State(timeout): axum::extract::State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::debug!("invite page: a request took longer than its deadline");
+            axum::response::IntoResponse::into_response(axum::http::StatusCode::REQUEST_TIMEOUT)
+        }
+    }
 }
 
 #[cfg(test)]

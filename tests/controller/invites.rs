@@ -575,3 +575,55 @@ async fn a_link_issued_for_a_user_since_re_created_is_dead() {
         "no new link for the new user"
     );
 }
+
+/// A chosen password's request that a rotation overrides (both made while the operator was
+/// down, so one reconcile sees both) is not swapped in: the rotation wins, the request leaves
+/// the Secret in the same write, and a Warning Event tells the administrator — the page had
+/// told the end user it would take effect.
+#[tokio::test]
+async fn a_chosen_password_overridden_by_a_rotation_is_discarded_with_a_warning() {
+    use crate::scenario::{password, secret_value};
+    let mut sc = Scenario::new("invite-discard").await;
+    let hana = user("hana");
+    sc.apply(&hana).await;
+    sc.ready("hana").await;
+    let name = "hana-sip-credentials";
+    let secret = sc.secret_appears(name).await;
+    let p0 = password(&secret);
+
+    sc.operator.stop().await;
+    let chosen = "Chosen-By-Hana-2026";
+    sip_operator::invite::claim::request_password(
+        &sc.client,
+        &secret,
+        &sip_operator::credentials::Password::new(chosen),
+    )
+    .await
+    .expect("the page's request");
+    sc.apply(&hana.clone().rotate("r1")).await;
+    sc.operator = crate::support::operator::Operator::start(&sc.ns).await;
+
+    let rotated = sc
+        .wait_secret(name, "rotated, the request removed", |s| {
+            password(s) != p0 && secret_value(s, "chosen.password").is_none()
+        })
+        .await;
+    assert_ne!(password(&rotated), chosen, "the rotation wins");
+    let warning = sc.wait_event("hana", "ChosenPasswordDiscarded").await;
+    let note = warning[0].note.clone().unwrap_or_default();
+    assert_eq!(warning[0].type_.as_deref(), Some("Warning"));
+    assert!(note.contains("rotation") && note.contains(name), "{note}");
+    assert!(!note.contains(chosen) && !note.contains(&p0));
+    sc.wait_event("hana", "PasswordRotated").await;
+    // Nothing further: the request is gone, so no second warning.
+    sc.apply(&hana.clone().rotate("r1").display_name("Hana")).await;
+    sc.settled("hana").await;
+    let warnings = sc
+        .user_events("hana")
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("ChosenPasswordDiscarded"))
+        .count();
+    assert_eq!(warnings, 1);
+    assert!(!sc.operator.log().contains(chosen), "never in the log");
+}

@@ -141,6 +141,9 @@ pub enum Outcome {
         /// The grace period written cannot be read: none applies, and this says what to fix
         /// (a Stalled condition; the passwords stay in force).
         grace_problem: Option<String>,
+        /// Why a password the end user chose on an invite's page was removed unused (a
+        /// Warning Event: the page told them it would take effect).
+        discarded_choice: Option<&'static str>,
     },
     /// A person must act; `reason` is a Stalled reason.
     Problem { reason: &'static str, message: String },
@@ -456,6 +459,7 @@ async fn create_first(
                 previous_valid_until: None,
                 devices: devices.iter().map(DeviceChoice::outcome).collect(),
                 grace_problem: grace_period(user, domain).1,
+                discarded_choice: None,
             },
             Some(passwords(password, AccountGrace::default(), devices)),
         ))),
@@ -649,11 +653,16 @@ async fn sync_secret(
     };
     let (grace, grace_problem) = grace_period(user, domain);
     let before = current(&existing).or_else(|| current(&moved_from));
-    let chosen = match &source {
-        Source::Generated { rotate: false } => chosen_request(existing.as_ref()),
-        // An imported password is the administrator's; a rotation asked for meanwhile wins.
-        _ => None,
+    let pending_choice = chosen_request(existing.as_ref());
+    // An imported password is the administrator's; a rotation asked for meanwhile wins.
+    let overridden_by = match &source {
+        Source::Generated { rotate: false } => None,
+        Source::Generated { rotate: true } => {
+            Some("a rotation (sipoperator.io/rotate) was asked for at the same time")
+        }
+        Source::Imported(_) => Some("the password is imported from spec.credentials.passwordSecretRef now"),
     };
+    let chosen = pending_choice.clone().filter(|_| overridden_by.is_none());
     let (password, change) = match choose_password(
         source,
         current(&existing),
@@ -678,6 +687,10 @@ async fn sync_secret(
         (Some((p, _)), None) => (p.clone(), Some(PasswordChange::Chosen)),
         (_, change) => (password, change),
     };
+    // A request not swapped in leaves the Secret with this write.
+    let discarded_choice = (pending_choice.is_some() && change != Some(PasswordChange::Chosen)).then(|| {
+        overridden_by.unwrap_or("the stored password could not be kept (it was missing or unreadable)")
+    });
     let now = crate::clock::now().as_second();
     let replaced = matches!(
         change,
@@ -813,6 +826,7 @@ async fn sync_secret(
             previous_valid_until: account_grace.previous.as_ref().map(|p| p.valid_until),
             devices: devices.iter().map(DeviceChoice::outcome).collect(),
             grace_problem,
+            discarded_choice,
         },
         Some(passwords(password, account_grace, devices)),
     ))

@@ -22,7 +22,7 @@ use super::admission::Verdict;
 use super::cache::Lean;
 use super::finalizer::{self, Phase};
 use super::status::conditions::{self, true_reason};
-use super::status::reasons::events::AUTHENTICATION_FAILURES;
+use super::status::reasons::events::{AUTHENTICATION_FAILURES, CHOSEN_PASSWORD_DISCARDED};
 use super::status::reasons::types;
 use super::status::{events, patch as status_patch};
 use super::{Context, Error};
@@ -200,9 +200,16 @@ async fn apply(user: &SipUser, ctx: &Context) -> Result<Action, Error> {
         secret_name,
         change,
         devices,
+        discarded_choice,
         ..
     }) = &credentials
     {
+        if let Some(why) = discarded_choice {
+            let note = format!(
+                "a password the end user chose on a SipUserInvite's page was not used: {why}; the password in Secret {secret_name} stays. Issue a new invite if they should choose again"
+            );
+            events::publish(ctx, user, EventType::Warning, CHOSEN_PASSWORD_DISCARDED, note).await;
+        }
         if let Some(change) = change {
             let (reason, note) = user_status::change_event(*change, secret_name);
             let first = *change == user_credentials::PasswordChange::Created;

@@ -590,6 +590,7 @@ mod tests {
         Outcome::Ready {
             previous_valid_until: None,
             grace_problem: None,
+            discarded_choice: None,
             secret_name: "alice-sip-credentials".into(),
             change,
             handled_rotation: None,
@@ -773,6 +774,7 @@ mod tests {
         let rotated = Outcome::Ready {
             previous_valid_until: None,
             grace_problem: None,
+            discarded_choice: None,
             secret_name: "alice-sip-credentials".into(),
             change: Some(PasswordChange::Rotated),
             handled_rotation: Some("2026-11-23".into()),
@@ -793,6 +795,7 @@ mod tests {
         let outcome = Outcome::Ready {
             previous_valid_until: None,
             grace_problem: Some("rotationGracePeriod: \"1d\" is not a duration".into()),
+            discarded_choice: None,
             secret_name: "alice-sip-credentials".into(),
             change: None,
             handled_rotation: None,
@@ -848,6 +851,7 @@ mod tests {
         let rotated = Outcome::Ready {
             previous_valid_until: Some(deadline),
             grace_problem: None,
+            discarded_choice: None,
             secret_name: "alice-sip-credentials".into(),
             change: Some(PasswordChange::Rotated),
             handled_rotation: Some("r1".into()),
@@ -906,6 +910,7 @@ mod tests {
         let created = Outcome::Ready {
             previous_valid_until: None,
             grace_problem: None,
+            discarded_choice: None,
             secret_name: "alice-sip-credentials".into(),
             change: Some(PasswordChange::Created),
             handled_rotation: None,
@@ -948,6 +953,7 @@ mod tests {
         let rotated = Outcome::Ready {
             previous_valid_until: None,
             grace_problem: None,
+            discarded_choice: None,
             secret_name: "alice-sip-credentials".into(),
             change: None,
             handled_rotation: None,
@@ -967,6 +973,7 @@ mod tests {
         let kept = Outcome::Ready {
             previous_valid_until: None,
             grace_problem: None,
+            discarded_choice: None,
             secret_name: "alice-sip-credentials".into(),
             change: None,
             handled_rotation: None,

@@ -95,6 +95,9 @@ pub mod events {
     pub const PASSWORD_IMPORTED: &str = "PasswordImported";
     /// The end user chose the password on a SipUserInvite's page (it is in the Secret).
     pub const PASSWORD_CHOSEN: &str = "PasswordChosen";
+    /// Warning: a password the end user chose on an invite's page was removed unused (a
+    /// rotation asked for at the same time, or the password is imported now).
+    pub const CHOSEN_PASSWORD_DISCARDED: &str = "ChosenPasswordDiscarded";
     /// A device's first password was written (the device was added, or its keys were lost).
     pub const DEVICE_CREDENTIALS_CREATED: &str = "DeviceCredentialsCreated";
     /// A device's password was rotated as its `sipoperator.io/rotate.<device>` annotation asked.
