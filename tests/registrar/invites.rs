@@ -726,6 +726,50 @@ async fn concurrent_uses_get_a_link_once_and_a_renewed_certificate_is_served() {
         "neither the account's password nor the disabled device: {shown}"
     );
 
+    // A link issued for a user since deleted (the invite orphaned, so it outlives it) and
+    // re-created under the same name opens nothing of the new user's.
+    setup.apply_user("gus", "", "");
+    setup.registrar_synced("gus", "True").await;
+    setup.apply(&invite_yaml("gus-old", "gus", ""));
+    let gus_url = issued(&invites, "gus-old").await;
+    let orphan = kube::api::DeleteParams {
+        propagation_policy: Some(kube::api::PropagationPolicy::Orphan),
+        ..Default::default()
+    };
+    setup.users.delete("gus", &orphan).await.expect("delete gus");
+    eventually("gus to be gone", WAIT, || async {
+        setup.users.get_opt("gus").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    setup
+        .secrets
+        .delete("gus-sip-credentials", &Default::default())
+        .await
+        .expect("delete gus's orphaned Secret");
+    eventually("gus's Secret to be gone", WAIT, || async {
+        setup
+            .secrets
+            .get_opt("gus-sip-credentials")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    setup.apply_user("gus", "", "");
+    setup.registrar_synced("gus", "True").await;
+    let new_password = setup.password("gus").await;
+    let (code, _) = curl_head(&gus_url);
+    let shown = curl_body(&format!("{gus_url}/settings"), true);
+    assert!(
+        code == 404 || code == 410,
+        "the old link is dead for the new gus: {code}"
+    );
+    assert!(
+        !shown.contains(&new_password) && !shown.contains("gus@"),
+        "{shown}"
+    );
+
     // A renewed certificate (as cert-manager writes it into the mounted Secret) is served
     // without a restart.
     let before = served_fingerprint(&base);
