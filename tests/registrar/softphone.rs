@@ -2,7 +2,8 @@
 //! `linphonec` (liblinphone 5.1) loads the Secret's `linphone.xml` as its remote-provisioning
 //! document (`[misc] config-uri=file://…`) and REGISTERs against the real Kamailio with the
 //! shipped config, with the operator binary and the API server running; the SipUser's status
-//! then counts the contact and names Linphone's user agent. The rc file beside the document
+//! then counts the contact and names Linphone's user agent, and a call to the account's
+//! extension (SIPp as a colleague) rings it and is answered. The rc file beside the document
 //! only keeps the phone on 127.0.0.1 and its databases in a throwaway home: no account
 //! setting comes from anywhere but the Secret.
 use std::io::Write;
@@ -56,7 +57,8 @@ impl Linphone {
         let mut child = Command::new(bin)
             .arg("-c")
             .arg(&rc)
-            .args(["-d", "5", "-l"])
+            // -a: answer incoming calls, so a call that rang it ends with its 200.
+            .args(["-a", "-d", "5", "-l"])
             .arg(&log)
             .env("HOME", &dir)
             .stdin(Stdio::piped())
@@ -166,9 +168,15 @@ async fn linphone_provisioned_from_the_secret_registers_as_the_account_and_as_a_
     let connection =
         format!("  connection:\n    host: 127.0.0.1\n    port: {port}\n    transports: [UDP, TCP]\n");
     let s = Setup::with("e2e-softphone", kamailio, &connection).await;
-    s.apply_user("alice", "  displayName: \"Alice <Example> & Co\"\n", "");
+    s.apply_user(
+        "alice",
+        "  displayName: \"Alice <Example> & Co\"\n  extension: \"7001\"\n",
+        "",
+    );
+    s.apply_user("bob", "", "");
     s.apply_user("dana", "  devices:\n  - {name: desk}\n", "");
     s.registrar_synced("alice", "True").await;
+    s.registrar_synced("bob", "True").await;
     s.registrar_synced("dana", "True").await;
 
     // The account itself, over UDP (the first transport).
@@ -196,6 +204,22 @@ async fn linphone_provisioned_from_the_secret_registers_as_the_account_and_as_a_
         rows.first().and_then(|r| r.get("CONTACTS")).map(String::as_str),
         Some("1"),
         "{table}"
+    );
+    // A colleague dials alice's extension: the softphone rings and (auto-answering) takes it.
+    let bob_password = s.password("bob").await;
+    let call =
+        crate::support::sipp::Call::new(s.kamailio().sip_addr(), "bob", &s.fqdn, &bob_password, "7001").run();
+    assert_eq!(
+        (call.status, call.hung_up),
+        (200, true),
+        "the call to 7001 is answered by linphonec and hung up:\n{}",
+        phone.log_tail()
+    );
+    let log = std::fs::read_to_string(phone.dir.join("linphone.log")).unwrap_or_default();
+    assert!(
+        log.contains("LinphoneCallIncomingReceived"),
+        "linphonec saw the incoming call:\n{}",
+        phone.log_tail()
     );
     phone.stop();
 
