@@ -110,7 +110,7 @@ mod tests {
             ("alice#desk", "desk-pw")
         );
         assert!(d[0].qr_png_base64.is_some());
-        let html = super::super::pages::devices_section(&d);
+        let html = super::super::pages::devices_section(&d, &[None, Some("c2Nhbg==".into())]);
         assert!(html.contains("id=\"device-0-password\">desk-pw<") && html.contains("id=\"device-0-qr\""));
         assert!(!html.contains("old-pw") && !html.contains("account-pw"));
     }
