@@ -276,8 +276,9 @@ async fn detached<T: Send + 'static>(
 }
 
 /// Marks the link used (minting its provisioning token in the same write), records it (Event)
-/// and returns the provisioning token, or the page saying why the link is not ours any more.
-async fn use_link(page: &Page, invite: &SipUserInvite, usage: InviteUse) -> Result<Token, Refusal> {
+/// and returns the provisioning token (`None` if the stored status does not hold its hash), or
+/// the page saying why the link is not ours any more.
+async fn use_link(page: &Page, invite: &SipUserInvite, usage: InviteUse) -> Result<Option<Token>, Refusal> {
     let provisioning = Token::generate().map_err(|e| {
         tracing::warn!(error = %e, "invite page: no random bytes for a provisioning token");
         Box::new(failure(
@@ -302,7 +303,16 @@ async fn use_link(page: &Page, invite: &SipUserInvite, usage: InviteUse) -> Resu
             if let Err(err) = page.events.publish(&event, &stored.object_ref(&())).await {
                 tracing::warn!(%err, "invite page: could not publish the Used event");
             }
-            Ok(provisioning)
+            // A CRD older than the page drops the field: no code whose URL would never work.
+            let kept = stored
+                .status
+                .as_ref()
+                .and_then(|s| s.provisioning_token_hash.as_deref())
+                == Some(provisioning.hash().as_str());
+            if !kept {
+                tracing::warn!(invite = %invite.name_any(), "invite page: the API server did not keep status.provisioningTokenHash (apply the current CRDs); no scanner code shown");
+            }
+            Ok(kept.then_some(provisioning))
         }
         Err(ClaimError::Lost(why)) => Err(Box::new(dead(why))),
         Err(e @ (ClaimError::Api(_) | ClaimError::Contended)) => {
@@ -333,7 +343,7 @@ async fn show_settings(State(page): State<Page>, Path(token): Path<String>) -> R
         .filter(|d| d.enabled)
         .map(|d| d.name.as_str())
         .collect();
-    let device_settings = settings::devices_from_secret(secret, &enabled);
+    let mut device_settings = settings::devices_from_secret(secret, &enabled);
     if !devices.is_empty() && (enabled.is_empty() || device_settings.len() < enabled.len()) {
         // Nothing to show yet (every device disabled, or one just added): keep the link.
         return failure(
@@ -349,26 +359,29 @@ async fn show_settings(State(page): State<Page>, Path(token): Path<String>) -> R
         Ok(token) => token,
         Err(response) => return *response,
     };
+    let scanner = |device: Option<&str>| {
+        provisioning
+            .as_ref()
+            .and_then(|token| scanner_code(&page, token, device))
+    };
     if devices.is_empty() {
         return Html(pages::settings(
             &settings::from_secret(secret, None),
             settings::qr_code(secret).as_deref(),
             None,
-            scanner_code(&page, &provisioning, None).as_deref(),
+            scanner(None).as_deref(),
         ))
         .into_response();
     }
-    let scanner_codes: Vec<Option<String>> = enabled
-        .iter()
-        .map(|device| scanner_code(&page, &provisioning, Some(device)))
-        .collect();
+    for device in &mut device_settings {
+        device.scanner_png_base64 = scanner(Some(&device.name));
+    }
     Html(pages::settings_with_devices(
         &settings::shared_with_devices(secret),
         None,
         None,
         None,
         &device_settings,
-        &scanner_codes,
     ))
     .into_response()
 }
@@ -520,7 +533,8 @@ async fn choose_password(State(page): State<Page>, Path(token): Path<String>, bo
         Some(note),
         swapped
             .as_ref()
-            .and_then(|_| scanner_code(&page, &provisioning, None))
+            .and(provisioning.as_ref())
+            .and_then(|token| scanner_code(&page, token, None))
             .as_deref(),
     ))
     .into_response()
@@ -536,7 +550,7 @@ async fn use_for_password(
     uid: &str,
     secret: &Secret,
     password: &Password,
-) -> Result<(Secret, Token), Refusal> {
+) -> Result<(Secret, Option<Token>), Refusal> {
     let provisioning = use_link(page, invite, InviteUse::PasswordSet).await?;
     let why = match claim::request_with_retries(&page.client, uid, secret, password).await {
         Ok(requested) => return Ok((requested, provisioning)),

@@ -104,7 +104,7 @@ pub fn settings(
     note: Option<&str>,
     scanner_png_base64: Option<&str>,
 ) -> String {
-    settings_with_devices(settings, qr_png_base64, note, scanner_png_base64, &[], &[])
+    settings_with_devices(settings, qr_png_base64, note, scanner_png_base64, &[])
 }
 
 /// The part that offers a phone app's scanner the provisioning URL, with its element `id`.
@@ -117,15 +117,13 @@ fn scanner_section(id: &str, png: &str) -> String {
     )
 }
 
-/// The settings page with the devices' sign-ins and their scanner codes (`device_scanners`,
-/// in the order of `devices`; none: as [`settings`]).
+/// The settings page with the devices' sign-ins (none: as [`settings`]).
 pub fn settings_with_devices(
     settings: &[Setting],
     qr_png_base64: Option<&str>,
     note: Option<&str>,
     scanner_png_base64: Option<&str>,
     devices: &[DeviceSettings],
-    device_scanners: &[Option<String>],
 ) -> String {
     let mut body = String::from(
         "<p>Enter these in your phone or softphone. This page is shown <strong>once</strong>: \
@@ -157,7 +155,7 @@ pub fn settings_with_devices(
         body.push_str(&scanner_section("scanner-qr", png));
     }
     if !devices.is_empty() {
-        body.push_str(&devices_section(devices, device_scanners));
+        body.push_str(&devices_section(devices));
     }
     page("Your phone settings", &body)
 }
@@ -171,12 +169,14 @@ pub struct DeviceSettings {
     pub password: String,
     /// A QR code (PNG, base64) of its provisioning document, when the Secret holds one.
     pub qr_png_base64: Option<String>,
+    /// A QR code (PNG, base64) of its provisioning URL, for a phone app's scanner.
+    pub scanner_png_base64: Option<String>,
 }
 
 /// The devices' part of the settings page: per device its username, password and QR code.
 /// The element ids are `device-<n>-username`, `device-<n>-password`, `device-<n>-qr` and
 /// `device-<n>-scanner-qr` (n from 0, so that no device name needs escaping in an attribute).
-pub fn devices_section(devices: &[DeviceSettings], scanners: &[Option<String>]) -> String {
+pub fn devices_section(devices: &[DeviceSettings]) -> String {
     let mut body = String::from(
         "<h2>Your devices</h2>\n<p id=\"devices-note\">Each of your phones signs in with its own username and \
          password below (your account's own password is not used by any phone).</p>\n",
@@ -197,7 +197,7 @@ pub fn devices_section(devices: &[DeviceSettings], scanners: &[Option<String>]) 
                 escape(png)
             );
         }
-        if let Some(Some(png)) = scanners.get(n) {
+        if let Some(png) = &d.scanner_png_base64 {
             body.push_str(&scanner_section(&format!("device-{n}-scanner-qr"), png));
         }
     }
