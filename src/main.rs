@@ -67,9 +67,12 @@ async fn run(args: Args) -> Result<(), String> {
                 instance: Some(identity.clone()),
             };
             let (addr, page) = sip_operator::invite::bind(
-                *listen,
-                cert,
-                key,
+                sip_operator::invite::Listen {
+                    addr: *listen,
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    base_url: args.invite_url.clone(),
+                },
                 client.clone(),
                 &scope,
                 reporter,

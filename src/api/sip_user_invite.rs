@@ -153,6 +153,12 @@ pub struct SipUserInviteStatus {
     /// What the link was used for: `viewed` (settings shown) or `passwordSet`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub used_for: Option<InviteUse>,
+    /// Hex SHA-256 of the provisioning token minted when the link was used. For 10 minutes
+    /// after `usedAt`, `<invite-url>/provision/<token>` (and `.../<device>`) serves the
+    /// account's Linphone provisioning document: the QR code the settings page shows for a
+    /// phone app's scanner holds that URL. The token itself is only ever on that page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning_token_hash: Option<String>,
 }
 
 // Debug leaves out the link (it holds the token), so a status in a log line or a panic message
@@ -170,6 +176,7 @@ impl std::fmt::Debug for SipUserInviteStatus {
             .field("expires_at", &self.expires_at)
             .field("used_at", &self.used_at)
             .field("used_for", &self.used_for)
+            .field("provisioning_token_hash", &self.provisioning_token_hash)
             .finish()
     }
 }

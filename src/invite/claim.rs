@@ -10,6 +10,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 
 use super::pages::Dead;
+use super::token::Token;
 use crate::api::{InvitePhase, InviteUse, SipUserInvite};
 use crate::credentials::{Password, data_keys};
 use crate::keys::PASSWORD_CHOSEN_ANNOTATION;
@@ -44,8 +45,30 @@ pub fn dead_reason(invite: &SipUserInvite, now: Timestamp) -> Option<Dead> {
     }
 }
 
-/// `invite` marked used for `usage` at `now` (pure).
-pub fn used(invite: &SipUserInvite, usage: InviteUse, now: Timestamp) -> SipUserInvite {
+/// How long after a link's use its provisioning URL serves the phone's document: enough to
+/// scan the code and let the app fetch it, short enough that a photographed screen is soon
+/// worth nothing.
+pub const PROVISIONING_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Whether `invite`'s provisioning URL works at `now` (pure): used, and within
+/// [`PROVISIONING_WINDOW`] of `usedAt`. `Err` names why not (as the page says it).
+pub fn provisioning_live(invite: &SipUserInvite, now: Timestamp) -> Result<(), Dead> {
+    let status = invite.status.as_ref().ok_or(Dead::NotValid)?;
+    if invite.phase() != Some(InvitePhase::Used) {
+        return Err(Dead::NotValid);
+    }
+    let used_at = status.used_at.as_ref().ok_or(Dead::NotValid)?;
+    let window =
+        k8s_openapi::jiff::SignedDuration::try_from(PROVISIONING_WINDOW).map_err(|_| Dead::Expired)?;
+    match used_at.0.checked_add(window) {
+        Ok(until) if now < until => Ok(()),
+        _ => Err(Dead::Expired),
+    }
+}
+
+/// `invite` marked used for `usage` at `now`, with the hash of the provisioning token minted
+/// for it (pure).
+pub fn used(invite: &SipUserInvite, usage: InviteUse, now: Timestamp, provisioning: &Token) -> SipUserInvite {
     let mut body = invite.clone();
     // Omitted, the server keeps the managed fields; sent, they would replace them.
     body.metadata.managed_fields = None;
@@ -53,6 +76,7 @@ pub fn used(invite: &SipUserInvite, usage: InviteUse, now: Timestamp) -> SipUser
     status.phase = Some(InvitePhase::Used);
     status.used_at = Some(Time(Timestamp::from_second(now.as_second()).unwrap_or(now)));
     status.used_for = Some(usage);
+    status.provisioning_token_hash = Some(provisioning.hash());
     body
 }
 
@@ -79,6 +103,7 @@ pub async fn claim(
     client: &Client,
     invite: &SipUserInvite,
     usage: InviteUse,
+    provisioning: &Token,
 ) -> Result<SipUserInvite, ClaimError> {
     if let Some(dead) = dead_reason(invite, Timestamp::now()) {
         return Err(ClaimError::Lost(dead));
@@ -94,7 +119,7 @@ pub async fn claim(
             .replace_status(
                 &current.name_any(),
                 &params,
-                &used(&current, usage, Timestamp::now()),
+                &used(&current, usage, Timestamp::now(), provisioning),
             )
             .await
         {
@@ -288,13 +313,34 @@ mod tests {
     }
 
     #[test]
+    fn the_provisioning_url_works_for_ten_minutes_after_use_only() {
+        let used_at: Timestamp = "2026-12-01T10:00:00Z".parse().expect("time");
+        let provisioning = Token::generate().expect("CSPRNG");
+        let i = invite(Some(InvitePhase::Issued), Some("2026-12-02T00:00:00Z"));
+        assert_eq!(
+            provisioning_live(&i, used_at),
+            Err(Dead::NotValid),
+            "not used yet"
+        );
+        let u = used(&i, InviteUse::Viewed, used_at, &provisioning);
+        let at = |s: &str| -> Timestamp { s.parse().expect("time") };
+        assert_eq!(provisioning_live(&u, at("2026-12-01T10:09:59Z")), Ok(()));
+        assert_eq!(
+            provisioning_live(&u, at("2026-12-01T10:10:00Z")),
+            Err(Dead::Expired)
+        );
+    }
+
+    #[test]
     fn a_used_invite_records_when_and_what_for() {
         let now: Timestamp = "2026-12-01T10:00:00.900Z".parse().expect("time");
         let mut i = invite(Some(InvitePhase::Issued), Some("2026-12-02T00:00:00Z"));
         i.metadata.resource_version = Some("42".into());
         i.metadata.managed_fields = Some(vec![Default::default()]);
-        let u = used(&i, InviteUse::PasswordSet, now);
+        let provisioning = Token::generate().expect("CSPRNG");
+        let u = used(&i, InviteUse::PasswordSet, now, &provisioning);
         let s = u.status.as_ref().expect("status");
+        assert_eq!(s.provisioning_token_hash, Some(provisioning.hash()));
         assert_eq!(s.phase, Some(InvitePhase::Used));
         assert_eq!(s.used_for, Some(InviteUse::PasswordSet));
         assert_eq!(

@@ -1,6 +1,8 @@
-//! The invite page's routes: the landing page of a link, "show my settings" and "choose my
-//! password". Links are found in the watched [`Index`] by their token's hash; the one write
-//! that marks a link used decides, across replicas, which request gets it.
+//! The invite page's routes: the landing page of a link, "show my settings", "choose my
+//! password", and for a short while after a link's use the phone's provisioning document (the
+//! URL the settings page's scanner QR code holds). Links are found in the watched [`Index`] by
+//! their token's hash; the one write that marks a link used decides, across replicas, which
+//! request gets it.
 //!
 //! Nothing here logs a path, a token or a password: the access log (see [`access_log`]) names
 //! the method, the status and the time taken only.
@@ -36,6 +38,9 @@ pub struct Page {
     pub client: Client,
     pub index: Arc<Index>,
     pub events: EventSink,
+    /// The page's public base URL (`--invite-url`), for the provisioning URLs the settings
+    /// page puts in its scanner QR codes; `None`: no such codes.
+    pub base_url: Option<String>,
 }
 
 /// Largest form body accepted (two passwords of at most 128 characters, encoded).
@@ -47,6 +52,8 @@ pub fn router(page: Page) -> Router {
         .route("/invite/{token}", get(landing))
         .route("/invite/{token}/settings", post(show_settings))
         .route("/invite/{token}/password", post(choose_password))
+        .route("/provision/{token}", get(provision_account))
+        .route("/provision/{token}/{device}", get(provision_device))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { dead(Dead::NotValid) })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -268,10 +275,18 @@ async fn detached<T: Send + 'static>(
     }
 }
 
-/// Marks the link used, records it (Event) and returns the stored invite, or the page saying
-/// why the link is not ours any more.
-async fn use_link(page: &Page, invite: &SipUserInvite, usage: InviteUse) -> Result<(), Refusal> {
-    match claim::claim(&page.client, invite, usage).await {
+/// Marks the link used (minting its provisioning token in the same write), records it (Event)
+/// and returns the provisioning token (`None` if the stored status does not hold its hash), or
+/// the page saying why the link is not ours any more.
+async fn use_link(page: &Page, invite: &SipUserInvite, usage: InviteUse) -> Result<Option<Token>, Refusal> {
+    let provisioning = Token::generate().map_err(|e| {
+        tracing::warn!(error = %e, "invite page: no random bytes for a provisioning token");
+        Box::new(failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The link could not be used just now. Try again in a minute; it still works.",
+        ))
+    })?;
+    match claim::claim(&page.client, invite, usage, &provisioning).await {
         Ok(stored) => {
             page.index.observe(stored.clone());
             let note = match usage {
@@ -288,7 +303,16 @@ async fn use_link(page: &Page, invite: &SipUserInvite, usage: InviteUse) -> Resu
             if let Err(err) = page.events.publish(&event, &stored.object_ref(&())).await {
                 tracing::warn!(%err, "invite page: could not publish the Used event");
             }
-            Ok(())
+            // A CRD older than the page drops the field: no code whose URL would never work.
+            let kept = stored
+                .status
+                .as_ref()
+                .and_then(|s| s.provisioning_token_hash.as_deref())
+                == Some(provisioning.hash().as_str());
+            if !kept {
+                tracing::warn!(invite = %invite.name_any(), "invite page: the API server did not keep status.provisioningTokenHash (apply the current CRDs); no scanner code shown");
+            }
+            Ok(kept.then_some(provisioning))
         }
         Err(ClaimError::Lost(why)) => Err(Box::new(dead(why))),
         Err(e @ (ClaimError::Api(_) | ClaimError::Contended)) => {
@@ -319,7 +343,7 @@ async fn show_settings(State(page): State<Page>, Path(token): Path<String>) -> R
         .filter(|d| d.enabled)
         .map(|d| d.name.as_str())
         .collect();
-    let device_settings = settings::devices_from_secret(secret, &enabled);
+    let mut device_settings = settings::devices_from_secret(secret, &enabled);
     if !devices.is_empty() && (enabled.is_empty() || device_settings.len() < enabled.len()) {
         // Nothing to show yet (every device disabled, or one just added): keep the link.
         return failure(
@@ -331,24 +355,116 @@ async fn show_settings(State(page): State<Page>, Path(token): Path<String>) -> R
         let (page, invite) = (page.clone(), invite.clone());
         detached(async move { use_link(&page, &invite, InviteUse::Viewed).await })
     };
-    if let Err(response) = claimed.await {
-        return *response;
-    }
+    let provisioning = match claimed.await {
+        Ok(token) => token,
+        Err(response) => return *response,
+    };
+    let scanner = |device: Option<&str>| {
+        provisioning
+            .as_ref()
+            .and_then(|token| scanner_code(&page, token, device))
+    };
     if devices.is_empty() {
         return Html(pages::settings(
             &settings::from_secret(secret, None),
             settings::qr_code(secret).as_deref(),
             None,
+            scanner(None).as_deref(),
         ))
         .into_response();
+    }
+    for device in &mut device_settings {
+        device.scanner_png_base64 = scanner(Some(&device.name));
     }
     Html(pages::settings_with_devices(
         &settings::shared_with_devices(secret),
         None,
         None,
+        None,
         &device_settings,
     ))
     .into_response()
+}
+
+/// The provisioning URL of `device` (or the account) under `provisioning`'s token.
+fn provisioning_url(base: &str, provisioning: &Token, device: Option<&str>) -> String {
+    let base = base.trim_end_matches('/');
+    match device {
+        Some(d) => format!("{base}/provision/{}/{d}", provisioning.expose()),
+        None => format!("{base}/provision/{}", provisioning.expose()),
+    }
+}
+
+/// A QR code (PNG, base64) of the provisioning URL, for a phone app's scanner (Linphone's
+/// fetches the document from it); `None` without `--invite-url`.
+fn scanner_code(page: &Page, provisioning: &Token, device: Option<&str>) -> Option<String> {
+    use base64::Engine as _;
+    let url = provisioning_url(page.base_url.as_deref()?, provisioning, device);
+    match crate::provisioning::qr_png(&url) {
+        Ok(png) => Some(base64::engine::general_purpose::STANDARD.encode(png)),
+        Err(e) => {
+            tracing::warn!(error = %e, "invite page: the scanner QR code could not be drawn");
+            None
+        }
+    }
+}
+
+async fn provision_account(State(page): State<Page>, Path(token): Path<String>) -> Response {
+    provision(&page, &token, None).await
+}
+
+async fn provision_device(
+    State(page): State<Page>,
+    Path((token, device)): Path<(String, String)>,
+) -> Response {
+    provision(&page, &token, Some(&device)).await
+}
+
+/// The Linphone provisioning document of the account (or of one of its enabled devices) of
+/// the invite whose provisioning token this is, while [`claim::provisioning_live`]; read from
+/// the credentials Secret now, so a password chosen meanwhile is in it. Marked transient: the
+/// phone applies it once and does not fetch the (soon dead) URL again at each start.
+async fn provision(page: &Page, token: &str, device: Option<&str>) -> Response {
+    if !page.index.listed() {
+        return failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The page is starting. Try again in a moment.",
+        );
+    }
+    let Some(invite) = Token::parse(token).and_then(|t| page.index.by_provisioning_hash(&t.hash())) else {
+        return dead(Dead::NotValid);
+    };
+    if let Err(why) = claim::provisioning_live(&invite, Timestamp::now()) {
+        return dead(why);
+    }
+    let account = match account(page, &invite).await {
+        Ok(a) => a,
+        Err(response) => return *response,
+    };
+    let user = &account.user.spec;
+    let key = match device {
+        None if user.devices.is_empty() => credentials::data_keys::LINPHONE_XML.to_string(),
+        Some(d) if user.devices.iter().any(|x| x.enabled && x.name == d) => {
+            credentials::data_keys::device_linphone_xml(d)
+        }
+        // The account's document while devices are listed, or a device that is not (enabled).
+        _ => return dead(Dead::NotValid),
+    };
+    match account
+        .secret
+        .as_ref()
+        .and_then(|s| credentials::secret_value(s, &key))
+    {
+        Some(xml) => (
+            [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+            crate::provisioning::transient(&xml),
+        )
+            .into_response(),
+        None => failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The phone's settings are not ready yet. Try again in a moment.",
+        ),
+    }
 }
 
 /// The `password` and `confirmation` fields of a form body.
@@ -397,8 +513,8 @@ async fn choose_password(State(page): State<Page>, Path(token): Path<String>, bo
         let uid = account.user.uid().unwrap_or_default();
         detached(async move { use_for_password(&page, &invite, &uid, &secret, &password).await })
     };
-    let requested = match stored.await {
-        Ok(requested) => requested,
+    let (requested, provisioning) = match stored.await {
+        Ok(stored) => stored,
         Err(response) => return *response,
     };
     let swapped = swapped_in(&page, &requested, &password).await;
@@ -409,28 +525,35 @@ async fn choose_password(State(page): State<Page>, Path(token): Path<String>, bo
         "Your new password takes effect within seconds: enter it in your phone with the settings above. \
          (The QR code is not shown here: it is being rebuilt with your new password.)"
     };
+    // The scanner's document is read when the phone fetches it: only once the new password
+    // is in the Secret, as for the code of the document itself.
     Html(pages::settings(
         &settings::from_secret(shown, Some(password.expose())),
         swapped.as_ref().and_then(settings::qr_code).as_deref(),
         Some(note),
+        swapped
+            .as_ref()
+            .and(provisioning.as_ref())
+            .and_then(|token| scanner_code(&page, token, None))
+            .as_deref(),
     ))
     .into_response()
 }
 
 /// Marks the link used for a password and asks for `password` in the user's credentials
-/// Secret; the Secret as stored with the request, or the page saying what happened (a
-/// request that cannot be saved after the link was used is told to the administrator in a
-/// Warning Event on the invite).
+/// Secret; the Secret as stored with the request and the link's provisioning token, or the
+/// page saying what happened (a request that cannot be saved after the link was used is told
+/// to the administrator in a Warning Event on the invite).
 async fn use_for_password(
     page: &Page,
     invite: &SipUserInvite,
     uid: &str,
     secret: &Secret,
     password: &Password,
-) -> Result<Secret, Refusal> {
-    use_link(page, invite, InviteUse::PasswordSet).await?;
+) -> Result<(Secret, Option<Token>), Refusal> {
+    let provisioning = use_link(page, invite, InviteUse::PasswordSet).await?;
     let why = match claim::request_with_retries(&page.client, uid, secret, password).await {
-        Ok(requested) => return Ok(requested),
+        Ok(requested) => return Ok((requested, provisioning)),
         Err(why) => why,
     };
     tracing::warn!(invite = %invite.name_any(), error = %why, "invite page: storing the chosen password failed");

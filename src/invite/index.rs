@@ -1,5 +1,6 @@
 //! The invites every replica's page serves from: a cache fed by watches (no request reads the
-//! API server to find a link), indexed by the SHA-256 of the link's token.
+//! API server to find a link), indexed by the SHA-256 of the link's token and by that of the
+//! provisioning token minted when it was used.
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
@@ -23,6 +24,7 @@ pub struct Index {
 struct Inner {
     by_key: HashMap<String, Arc<SipUserInvite>>,
     by_hash: HashMap<String, String>,
+    by_provisioning_hash: HashMap<String, String>,
 }
 
 fn key(invite: &SipUserInvite) -> String {
@@ -33,6 +35,13 @@ fn hash_of(invite: &SipUserInvite) -> Option<&str> {
     invite.status.as_ref().and_then(|s| s.token_hash.as_deref())
 }
 
+fn provisioning_hash_of(invite: &SipUserInvite) -> Option<&str> {
+    invite
+        .status
+        .as_ref()
+        .and_then(|s| s.provisioning_token_hash.as_deref())
+}
+
 impl Inner {
     fn insert(&mut self, invite: Arc<SipUserInvite>) {
         let k = key(&invite);
@@ -40,15 +49,25 @@ impl Inner {
         if let Some(h) = hash_of(&invite) {
             self.by_hash.insert(h.to_string(), k.clone());
         }
+        if let Some(h) = provisioning_hash_of(&invite) {
+            self.by_provisioning_hash.insert(h.to_string(), k.clone());
+        }
         self.by_key.insert(k, invite);
     }
 
     fn remove(&mut self, k: &str) {
-        if let Some(old) = self.by_key.remove(k)
-            && let Some(h) = hash_of(&old)
-            && self.by_hash.get(h).map(String::as_str) == Some(k)
-        {
-            self.by_hash.remove(h);
+        let Some(old) = self.by_key.remove(k) else {
+            return;
+        };
+        for (hash, map) in [
+            (hash_of(&old), &mut self.by_hash),
+            (provisioning_hash_of(&old), &mut self.by_provisioning_hash),
+        ] {
+            if let Some(h) = hash
+                && map.get(h).map(String::as_str) == Some(k)
+            {
+                map.remove(h);
+            }
         }
     }
 }
@@ -71,6 +90,16 @@ impl Index {
     pub fn by_token_hash(&self, hash: &str) -> Option<Arc<SipUserInvite>> {
         let inner = read(&self.inner);
         inner.by_hash.get(hash).and_then(|k| inner.by_key.get(k)).cloned()
+    }
+
+    /// The invite whose provisioning token hashes to `hash`, as last seen by the watch.
+    pub fn by_provisioning_hash(&self, hash: &str) -> Option<Arc<SipUserInvite>> {
+        let inner = read(&self.inner);
+        inner
+            .by_provisioning_hash
+            .get(hash)
+            .and_then(|k| inner.by_key.get(k))
+            .cloned()
     }
 
     /// Number of cached invites.
@@ -216,6 +245,27 @@ mod tests {
         feed.apply(watcher::Event::Delete(invite("a", "one", Some("h1"), "3")));
         assert!(index.by_token_hash("h1").is_none());
         assert!(index.is_empty());
+    }
+
+    #[test]
+    fn a_used_invite_is_found_by_its_provisioning_token_hash_too() {
+        let index = Arc::new(Index::default());
+        let mut feed = Feeder::new(index.clone());
+        let mut used = invite("a", "one", Some("h1"), "2");
+        if let Some(s) = used.status.as_mut() {
+            s.provisioning_token_hash = Some("p1".into());
+        }
+        feed.apply(watcher::Event::Apply(used.clone()));
+        assert_eq!(
+            index.by_provisioning_hash("p1").map(|i| i.name_any()),
+            Some("one".into())
+        );
+        assert!(
+            index.by_provisioning_hash("h1").is_none(),
+            "the two keys are apart"
+        );
+        feed.apply(watcher::Event::Delete(used));
+        assert!(index.by_provisioning_hash("p1").is_none());
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod token;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use kube::Client;
@@ -35,12 +35,22 @@ pub enum ServeError {
     },
 }
 
-/// Binds `addr` with TLS from `cert`/`key` and returns the bound address and the serving
+/// Where and how the page is served (the `--invite-*` flags).
+#[derive(Clone, Debug)]
+pub struct Listen {
+    /// The address to listen on.
+    pub addr: SocketAddr,
+    /// PEM certificate chain and key files (a mounted `kubernetes.io/tls` Secret).
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The page's public base URL (`--invite-url`), for the provisioning URLs it shows.
+    pub base_url: Option<String>,
+}
+
+/// Binds `listen.addr` with TLS from its files and returns the bound address and the serving
 /// future (which also watches the invites and reloads the certificate), ending with `shutdown`.
 pub async fn bind<F>(
-    addr: SocketAddr,
-    cert: &Path,
-    key: &Path,
+    listen: Listen,
     client: Client,
     scope: &Scope,
     reporter: Reporter,
@@ -55,7 +65,8 @@ pub async fn bind<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let (acceptor, reload) = tls::load(cert, key)?;
+    let addr = listen.addr;
+    let (acceptor, reload) = tls::load(&listen.cert, &listen.key)?;
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Listen { addr, source })?;
@@ -68,6 +79,7 @@ where
         client: client.clone(),
         index: index.clone(),
         events: crate::controller::EventSink::new(client, reporter),
+        base_url: listen.base_url,
     };
     let serve = async move {
         let reloading = tokio::spawn(reload);

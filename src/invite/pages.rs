@@ -96,9 +96,25 @@ pub struct Setting {
     pub value: String,
 }
 
-/// The settings page: what to enter in a phone, and the QR code (a PNG) when there is one.
-pub fn settings(settings: &[Setting], qr_png_base64: Option<&str>, note: Option<&str>) -> String {
-    settings_with_devices(settings, qr_png_base64, note, &[])
+/// The settings page: what to enter in a phone, the QR code of its provisioning document (a
+/// PNG) when there is one, and the QR code of its provisioning URL for a phone app's scanner.
+pub fn settings(
+    settings: &[Setting],
+    qr_png_base64: Option<&str>,
+    note: Option<&str>,
+    scanner_png_base64: Option<&str>,
+) -> String {
+    settings_with_devices(settings, qr_png_base64, note, scanner_png_base64, &[])
+}
+
+/// The part that offers a phone app's scanner the provisioning URL, with its element `id`.
+fn scanner_section(id: &str, png: &str) -> String {
+    format!(
+        "<p>In Linphone: <em>Assistant → Fetch remote configuration → Scan QR code</em>. This code \
+         works for 10 minutes.</p><p><img id=\"{id}\" alt=\"QR code with the address of your phone's settings\" \
+         src=\"data:image/png;base64,{}\"></p>\n",
+        escape(png)
+    )
 }
 
 /// The settings page with the devices' sign-ins (none: as [`settings`]).
@@ -106,6 +122,7 @@ pub fn settings_with_devices(
     settings: &[Setting],
     qr_png_base64: Option<&str>,
     note: Option<&str>,
+    scanner_png_base64: Option<&str>,
     devices: &[DeviceSettings],
 ) -> String {
     let mut body = String::from(
@@ -133,6 +150,10 @@ pub fn settings_with_devices(
             escape(png)
         );
     }
+    if let Some(png) = scanner_png_base64 {
+        body.push_str("<h2>Set up your phone app by scanning</h2>\n");
+        body.push_str(&scanner_section("scanner-qr", png));
+    }
     if !devices.is_empty() {
         body.push_str(&devices_section(devices));
     }
@@ -148,11 +169,13 @@ pub struct DeviceSettings {
     pub password: String,
     /// A QR code (PNG, base64) of its provisioning document, when the Secret holds one.
     pub qr_png_base64: Option<String>,
+    /// A QR code (PNG, base64) of its provisioning URL, for a phone app's scanner.
+    pub scanner_png_base64: Option<String>,
 }
 
 /// The devices' part of the settings page: per device its username, password and QR code.
-/// The element ids are `device-<n>-username`, `device-<n>-password`, `device-<n>-qr` (n from 0,
-/// so that no device name needs escaping in an attribute).
+/// The element ids are `device-<n>-username`, `device-<n>-password`, `device-<n>-qr` and
+/// `device-<n>-scanner-qr` (n from 0, so that no device name needs escaping in an attribute).
 pub fn devices_section(devices: &[DeviceSettings]) -> String {
     let mut body = String::from(
         "<h2>Your devices</h2>\n<p id=\"devices-note\">Each of your phones signs in with its own username and \
@@ -173,6 +196,9 @@ pub fn devices_section(devices: &[DeviceSettings]) -> String {
                 "<p><img id=\"device-{n}-qr\" alt=\"QR code with this device's settings\" src=\"data:image/png;base64,{}\"></p>",
                 escape(png)
             );
+        }
+        if let Some(png) = &d.scanner_png_base64 {
+            body.push_str(&scanner_section(&format!("device-{n}-scanner-qr"), png));
         }
     }
     body
@@ -263,10 +289,12 @@ mod tests {
             }],
             Some("iVBORw0KGgo="),
             None,
+            Some("c2Nhbm5lcg=="),
         );
         assert!(html.contains("<code id=\"password\">a&lt;b</code>"));
         assert!(html.contains("src=\"data:image/png;base64,iVBORw0KGgo=\""));
-        assert!(!settings(&[], None, None).contains("<img"));
+        assert!(html.contains("id=\"scanner-qr\"") && html.contains("c2Nhbm5lcg=="));
+        assert!(!settings(&[], None, None, None).contains("<img"));
     }
 
     #[test]

@@ -56,6 +56,7 @@ pub fn devices_from_secret(secret: &Secret, devices: &[&str]) -> Vec<super::page
                 username: secret_value(secret, &data_keys::device_username(name))?,
                 password: secret_value(secret, &data_keys::device_password(name))?,
                 qr_png_base64: png_base64(secret, &data_keys::device_qr_png(name)),
+                scanner_png_base64: None,
             })
         })
         .collect()
@@ -103,7 +104,7 @@ mod tests {
         ]);
         let shared: Vec<_> = shared_with_devices(&s).into_iter().map(|s| s.id).collect();
         assert_eq!(shared, ["server"]);
-        let d = devices_from_secret(&s, &["desk", "missing"]);
+        let mut d = devices_from_secret(&s, &["desk", "missing"]);
         assert_eq!(d.len(), 1, "only listed devices the Secret holds");
         assert_eq!(
             (d[0].username.as_str(), d[0].password.as_str()),
@@ -113,6 +114,13 @@ mod tests {
         let html = super::super::pages::devices_section(&d);
         assert!(html.contains("id=\"device-0-password\">desk-pw<") && html.contains("id=\"device-0-qr\""));
         assert!(!html.contains("old-pw") && !html.contains("account-pw"));
+        assert!(
+            !html.contains("scanner-qr"),
+            "no scanner code without a provisioning URL"
+        );
+        d[0].scanner_png_base64 = Some("c2Nhbg==".into());
+        let html = super::super::pages::devices_section(&d);
+        assert!(html.contains("id=\"device-0-scanner-qr\"") && html.contains("c2Nhbg=="));
     }
 
     #[test]

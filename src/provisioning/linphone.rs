@@ -121,6 +121,19 @@ pub fn linphone_xml(account: &LinphoneAccount<'_>) -> String {
     xml
 }
 
+/// `xml` (a document of [`linphone_xml`]) as served from a URL that soon stops working:
+/// marked `[misc] transient_provisioning`, so Linphone applies it once and forgets the URL
+/// instead of fetching it again at every start.
+pub fn transient(xml: &str) -> String {
+    let mut misc = String::new();
+    section(&mut misc, "misc", [("transient_provisioning", "1")].into_iter());
+    match xml.rfind("</config>") {
+        Some(end) => format!("{}{misc}{}", &xml[..end], &xml[end..]),
+        // Not one of ours: served as it is.
+        None => xml.to_string(),
+    }
+}
+
 fn section<'a>(xml: &mut String, name: &str, entries: impl Iterator<Item = (&'a str, &'a str)>) {
     let _ = writeln!(xml, "  <section name=\"{name}\">");
     for (key, value) in entries {
@@ -133,6 +146,19 @@ fn section<'a>(xml: &mut String, name: &str, entries: impl Iterator<Item = (&'a 
 mod tests {
     use super::*;
     use crate::api::Transport;
+
+    #[test]
+    fn a_transient_document_is_the_same_with_a_misc_section_before_its_end() {
+        let xml =
+            "<?xml version=\"1.0\"?>\n<config>\n  <section name=\"proxy_0\">\n  </section>\n</config>\n";
+        let t = transient(xml);
+        assert_eq!(
+            t,
+            "<?xml version=\"1.0\"?>\n<config>\n  <section name=\"proxy_0\">\n  </section>\n  \
+             <section name=\"misc\">\n    <entry name=\"transient_provisioning\">1</entry>\n  </section>\n</config>\n"
+        );
+        assert_eq!(transient("not xml"), "not xml");
+    }
 
     fn connection(outbound_proxy: Option<&str>) -> Connection {
         Connection {

@@ -7,7 +7,7 @@ pub mod linphone;
 pub mod qr;
 pub mod uri;
 
-pub use linphone::{LinphoneAccount, REGISTER_EXPIRES, linphone_xml, xml_escape};
+pub use linphone::{LinphoneAccount, REGISTER_EXPIRES, linphone_xml, transient, xml_escape};
 pub use qr::{QrError, qr_png};
 pub use uri::{registrar_uri, sip_uri};
 

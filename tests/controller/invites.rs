@@ -37,6 +37,38 @@ fn invites(sc: &Scenario) -> Api<SipUserInvite> {
     Api::namespaced(sc.client.clone(), sc.namespace())
 }
 
+/// Waits until kube-controller-manager's garbage collector watches SipUserInvites: it finds
+/// new resource types by discovery every 30 s, and until then it cannot orphan an invite
+/// whose owner is deleted with `propagationPolicy: Orphan` (it deletes it later, as dangling).
+/// The probe: an invite whose owner never existed is deleted once the collector sees it.
+async fn garbage_collector_watches_invites(sc: &Scenario) {
+    let mut probe = invite("gc-probe", "nobody", json!({}));
+    probe["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": "sipoperator.io/v1alpha1",
+        "kind": "SipUser",
+        "name": "nobody",
+        "uid": "00000000-0000-0000-0000-000000000000",
+    }]);
+    invites(sc)
+        .create(
+            &Default::default(),
+            &serde_json::from_value(probe).expect("probe invite"),
+        )
+        .await
+        .expect("create the probe invite");
+    sc.until(
+        "the garbage collector to delete an invite with a dangling owner",
+        WAIT,
+        || async {
+            match invites(sc).get_opt("gc-probe").await.expect("get") {
+                None => Ok(()),
+                Some(_) => Err("the probe invite is still there".into()),
+            }
+        },
+    )
+    .await;
+}
+
 async fn wait_invite(
     sc: &Scenario,
     name: &str,
@@ -531,6 +563,7 @@ async fn a_link_issued_for_a_user_since_re_created_is_dead() {
         first.metadata.uid.clone(),
         "the user's uid is recorded at issue"
     );
+    garbage_collector_watches_invites(&sc).await;
     sc.users()
         .delete(
             "alice",

@@ -44,7 +44,14 @@ fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
             "-days",
             "1",
         ])
-        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        // Also as a DNS name: liblinphone's TLS (mbedtls) matches the host it connects to
+        // against DNS names only; a real page has a DNS name anyway.
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -153,6 +160,48 @@ fn curl_post(url: &str, fields: &[&str]) -> u16 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
 }
 
+/// The status code and body of a GET of `url`.
+fn curl_get(url: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-k", "-s", "-w", "\n%{http_code}", url])
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// The PNG an `<img>` of the page shows as a `data:` URL.
+async fn img_png(browser: &Client, css: &str) -> Vec<u8> {
+    let imgs = browser.find_all(Locator::Css(css)).await.expect("find the image");
+    assert_eq!(imgs.len(), 1, "one {css} on the page");
+    let src = imgs[0].attr("src").await.expect("src").unwrap_or_default();
+    png_of_data_url(&src)
+}
+
+fn png_of_data_url(src: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let data = src
+        .strip_prefix("data:image/png;base64,")
+        .unwrap_or_else(|| panic!("a PNG data URL: {src:.40}"));
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .expect("base64")
+}
+
+/// The text of the QR code in `png`, as a phone's camera would read it (zbarimg).
+fn decode_qr(dir: &Path, png: &[u8]) -> String {
+    let file = dir.join("decode.png");
+    std::fs::write(&file, png).expect("write the QR code");
+    let out = Command::new("zbarimg")
+        .args(["-q", "--raw"])
+        .arg(&file)
+        .output()
+        .expect("zbarimg");
+    assert!(out.status.success(), "the QR code decodes");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// The page at `url` (a GET, or an empty form post with `post`).
 fn curl_body(url: &str, post: bool) -> String {
     let mut args = vec!["-k", "-s"];
@@ -234,7 +283,8 @@ async fn dead_reason(browser: &Client, url: &str) -> String {
 }
 
 /// An operator serving the invite page at `https://127.0.0.1:<port>` with a certificate made in
-/// `dir`, a Kamailio, and a domain whose password policy asks for 16 characters.
+/// `dir`, a Kamailio, and a domain whose password policy asks for 16 characters and whose
+/// phones connect to that Kamailio.
 async fn invite_setup(prefix: &str, dir: &Path) -> (Setup, String) {
     let (cert, key) = certificate(dir);
     invite_setup_with(prefix, &cert, &key).await
@@ -247,11 +297,16 @@ async fn invite_setup_with(prefix: &str, cert: &Path, key: &Path) -> (Setup, Str
     let base = format!("https://127.0.0.1:{port}");
     let kamailio = Kamailio::start();
     let target = format!("      urls: [\"{}\"]\n", kamailio.rpc_url());
+    // Phones provisioned from the page (linphonec) connect to this Kamailio.
+    let domain_spec = format!(
+        "  passwordPolicy: {{length: 16}}\n  connection: {{host: 127.0.0.1, port: {}}}\n",
+        kamailio.sip_port()
+    );
     let setup = Setup::with_operator_args(
         prefix,
         vec![kamailio],
         &target,
-        "  passwordPolicy: {length: 16}\n",
+        &domain_spec,
         |_| {},
         None,
         &[
@@ -344,35 +399,33 @@ async fn an_end_user_reads_their_settings_chooses_a_password_and_registers_a_pho
         text(&browser, "#sip-uri").await,
         format!("sip:alice@{};transport=udp", setup.fqdn)
     );
-    let qr = browser
-        .find_all(Locator::Css("img#qr"))
-        .await
-        .expect("find the QR code");
     let png = secret_bytes(&secret, "qr.png").expect("qr.png in the credentials Secret");
-    assert_eq!(qr.len(), 1, "one QR code on the page");
-    let src = qr[0].attr("src").await.expect("src").unwrap_or_default();
-    let shown = src
-        .strip_prefix("data:image/png;base64,")
-        .expect("a PNG data URL");
-    use base64::Engine as _;
-    let shown = base64::engine::general_purpose::STANDARD
-        .decode(shown)
-        .expect("base64");
+    let shown = img_png(&browser, "img#qr").await;
     assert_eq!(shown, png, "the Secret's QR code, as it is");
-    let file = dir.join("qr.png");
-    std::fs::write(&file, &shown).expect("write the QR code");
-    let out = Command::new("zbarimg")
-        .args(["-q", "--raw"])
-        .arg(&file)
-        .output()
-        .expect("zbarimg");
-    assert!(out.status.success(), "the QR code decodes");
     let xml = sip_operator::credentials::secret_value(&secret, "linphone.xml").expect("linphone.xml");
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim_end(),
+        decode_qr(&dir, &shown).trim_end(),
         xml.trim_end(),
         "the QR code holds the Secret's linphone.xml"
     );
+    // The scanner's code holds a provisioning URL that serves that document, marked to be
+    // applied once; a wrong token gets nothing.
+    let scanner_url = decode_qr(&dir, &img_png(&browser, "img#scanner-qr").await);
+    let scanner_url = scanner_url.trim_end().to_string();
+    assert!(
+        scanner_url.starts_with(&format!("{base}/provision/")),
+        "{scanner_url}"
+    );
+    let (code, served) = curl_get(&scanner_url);
+    assert_eq!(code, 200, "{served}");
+    assert_eq!(served, sip_operator::provisioning::transient(&xml));
+    assert!(served.contains("<entry name=\"transient_provisioning\">1</entry>"));
+    let wrong = format!(
+        "{}{}",
+        &scanner_url[..scanner_url.len() - 1],
+        if scanner_url.ends_with('A') { 'B' } else { 'A' }
+    );
+    assert_eq!(curl_get(&wrong).0, 404);
     let view = used(&invites, "alice-view").await;
     let status = view.status.clone().expect("status");
     assert_eq!(status.phase, Some(InvitePhase::Used));
@@ -458,6 +511,20 @@ async fn an_end_user_reads_their_settings_chooses_a_password_and_registers_a_pho
     fill(chosen, chosen).await;
     assert_eq!(text(&browser, "#password").await, chosen);
     assert!(text(&browser, "#note").await.contains("new password is in place"));
+    // The scanner's document is read when fetched: it carries the chosen password's HA1.
+    let chosen_url = decode_qr(&dir, &img_png(&browser, "img#scanner-qr").await);
+    let (code, document) = curl_get(chosen_url.trim_end());
+    let chosen_ha1 = sip_operator::credentials::ha1(
+        sip_operator::api::DigestAlgorithm::Md5,
+        "alice",
+        &setup.fqdn,
+        &sip_operator::credentials::Password::new(chosen),
+    );
+    assert_eq!(code, 200);
+    assert!(
+        document.contains(&format!("<entry name=\"ha1\">{chosen_ha1}</entry>")),
+        "{document}"
+    );
     let after = used(&invites, "alice-password").await.status.expect("status");
     assert_eq!(
         (after.phase, after.used_for),
@@ -554,6 +621,21 @@ async fn an_end_user_reads_their_settings_chooses_a_password_and_registers_a_pho
     })
     .await;
     assert_eq!(dead_reason(&browser, &late_url).await, "Expired");
+    // The provisioning URL is gone once the link's use is 10 minutes back (the boundary
+    // itself: claim.rs's unit test).
+    let long_ago = (Timestamp::now() - SignedDuration::from_secs(601)).to_string();
+    invites
+        .patch_status(
+            "alice-view",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"usedAt": long_ago}})),
+        )
+        .await
+        .expect("move usedAt");
+    eventually("the provisioning URL to be gone", WAIT, || async {
+        (curl_get(&scanner_url).0 == 410).then_some(())
+    })
+    .await;
 
     // 7. Wrong and truncated tokens: not valid, naming no account.
     let token = late_url.rsplit('/').next().expect("token").to_string();
@@ -724,6 +806,51 @@ async fn concurrent_uses_get_a_link_once_and_a_renewed_certificate_is_served() {
     assert!(
         !shown.contains(&value("password")) && !shown.contains("device-1-"),
         "neither the account's password nor the disabled device: {shown}"
+    );
+    // The desk phone's scanner code: Linphone fetches its document from the URL over HTTPS
+    // (trusting the page's certificate) and registers as dora#desk.
+    let marker =
+        "id=\"device-0-scanner-qr\" alt=\"QR code with the address of your phone's settings\" src=\"";
+    let src = shown
+        .split_once(marker)
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(src, _)| src)
+        .unwrap_or_else(|| panic!("the desk phone's scanner code: {shown}"));
+    let desk_url = decode_qr(&dir, &png_of_data_url(src)).trim_end().to_string();
+    assert!(
+        desk_url.starts_with(&format!("{base}/provision/")) && desk_url.ends_with("/desk"),
+        "{desk_url}"
+    );
+    let account_url = desk_url.trim_end_matches("/desk");
+    assert_eq!(
+        curl_get(&format!("{account_url}/spare")).0,
+        404,
+        "a disabled device's document is not served"
+    );
+    assert_eq!(
+        curl_get(account_url).0,
+        404,
+        "nor the account's while devices are listed"
+    );
+    let link_token = dora_url.rsplit('/').next().expect("token");
+    assert_eq!(
+        curl_get(&format!("{base}/provision/{link_token}")).0,
+        404,
+        "the link's own token is not a provisioning token"
+    );
+    let mut desk = crate::linphone::Linphone::start_from_url("dora-desk", &desk_url, &dir.join("tls.crt"));
+    desk.registered().await;
+    eventually("dora's desk phone counted", WAIT, || async {
+        let u = setup.users.get_opt("dora").await.ok().flatten()?;
+        let d = u.status?.devices;
+        (d.iter().find(|d| d.name == "desk")?.contacts == 1).then_some(())
+    })
+    .await;
+    desk.stop();
+    assert!(
+        !desk.config().contains("config-uri=https"),
+        "applied once: the saved configuration no longer names the URL:\n{}",
+        desk.config()
     );
 
     // A link issued for a user since deleted (the invite orphaned, so it outlives it) and

@@ -21,6 +21,7 @@ mod digest;
 mod grace;
 mod invites;
 mod journal;
+mod linphone;
 mod live_registrations;
 mod operator;
 mod realm;
