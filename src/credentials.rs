@@ -189,59 +189,58 @@ pub mod data_keys {
         PREVIOUS_CHANGED_AT,
     ];
 
-    /// The suffixes a device key may have after `devices.<device>`.
-    const DEVICE_SUFFIXES: [&str; 8] = [
-        ".username",
-        ".password",
-        ".linphone.xml",
-        ".qr.png",
-        ".previous.ha1",
-        ".previous.ha1-sha256",
-        ".previous.valid-until",
-        ".previous.changed-at",
+    /// The keys a device has, after `devices.<device>.`: the account's own names.
+    const DEVICE_KEYS: [&str; 8] = [
+        USERNAME,
+        PASSWORD,
+        LINPHONE_XML,
+        QR_PNG,
+        PREVIOUS_HA1,
+        PREVIOUS_HA1_SHA256,
+        PREVIOUS_VALID_UNTIL,
+        PREVIOUS_CHANGED_AT,
     ];
+
+    /// `devices.<device>.<key>`: the device's `key` (one of the account's key names).
+    pub fn device_key(device: &str, key: &str) -> String {
+        format!("{DEVICE_PREFIX}{device}.{key}")
+    }
 
     /// `devices.<device>.linphone.xml`: the device's Linphone provisioning document.
     pub fn device_linphone_xml(device: &str) -> String {
-        format!("{DEVICE_PREFIX}{device}.{LINPHONE_XML}")
+        device_key(device, LINPHONE_XML)
     }
 
     /// `devices.<device>.qr.png`: a QR code of that document.
     pub fn device_qr_png(device: &str) -> String {
-        format!("{DEVICE_PREFIX}{device}.{QR_PNG}")
+        device_key(device, QR_PNG)
     }
 
     /// `devices.<device>.username`: the device's digest username, `<username>#<device>`.
     pub fn device_username(device: &str) -> String {
-        format!("{DEVICE_PREFIX}{device}.username")
+        device_key(device, USERNAME)
     }
 
     /// `devices.<device>.password`: the device's password.
     pub fn device_password(device: &str) -> String {
-        format!("{DEVICE_PREFIX}{device}.password")
-    }
-
-    /// `devices.<device>.<key>` for one of [`PREVIOUS`]: the device's previous digest.
-    pub fn device_previous(device: &str, key: &str) -> String {
-        format!("{DEVICE_PREFIX}{device}.{key}")
+        device_key(device, PASSWORD)
     }
 
     /// The device a data key belongs to, if it is a device key. Device names are DNS labels
-    /// (no `.`), so the name is what lies before a known suffix.
+    /// (no `.`), so the name is what lies before a known key: `a.linphone.xml` is device `a`,
+    /// never `a.linphone` with a key `xml`.
     pub fn device_of(key: &str) -> Option<&str> {
         let rest = key.strip_prefix(DEVICE_PREFIX)?;
-        // Device names are DNS labels: no dot, so `a.linphone.xml` is device `a`, never
-        // `a.linphone` with a suffix `.xml`.
-        DEVICE_SUFFIXES
+        DEVICE_KEYS
             .iter()
-            .find_map(|suffix| rest.strip_suffix(suffix))
+            .find_map(|k| rest.strip_suffix(k)?.strip_suffix('.'))
             .filter(|d| !d.is_empty() && !d.contains('.'))
     }
 
     /// Whether a data key holds a previous digest (the account's or a device's).
     pub fn is_previous(key: &str) -> bool {
         PREVIOUS.contains(&key)
-            || (device_of(key).is_some() && PREVIOUS.iter().any(|p| key.ends_with(&format!(".{p}"))))
+            || device_of(key).is_some_and(|d| PREVIOUS.iter().any(|p| key == device_key(d, p)))
     }
 }
 
@@ -269,11 +268,11 @@ pub fn build_secret(spec: &SecretSpec<'_>) -> Secret {
         ]
     }))
     .chain(previous_data(spec.previous, spec.changed_at, |k| k.to_string()))
-    .chain(spec.devices.iter().flat_map(|d| {
-        previous_data(d.previous, d.changed_at, |k| {
-            data_keys::device_previous(d.name, k)
-        })
-    }))
+    .chain(
+        spec.devices
+            .iter()
+            .flat_map(|d| previous_data(d.previous, d.changed_at, |k| data_keys::device_key(d.name, k))),
+    )
     .map(|(k, v)| (k, v.into_bytes()))
     .chain(provisioning_entries(spec))
     .map(|(k, v)| (k, ByteString(v)))
@@ -333,13 +332,10 @@ fn read_previous(secret: &Secret, key: impl Fn(&str) -> String) -> Option<Previo
     let hex = |k: &str| {
         secret_value(secret, &key(k)).filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_hexdigit()))
     };
-    let until: k8s_openapi::jiff::Timestamp = secret_value(secret, &key(data_keys::PREVIOUS_VALID_UNTIL))?
-        .parse()
-        .ok()?;
     let p = PreviousDigest {
         ha1_md5: hex(data_keys::PREVIOUS_HA1),
         ha1_sha256: hex(data_keys::PREVIOUS_HA1_SHA256),
-        valid_until: until.as_second(),
+        valid_until: read_seconds(secret, &key(data_keys::PREVIOUS_VALID_UNTIL))?,
     };
     (p.ha1_md5.is_some() || p.ha1_sha256.is_some()).then_some(p)
 }
@@ -351,23 +347,24 @@ pub fn previous_digest(secret: &Secret) -> Option<PreviousDigest> {
 
 /// Device `device`'s previous digest stored in `secret`, if any.
 pub fn device_previous_digest(secret: &Secret, device: &str) -> Option<PreviousDigest> {
-    read_previous(secret, |k| data_keys::device_previous(device, k))
+    read_previous(secret, |k| data_keys::device_key(device, k))
 }
 
 /// When the account's password last changed under a grace period, as `secret` records it.
 pub fn previous_changed_at(secret: &Secret) -> Option<i64> {
-    read_changed_at(secret, data_keys::PREVIOUS_CHANGED_AT)
+    read_seconds(secret, data_keys::PREVIOUS_CHANGED_AT)
 }
 
 /// When device `device` was last rotated under a grace period, as `secret` records it.
 pub fn device_previous_changed_at(secret: &Secret, device: &str) -> Option<i64> {
-    read_changed_at(
+    read_seconds(
         secret,
-        &data_keys::device_previous(device, data_keys::PREVIOUS_CHANGED_AT),
+        &data_keys::device_key(device, data_keys::PREVIOUS_CHANGED_AT),
     )
 }
 
-fn read_changed_at(secret: &Secret, key: &str) -> Option<i64> {
+/// The RFC 3339 time under `key`, in Unix seconds.
+fn read_seconds(secret: &Secret, key: &str) -> Option<i64> {
     let at: k8s_openapi::jiff::Timestamp = secret_value(secret, key)?.parse().ok()?;
     Some(at.as_second())
 }

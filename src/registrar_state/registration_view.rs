@@ -204,25 +204,18 @@ impl Observed {
     /// Whether `status` says something else than this (so the user needs a status write).
     pub fn differs_from(&self, status: Option<&SipUserStatus>) -> bool {
         let registration = status.and_then(|s| s.registration.as_ref());
+        // Per device as recorded: (contacts, on the previous password); (0, 0) when not listed.
         let recorded = |name: &str| {
             status
                 .and_then(|s| s.devices.iter().find(|d| d.name == name))
-                .map_or(0, |d| d.contacts)
-        };
-        let recorded_previous = |name: &str| {
-            status
-                .and_then(|s| s.devices.iter().find(|d| d.name == name))
-                .map_or(0, |d| d.previous_password_contacts)
+                .map_or((0, 0), |d| (d.contacts, d.previous_password_contacts))
         };
         let held = status.and_then(|s| s.security.as_ref());
         registration != Some(&self.registration)
             || security(held, self.failures.as_ref()).as_ref() != held
-            || self
-                .devices
-                .iter()
-                .any(|(name, contacts)| recorded(name) != *contacts)
-            || self.devices.keys().any(|name| {
-                recorded_previous(name) != self.previous_password_devices.get(name).copied().unwrap_or(0)
+            || self.devices.iter().any(|(name, contacts)| {
+                let previous = self.previous_password_devices.get(name).copied().unwrap_or(0);
+                recorded(name) != (*contacts, previous)
             })
     }
 }
@@ -612,6 +605,24 @@ mod tests {
         SipUser::new(name, serde_json::from_value(spec).expect("user spec"))
     }
 
+    /// The status that records `o` as it is (what the operator writes after observing it).
+    fn recorded(o: &Observed) -> SipUserStatus {
+        SipUserStatus {
+            registration: Some(o.registration.clone()),
+            devices: o
+                .devices
+                .iter()
+                .map(|(name, contacts)| crate::api::DeviceStatus {
+                    name: name.clone(),
+                    contacts: *contacts,
+                    previous_password_contacts: o.previous_password_devices.get(name).copied().unwrap_or(0),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
     fn alice_with_devices() -> SipUser {
         user(
             "alice",
@@ -694,19 +705,7 @@ mod tests {
             )
         };
         let o = registered("alice#desk").observed(&alice, "d", at(1), &Graces::default());
-        let status = SipUserStatus {
-            registration: Some(o.registration.clone()),
-            devices: o
-                .devices
-                .iter()
-                .map(|(name, contacts)| crate::api::DeviceStatus {
-                    name: name.clone(),
-                    contacts: *contacts,
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        };
+        let status = recorded(&o);
         assert!(!o.differs_from(Some(&status)));
         assert!(o.differs_from(None));
         // Same number of contacts and user agents, but the desk phone went and the mobile came.
@@ -744,20 +743,7 @@ mod tests {
         let o = view(true).observed(&alice, "d", at(1), &graces);
         assert_eq!(o.registration.previous_password_contacts, 1);
         assert_eq!(o.previous_password_devices, BTreeMap::from([("desk".into(), 1)]));
-        let status = SipUserStatus {
-            registration: Some(o.registration.clone()),
-            devices: o
-                .devices
-                .iter()
-                .map(|(name, contacts)| crate::api::DeviceStatus {
-                    name: name.clone(),
-                    contacts: *contacts,
-                    previous_password_contacts: o.previous_password_devices.get(name).copied().unwrap_or(0),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        };
+        let status = recorded(&o);
         assert!(!o.differs_from(Some(&status)));
         let moved_on = view(false).observed(&alice, "d", at(1), &graces);
         assert_eq!(moved_on.registration.previous_password_contacts, 0);
