@@ -7,6 +7,7 @@ pub mod crd_check;
 pub mod crd_reference;
 pub mod crds;
 pub mod credentials;
+pub mod hms;
 pub mod http;
 pub mod invite;
 pub mod keys;

@@ -37,29 +37,7 @@ pub enum GracePeriodError {
 
 /// Parses a grace period such as `24h`, `90m`, `1h30m` or `0s` (no grace period).
 pub fn parse_grace_period(text: &str) -> Result<Duration, GracePeriodError> {
-    let malformed = || GracePeriodError::Malformed(text.to_string());
-    if text.is_empty() {
-        return Err(malformed());
-    }
-    let mut total: u64 = 0;
-    let mut rest = text;
-    // Units in order; each at most once.
-    for (unit, seconds) in [('h', 3600u64), ('m', 60), ('s', 1)] {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 || rest.as_bytes().get(digits) != Some(&(unit as u8)) {
-            continue;
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| malformed())?;
-        total = n
-            .checked_mul(seconds)
-            .and_then(|s| total.checked_add(s))
-            .ok_or_else(malformed)?;
-        rest = &rest[digits + 1..];
-    }
-    if !rest.is_empty() {
-        return Err(malformed());
-    }
-    let period = Duration::from_secs(total);
+    let period = crate::hms::parse(text).ok_or_else(|| GracePeriodError::Malformed(text.to_string()))?;
     if period > MAX_GRACE_PERIOD {
         return Err(GracePeriodError::TooLong(text.to_string()));
     }

@@ -18,31 +18,9 @@ pub enum ValidForError {
 /// Parses `24h`, `90m`, `1h30m`, `45s` (each unit at most once, in h-m-s order), bounded to
 /// 5m..=720h as the schema is.
 pub fn parse_valid_for(text: &str) -> Result<Duration, ValidForError> {
-    let malformed = || ValidForError::Malformed(text.to_string());
-    let mut rest = text;
-    let mut total: u64 = 0;
-    let mut last_unit = 0;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let (number, tail) = rest.split_at(digits);
-        let unit = tail.chars().next().ok_or_else(malformed)?;
-        let (rank, seconds) = match unit {
-            'h' => (1, 3600),
-            'm' => (2, 60),
-            's' => (3, 1),
-            _ => return Err(malformed()),
-        };
-        if number.is_empty() || number.len() > 8 || rank <= last_unit {
-            return Err(malformed());
-        }
-        let n: u64 = number.parse().map_err(|_| malformed())?;
-        total = total.saturating_add(n.saturating_mul(seconds));
-        last_unit = rank;
-        rest = &tail[1..];
-    }
-    if last_unit == 0 {
-        return Err(malformed());
-    }
+    let total = crate::hms::parse(text)
+        .ok_or_else(|| ValidForError::Malformed(text.to_string()))?
+        .as_secs();
     if !(MIN_VALID_FOR_SECONDS..=MAX_VALID_FOR_SECONDS).contains(&total) {
         return Err(ValidForError::OutOfBounds(text.to_string()));
     }
